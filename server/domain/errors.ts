@@ -1,0 +1,34 @@
+// Domain errors, thrown inside the tiers and services; server/errors.ts maps
+// them to Connect codes in one place.
+
+export abstract class DomainError extends Error {
+  override name = this.constructor.name;
+}
+
+/** Unknown id, another tenant's id, or a deleted thread: all look the same to the caller. */
+export class NotFound extends DomainError {
+  constructor(what: string, id: string) {
+    super(`${what} ${JSON.stringify(id)} not found`);
+  }
+}
+
+export class StaleExpectedSeq extends DomainError {
+  constructor(readonly expected: number, readonly actual: number) {
+    super(`expected_last_seq is ${expected} but the thread's last seq is ${actual}; nothing was written`);
+  }
+}
+
+/** An event_id already used by a different event (another thread, or a batch that is not a retry). */
+export class EventIdConflict extends DomainError {
+  constructor(readonly eventId: string, readonly where: string) {
+    super(`event_id ${JSON.stringify(eventId)} was already appended (${where}) by a different batch; nothing was written`);
+  }
+}
+
+export class InvalidInput extends DomainError {}
+
+/** A seq range that no tier holds any more (retention) or that does not exist yet. */
+export class OutOfRange extends DomainError {}
+
+/** A tier is unreachable; the call changed nothing. */
+export class TierUnavailable extends DomainError {}

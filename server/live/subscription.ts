@@ -1,0 +1,63 @@
+// One tailer's bounded buffer of live events. A slow reader never holds up the
+// fan-out: past the bound the buffer is dropped and the reader is told to
+// catch up from storage instead.
+import type { StoredEvent } from "../domain/records.js";
+import type { LiveSource } from "../tiers/hot/hot-log.js";
+
+export type Wake =
+  | { kind: "events"; events: StoredEvent[] }
+  | { kind: "overflow" }
+  | { kind: "idle" };
+
+export class LiveSubscription {
+  private buffered: StoredEvent[] = [];
+  private overflowed = false;
+  private wake?: () => void;
+  private readonly unsubscribe: () => void;
+
+  constructor(source: LiveSource, threadId: string, private readonly bound: number) {
+    this.unsubscribe = source.subscribe(threadId, (events) => this.push(events));
+  }
+
+  private push(events: StoredEvent[]): void {
+    if (this.overflowed) return;
+    if (this.buffered.length + events.length > this.bound) {
+      this.buffered = [];
+      this.overflowed = true;
+    } else {
+      for (const e of events) this.buffered.push(e);
+    }
+    this.wake?.();
+  }
+
+  /** Waits for live events, an overflow, `idleMs` of silence, or the signal. */
+  async next(idleMs: number, signal: AbortSignal): Promise<Wake> {
+    if (!this.overflowed && this.buffered.length === 0) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          signal.removeEventListener("abort", done);
+          this.wake = undefined;
+          resolve();
+        };
+        const timer = setTimeout(done, idleMs);
+        signal.addEventListener("abort", done, { once: true });
+        this.wake = done;
+      });
+    }
+    if (this.overflowed) {
+      this.overflowed = false;
+      this.buffered = [];
+      return { kind: "overflow" };
+    }
+    if (this.buffered.length === 0) return { kind: "idle" };
+    const events = this.buffered;
+    this.buffered = [];
+    return { kind: "events", events };
+  }
+
+  close(): void {
+    this.unsubscribe();
+    this.wake?.();
+  }
+}

@@ -1,0 +1,54 @@
+// The hot tier: seq assignment, the recent window of every thread's log, and
+// the live feed. Implementations: redis/ (production) and memory/ (embedded).
+import type { NewEvent, StoredEvent, ThreadRecord, TurnRecord } from "../../domain/records.js";
+
+export interface AppendCommand {
+  tenantId: string;
+  threadId: string;
+  /** Create the thread with these labels; the thread must not exist yet. */
+  create?: { metadata: Record<string, string> };
+  /** Register a new turn whose `turn.submitted` is the batch's last event. */
+  submit?: { turn: Omit<TurnRecord, "submittedSeq">; idempotencyKey: string };
+  /** Append only if the thread's last seq is this. */
+  expectedLastSeq?: number;
+  events: NewEvent[];
+}
+
+export type AppendResult =
+  | { kind: "appended"; thread: ThreadRecord; events: StoredEvent[]; turn?: TurnRecord }
+  /** Every client event_id was appended before: the original events, nothing written. */
+  | { kind: "duplicate-events"; thread: ThreadRecord; events: StoredEvent[] }
+  /** The idempotency key was used before: the original turn, nothing written. */
+  | { kind: "duplicate-turn"; thread: ThreadRecord; turn: TurnRecord };
+
+export interface HotLog {
+  /**
+   * A fresh thread id. With an idempotency scope, one that lands in the scope's
+   * partition, so the key and the new thread's keys are written by one script.
+   */
+  newThreadId(idempotencyScope?: string): string;
+  /** Atomically checks and appends; throws NotFound, StaleExpectedSeq or EventIdConflict. */
+  append(cmd: AppendCommand): Promise<AppendResult>;
+  /** The thread, or undefined for an unknown id. Tenant checks are the caller's. */
+  getThread(threadId: string): Promise<ThreadRecord | undefined>;
+  getTurn(turnId: string): Promise<TurnRecord | undefined>;
+  /** Events with seq > afterSeq in seq order, at most `limit`. */
+  read(threadId: string, afterSeq: number, limit: number): Promise<StoredEvent[]>;
+  findEvent(eventId: string): Promise<StoredEvent | undefined>;
+  /** Where the live feed comes from: appends of every process reach it. */
+  readonly live: LiveSource;
+  /** Round-trips to the backing store; throws when it is unreachable. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Live appended events, per thread, in seq order (gaps possible if a subscriber lags). */
+export interface LiveSource {
+  subscribe(threadId: string, onEvents: (events: StoredEvent[]) => void): () => void;
+}
+
+/** Idempotency keys are scoped to the thread, or to the tenant when SubmitTurn creates the thread. */
+export function idempotencyScope(cmd: AppendCommand): string | undefined {
+  if (!cmd.submit?.idempotencyKey) return undefined;
+  return JSON.stringify([cmd.tenantId, cmd.create ? "" : cmd.threadId, cmd.submit.idempotencyKey]);
+}

@@ -1,0 +1,45 @@
+// How an event sits in a thread stream: the entry id is the seq, field `e` a
+// compact JSON body, field `c` the append time (Redis TIME, ms).
+import type { NewEvent, StoredEvent } from "../../../domain/records.js";
+
+interface Body {
+  id: string;
+  tu: string;
+  ty: string;
+  p: StoredEvent["payload"];
+  m: Record<string, string>;
+  sv: number;
+  tn: string;
+  l: StoredEvent["level"];
+}
+
+export function encodeBody(e: NewEvent, tenantId: string): string {
+  const body: Body = {
+    id: e.eventId,
+    tu: e.turnId,
+    ty: e.type,
+    p: e.payload,
+    m: e.metadata,
+    sv: e.schemaVersion,
+    tn: tenantId,
+    l: e.level,
+  };
+  return JSON.stringify(body);
+}
+
+export function decodeEntry(threadId: string, entryId: string, fields: Record<string, string>): StoredEvent {
+  const b = JSON.parse(fields.e) as Body;
+  return {
+    eventId: b.id,
+    threadId,
+    turnId: b.tu,
+    seq: Number(entryId.slice(0, entryId.indexOf("-"))),
+    type: b.ty,
+    payload: b.p,
+    metadata: b.m,
+    schemaVersion: b.sv,
+    createdAt: Number(fields.c),
+    tenantId: b.tn,
+    level: b.l,
+  };
+}

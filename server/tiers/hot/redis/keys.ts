@@ -1,0 +1,55 @@
+// Every key of a partition carries the hash tag {p}, so one script touches a
+// thread's keys and its partition log in one Cluster slot.
+import { createHash } from "node:crypto";
+import { partitionOf } from "../partition.js";
+
+export class HotKeys {
+  constructor(readonly prefix: string, readonly partitions: number) {}
+
+  partition(threadId: string): number {
+    return partitionOf(threadId, this.partitions);
+  }
+
+  private base(threadId: string): string {
+    return `${this.prefix}:{${this.partition(threadId)}}`;
+  }
+
+  /** The thread's stream; entry id `<seq>-0`. */
+  stream(threadId: string): string {
+    return `${this.base(threadId)}:t:${threadId}`;
+  }
+
+  /** Hash: tenant, last_seq, status, metadata, created_at, updated_at, open_turns. */
+  meta(threadId: string): string {
+    return `${this.base(threadId)}:t:${threadId}:meta`;
+  }
+
+  /** Hash: turn_id → turn JSON. */
+  turns(threadId: string): string {
+    return `${this.base(threadId)}:t:${threadId}:turns`;
+  }
+
+  /** The partition log the persister and the live readers follow. */
+  partitionLog(p: number): string {
+    return `${this.prefix}:{${p}}:log`;
+  }
+
+  /** Hash: event_id → "<thread_id> <seq>", for retries and GetEvent. */
+  eventIndex(p: number): string {
+    return `${this.prefix}:{${p}}:eid`;
+  }
+
+  /** Hash: turn_id → thread_id, for GetTurn. */
+  turnIndex(p: number): string {
+    return `${this.prefix}:{${p}}:turn`;
+  }
+
+  /**
+   * String with a TTL: a SubmitTurn idempotency key → "<thread_id> <turn_id>".
+   * In the thread's partition; a new thread's id is chosen to share the scope's.
+   */
+  idempotency(threadId: string, scope: string): string {
+    const digest = createHash("sha256").update(scope).digest("hex").slice(0, 40);
+    return `${this.base(threadId)}:idem:${digest}`;
+  }
+}

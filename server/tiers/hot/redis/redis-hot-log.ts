@@ -1,0 +1,219 @@
+// The production hot tier: Redis Streams, one Lua script per atomic change.
+import { readFileSync } from "node:fs";
+import { ulid } from "ulid";
+import type { RedisClientType } from "redis";
+import { EventIdConflict, NotFound, StaleExpectedSeq } from "../../../domain/errors.js";
+import type { StoredEvent, ThreadRecord, TurnRecord } from "../../../domain/records.js";
+import { ThreadFanout } from "../../../live/fanout.js";
+import { type AppendCommand, type AppendResult, type HotLog, idempotencyScope } from "../hot-log.js";
+import { decodeEntry, encodeBody } from "./event-codec.js";
+import { HotKeys } from "./keys.js";
+import { PartitionLogReader } from "./partition-log-reader.js";
+import { ScriptRunner } from "./script-runner.js";
+
+export interface RedisHotLogOptions {
+  client: RedisClientType;
+  prefix: string;
+  partitions: number;
+  idempotencyTtlSeconds: number;
+  /** Follow the partition logs for live fan-out (servers do; pure writers need not). */
+  followLive: boolean;
+  log?: { warn(obj: object, msg: string): void };
+}
+
+const appendScript = readFileSync(new URL("./scripts/append_events.lua", import.meta.url), "utf8");
+
+export class RedisHotLog implements HotLog {
+  readonly keys: HotKeys;
+  readonly live = new ThreadFanout();
+  private readonly client: RedisClientType;
+  private readonly script: ScriptRunner;
+  private reader?: PartitionLogReader;
+
+  private constructor(private readonly opts: RedisHotLogOptions) {
+    this.client = opts.client;
+    this.keys = new HotKeys(opts.prefix, opts.partitions);
+    this.script = new ScriptRunner(this.client, appendScript);
+  }
+
+  static async open(opts: RedisHotLogOptions): Promise<RedisHotLog> {
+    const hot = new RedisHotLog(opts);
+    if (opts.followLive) {
+      hot.reader = new PartitionLogReader(opts.client, hot.keys, hot.live, (threadId, from, to) =>
+        hot.range(threadId, from, to),
+        opts.log,
+      );
+      await hot.reader.start();
+    }
+    return hot;
+  }
+
+  newThreadId(scope?: string): string {
+    if (!scope) return ulid();
+    const wanted = this.keys.partition(scope);
+    for (;;) {
+      const id = ulid();
+      if (this.keys.partition(id) === wanted) return id;
+    }
+  }
+
+  async append(cmd: AppendCommand): Promise<AppendResult> {
+    const k = this.keys;
+    const p = k.partition(cmd.threadId);
+    await this.rejectIdsOfOtherPartitions(cmd, p);
+    const turn = cmd.submit?.turn;
+    const scope = idempotencyScope(cmd);
+    // Without an idempotency key the script gets the meta key again (a key must be named, not null).
+    const idemKey = scope ? k.idempotency(cmd.threadId, scope) : k.meta(cmd.threadId);
+    const args: string[] = [
+      cmd.threadId,
+      cmd.tenantId,
+      cmd.expectedLastSeq === undefined ? "" : String(cmd.expectedLastSeq),
+      cmd.create ? JSON.stringify(cmd.create.metadata) : "",
+      turn ? turn.turnId : "",
+      turn ? JSON.stringify(turnBody(turn)) : "",
+      String(this.opts.idempotencyTtlSeconds),
+      String(cmd.events.length),
+    ];
+    for (const e of cmd.events) args.push(e.eventId, e.clientSuppliedId ? "1" : "0", encodeBody(e, cmd.tenantId));
+    const keys = [
+      k.meta(cmd.threadId),
+      k.stream(cmd.threadId),
+      k.partitionLog(p),
+      k.eventIndex(p),
+      k.turns(cmd.threadId),
+      k.turnIndex(p),
+      idemKey,
+    ];
+    const reply = (await this.script.run(keys, args)) as string[];
+    switch (reply[0]) {
+      case "OK": {
+        const [first, last, createdAt] = [Number(reply[1]), Number(reply[2]), Number(reply[3])];
+        const events: StoredEvent[] = cmd.events.map((e, i) => ({
+          eventId: e.eventId,
+          threadId: cmd.threadId,
+          turnId: e.turnId,
+          seq: first + i,
+          type: e.type,
+          payload: e.payload,
+          metadata: e.metadata,
+          schemaVersion: e.schemaVersion,
+          createdAt,
+          tenantId: cmd.tenantId,
+          level: e.level,
+        }));
+        const thread = await this.mustGetThread(cmd.threadId);
+        const result: AppendResult = { kind: "appended", thread, events };
+        if (turn) result.turn = { ...turn, submittedSeq: last, createdAt, updatedAt: createdAt };
+        return result;
+      }
+      case "NOT_FOUND":
+        throw new NotFound("thread", cmd.threadId);
+      case "EXISTS":
+        throw new EventIdConflict(cmd.threadId, "thread id already in use");
+      case "STALE":
+        throw new StaleExpectedSeq(cmd.expectedLastSeq ?? 0, Number(reply[1]));
+      case "CONFLICT":
+        throw new EventIdConflict(reply[1], reply[2] === "partial" ? "some ids of this batch are new" : `thread/seq ${reply[2]}`);
+      case "DUP_EVENTS": {
+        const seqs = reply.slice(1).map(Number);
+        const events = await Promise.all(seqs.map((s) => this.range(cmd.threadId, s, s).then((r) => r[0])));
+        return { kind: "duplicate-events", thread: await this.mustGetThread(cmd.threadId), events };
+      }
+      case "DUP_TURN": {
+        const [threadId, turnId] = reply[1].split(" ");
+        const original = await this.getTurn(turnId);
+        if (!original) throw new NotFound("turn", turnId);
+        return { kind: "duplicate-turn", thread: await this.mustGetThread(threadId), turn: original };
+      }
+      default:
+        throw new Error(`append_events.lua answered ${JSON.stringify(reply)}`);
+    }
+  }
+
+  async getThread(threadId: string): Promise<ThreadRecord | undefined> {
+    const h = await this.client.hGetAll(this.keys.meta(threadId));
+    if (!h.tenant) return undefined;
+    return {
+      threadId,
+      tenantId: h.tenant,
+      status: h.status as ThreadRecord["status"],
+      lastSeq: Number(h.last_seq ?? 0),
+      metadata: h.metadata ? JSON.parse(h.metadata) : {},
+      createdAt: Number(h.created_at),
+      updatedAt: Number(h.updated_at ?? h.created_at),
+    };
+  }
+
+  async getTurn(turnId: string): Promise<TurnRecord | undefined> {
+    const threadId = await this.probePartitions((p) => this.client.hGet(this.keys.turnIndex(p), turnId));
+    if (!threadId) return undefined;
+    const json = await this.client.hGet(this.keys.turns(threadId), turnId);
+    return json ? (JSON.parse(json) as TurnRecord) : undefined;
+  }
+
+  read(threadId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
+    return this.range(threadId, afterSeq + 1, undefined, limit);
+  }
+
+  async findEvent(eventId: string): Promise<StoredEvent | undefined> {
+    const where = await this.probePartitions((p) => this.client.hGet(this.keys.eventIndex(p), eventId));
+    if (!where) return undefined;
+    const [threadId, seq] = where.split(" ");
+    const [event] = await this.range(threadId, Number(seq), Number(seq));
+    return event;
+  }
+
+  async ping(): Promise<void> {
+    await this.client.ping();
+  }
+
+  async close(): Promise<void> {
+    await this.reader?.stop();
+  }
+
+  private async range(threadId: string, from: number, to?: number, count?: number): Promise<StoredEvent[]> {
+    const entries = await this.client.xRange(
+      this.keys.stream(threadId),
+      `${from}-0`,
+      to === undefined ? "+" : `${to}-0`,
+      count === undefined ? undefined : { COUNT: count },
+    );
+    return (entries ?? []).map((entry) => decodeEntry(threadId, entry.id, entry.message as Record<string, string>));
+  }
+
+  private async mustGetThread(threadId: string): Promise<ThreadRecord> {
+    const thread = await this.getThread(threadId);
+    if (!thread) throw new NotFound("thread", threadId);
+    return thread;
+  }
+
+  /**
+   * The script sees only its own partition's event index; client ids used in
+   * another partition are caught here (one pipelined round trip, only when the
+   * client chose ids). Two threads racing to use one new id is left to the
+   * warm tier's unique event_id.
+   */
+  private async rejectIdsOfOtherPartitions(cmd: AppendCommand, own: number): Promise<void> {
+    const ids = cmd.events.filter((e) => e.clientSuppliedId).map((e) => e.eventId);
+    if (ids.length === 0 || this.keys.partitions === 1) return;
+    const others = Array.from({ length: this.keys.partitions }, (_, p) => p).filter((p) => p !== own);
+    const answers = await Promise.all(others.map((p) => this.client.hmGet(this.keys.eventIndex(p), ids)));
+    for (const answer of answers) {
+      const i = answer.findIndex((where) => where !== null);
+      if (i >= 0) throw new EventIdConflict(ids[i], `thread/seq ${answer[i]}`);
+    }
+  }
+
+  /** By-id lookups ask every partition's index at once (one pipelined round trip). */
+  private async probePartitions(lookup: (p: number) => Promise<string | null | undefined>): Promise<string | undefined> {
+    const answers = await Promise.all(Array.from({ length: this.keys.partitions }, (_, p) => lookup(p)));
+    return answers.find((a): a is string => typeof a === "string") ?? undefined;
+  }
+}
+
+function turnBody(turn: Omit<TurnRecord, "submittedSeq">): object {
+  // createdAt/updatedAt/submittedSeq are spliced in by the script from Redis time and the assigned seq.
+  const { createdAt: _c, updatedAt: _u, ...rest } = turn;
+  return rest;
+}

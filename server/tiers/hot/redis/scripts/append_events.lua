@@ -1,0 +1,87 @@
+-- Atomically: (optionally) create a thread or register a turn, dedupe client
+-- event ids, check expected_last_seq, assign the next seqs, write the thread
+-- stream and the partition log. Every key shares one {partition} hash tag.
+--
+-- KEYS: 1 meta, 2 stream, 3 partition log, 4 event index, 5 turns,
+--       6 turn index, 7 idempotency key
+-- ARGV: 1 thread_id, 2 tenant, 3 expected_last_seq ('' = none),
+--       4 create metadata JSON ('' = thread must exist),
+--       5 turn id ('' = no turn), 6 turn JSON without submittedSeq,
+--       7 idempotency TTL seconds, 8 event count n,
+--       then per event: event_id, '1' if the client chose it, body JSON
+-- Returns {status, ...}: OK first last created_at | NOT_FOUND | EXISTS |
+--   DUP_TURN "<thread> <turn>" | DUP_EVENTS seq... | CONFLICT event_id where | STALE last
+
+local meta, stream, plog, eidx, turns, tidx, idem =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local thread_id, tenant = ARGV[1], ARGV[2]
+local n = tonumber(ARGV[8])
+
+-- Without an idempotency key the caller passes the meta key again as KEYS[7].
+local has_idem = idem ~= meta
+if has_idem then
+  local prior = redis.call('GET', idem)
+  if prior then return {'DUP_TURN', prior} end
+end
+
+local owner = redis.call('HGET', meta, 'tenant')
+if ARGV[4] ~= '' then
+  if owner then return {'EXISTS'} end
+elseif owner ~= tenant or redis.call('HGET', meta, 'status') == 'deleted' then
+  return {'NOT_FOUND'}
+end
+
+-- A retry carries the same client ids: all found means "return the originals".
+local found, first_found = {}, nil
+for i = 0, n - 1 do
+  local id, chosen = ARGV[9 + i * 3], ARGV[10 + i * 3]
+  if chosen == '1' then
+    local where = redis.call('HGET', eidx, id)
+    if where then
+      local sp = string.find(where, ' ', 1, true)
+      if string.sub(where, 1, sp - 1) ~= thread_id then return {'CONFLICT', id, where} end
+      found[#found + 1] = string.sub(where, sp + 1)
+      first_found = first_found or id
+    end
+  end
+end
+if #found > 0 then
+  if #found ~= n then return {'CONFLICT', first_found, 'partial'} end
+  return {'DUP_EVENTS', unpack(found)}
+end
+
+local last = tonumber(redis.call('HGET', meta, 'last_seq') or '0')
+if ARGV[3] ~= '' and tonumber(ARGV[3]) ~= last then return {'STALE', tostring(last)} end
+
+local t = redis.call('TIME')
+local now = tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+
+if ARGV[4] ~= '' then
+  redis.call('HSET', meta, 'tenant', tenant, 'status', 'idle', 'metadata', ARGV[4],
+    'created_at', now, 'open_turns', '0', 'last_seq', '0')
+end
+
+local seq = last
+for i = 0, n - 1 do
+  seq = seq + 1
+  local id = ARGV[9 + i * 3]
+  redis.call('XADD', stream, seq .. '-0', 'e', ARGV[11 + i * 3], 'c', now)
+  redis.call('HSET', eidx, id, thread_id .. ' ' .. seq)
+end
+redis.call('HSET', meta, 'last_seq', seq, 'updated_at', now)
+redis.call('XADD', plog, '*', 't', thread_id, 'f', last + 1, 'l', seq)
+
+if ARGV[5] ~= '' then
+  -- turn.submitted is the batch's last event; splice its seq and time into the turn JSON.
+  local turn = '{"submittedSeq":' .. seq .. ',"createdAt":' .. now .. ',"updatedAt":' .. now .. ',' ..
+    string.sub(ARGV[6], 2)
+  redis.call('HSET', turns, ARGV[5], turn)
+  redis.call('HSET', tidx, ARGV[5], thread_id)
+  redis.call('HINCRBY', meta, 'open_turns', 1)
+  redis.call('HSET', meta, 'status', 'busy')
+  if has_idem then
+    redis.call('SET', idem, thread_id .. ' ' .. ARGV[5], 'EX', tonumber(ARGV[7]))
+  end
+end
+
+return {'OK', tostring(last + 1), tostring(seq), now}

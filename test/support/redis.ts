@@ -1,0 +1,22 @@
+// Each test file gets its own key prefix on the machine's Redis, so files run
+// in parallel without seeing each other's keys; the keys go when the file ends.
+import { randomUUID } from "node:crypto";
+import { createClient, type RedisClientType } from "redis";
+
+export const redisUrl = process.env.REDIS_URL || "redis://127.0.0.1:6379";
+
+export async function testRedis(): Promise<{ client: RedisClientType; prefix: string; cleanup(): Promise<void> }> {
+  const client = createClient({ url: redisUrl }) as RedisClientType;
+  await client.connect();
+  const prefix = `ettest-${randomUUID().slice(0, 8)}`;
+  return {
+    client,
+    prefix,
+    async cleanup() {
+      for await (const keys of client.scanIterator({ MATCH: `${prefix}:*`, COUNT: 500 })) {
+        if (keys.length) await client.del(keys);
+      }
+      client.destroy();
+    },
+  };
+}
