@@ -1,0 +1,68 @@
+// gRPC health checking (grpc/health/v1): what load balancers, Kubernetes probes and
+// grpc_health_probe ask. Spec: https://github.com/grpc/grpc/blob/master/doc/health-checking.md
+import { EventEmitter, on } from "node:events";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
+
+/** Serving status per service name; "" is the server as a whole. */
+export class HealthStatus {
+  private readonly statuses = new Map<string, ServingStatus>();
+  private readonly emitter = new EventEmitter();
+  private shuttingDown = false;
+
+  /** The overall status starts SERVING, as in grpc-go: a server that answers is up. */
+  constructor(overall: ServingStatus = ServingStatus.SERVING) {
+    this.statuses.set("", overall);
+    this.emitter.setMaxListeners(0); // one listener per open Watch; no leak warning
+  }
+
+  get(service: string): ServingStatus | undefined {
+    return this.statuses.get(service);
+  }
+
+  set(service: string, status: ServingStatus): void {
+    // Once shutting down, a late set(SERVING) must not invite new traffic.
+    if (this.shuttingDown || this.statuses.get(service) === status) return;
+    this.statuses.set(service, status);
+    this.emitter.emit("change", service);
+  }
+
+  /** Every known service goes NOT_SERVING and stays so; call before draining connections. */
+  markShuttingDown(): void {
+    for (const service of this.statuses.keys()) this.set(service, ServingStatus.NOT_SERVING);
+    this.shuttingDown = true;
+  }
+
+  /** Yields [service] for each status change from now on; throws AbortError when signal aborts. */
+  changes(signal: AbortSignal): AsyncIterableIterator<string[]> {
+    return on(this.emitter, "change", { signal });
+  }
+}
+
+export function healthService(status: HealthStatus): ServiceImpl<typeof Health> {
+  return {
+    check(req) {
+      const current = status.get(req.service);
+      if (current === undefined) throw new ConnectError(`unknown service ${req.service}`, Code.NotFound);
+      return { status: current };
+    },
+    async *watch(req, ctx) {
+      // Subscribe before the first read, so a change in between is not lost.
+      const changes = status.changes(ctx.signal);
+      const current = () => status.get(req.service) ?? ServingStatus.SERVICE_UNKNOWN;
+      try {
+        let sent = current();
+        yield { status: sent };
+        for await (const [service] of changes) {
+          if (service !== req.service || current() === sent) continue;
+          sent = current();
+          yield { status: sent };
+        }
+      } catch (err) {
+        if (!ctx.signal.aborted) throw err; // abort = client gone or server ending the call
+      } finally {
+        await changes.return?.();
+      }
+    },
+  };
+}
