@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file eventide/v1/archive_service.proto.
  */
 export const file_eventide_v1_archive_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFldmVudGlkZS92MS9hcmNoaXZlX3NlcnZpY2UucHJvdG8SC2V2ZW50aWRlLnYxIu0BCgdBcmNoaXZlEhIKCmFyY2hpdmVfaWQYASABKAkSEQoJdGhyZWFkX2lkGAIgASgJEhEKCXRlbmFudF9pZBgDIAEoCRIUCghmcm9tX3NlcRgEIAEoA0ICMAISEgoGdG9fc2VxGAUgASgDQgIwAhISCgpvYmplY3Rfa2V5GAYgASgJEhcKC2V2ZW50X2NvdW50GAcgASgDQgIwAhIRCgVieXRlcxgIIAEoA0ICMAISDgoGc2hhMjU2GAkgASgJEi4KCmNyZWF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkAKFEFyY2hpdmVUaHJlYWRSZXF1ZXN0EhEKCXRocmVhZF9pZBgBIAEoCRIVCgl1cF90b19zZXEYAiABKANCAjACIj8KFUFyY2hpdmVUaHJlYWRSZXNwb25zZRImCghhcmNoaXZlcxgBIAMoCzIULmV2ZW50aWRlLnYxLkFyY2hpdmUiKAoTTGlzdEFyY2hpdmVzUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkiPgoUTGlzdEFyY2hpdmVzUmVzcG9uc2USJgoIYXJjaGl2ZXMYASADKAsyFC5ldmVudGlkZS52MS5BcmNoaXZlIicKEUdldEFyY2hpdmVSZXF1ZXN0EhIKCmFyY2hpdmVfaWQYASABKAkiOwoSR2V0QXJjaGl2ZVJlc3BvbnNlEiUKB2FyY2hpdmUYASABKAsyFC5ldmVudGlkZS52MS5BcmNoaXZlMowCCg5BcmNoaXZlU2VydmljZRJWCg1BcmNoaXZlVGhyZWFkEiEuZXZlbnRpZGUudjEuQXJjaGl2ZVRocmVhZFJlcXVlc3QaIi5ldmVudGlkZS52MS5BcmNoaXZlVGhyZWFkUmVzcG9uc2USUwoMTGlzdEFyY2hpdmVzEiAuZXZlbnRpZGUudjEuTGlzdEFyY2hpdmVzUmVxdWVzdBohLmV2ZW50aWRlLnYxLkxpc3RBcmNoaXZlc1Jlc3BvbnNlEk0KCkdldEFyY2hpdmUSHi5ldmVudGlkZS52MS5HZXRBcmNoaXZlUmVxdWVzdBofLmV2ZW50aWRlLnYxLkdldEFyY2hpdmVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CiFldmVudGlkZS92MS9hcmNoaXZlX3NlcnZpY2UucHJvdG8SC2V2ZW50aWRlLnYxIt0BCgdBcmNoaXZlEhIKCmFyY2hpdmVfaWQYASABKAkSEQoJdGhyZWFkX2lkGAIgASgJEhEKCXRlbmFudF9pZBgDIAEoCRIQCghmcm9tX3NlcRgEIAEoAxIOCgZ0b19zZXEYBSABKAMSEgoKb2JqZWN0X2tleRgGIAEoCRITCgtldmVudF9jb3VudBgHIAEoAxINCgVieXRlcxgIIAEoAxIOCgZzaGEyNTYYCSABKAkSLgoKY3JlYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiPAoUQXJjaGl2ZVRocmVhZFJlcXVlc3QSEQoJdGhyZWFkX2lkGAEgASgJEhEKCXVwX3RvX3NlcRgCIAEoAyI/ChVBcmNoaXZlVGhyZWFkUmVzcG9uc2USJgoIYXJjaGl2ZXMYASADKAsyFC5ldmVudGlkZS52MS5BcmNoaXZlIigKE0xpc3RBcmNoaXZlc1JlcXVlc3QSEQoJdGhyZWFkX2lkGAEgASgJIj4KFExpc3RBcmNoaXZlc1Jlc3BvbnNlEiYKCGFyY2hpdmVzGAEgAygLMhQuZXZlbnRpZGUudjEuQXJjaGl2ZSInChFHZXRBcmNoaXZlUmVxdWVzdBISCgphcmNoaXZlX2lkGAEgASgJIjsKEkdldEFyY2hpdmVSZXNwb25zZRIlCgdhcmNoaXZlGAEgASgLMhQuZXZlbnRpZGUudjEuQXJjaGl2ZTKMAgoOQXJjaGl2ZVNlcnZpY2USVgoNQXJjaGl2ZVRocmVhZBIhLmV2ZW50aWRlLnYxLkFyY2hpdmVUaHJlYWRSZXF1ZXN0GiIuZXZlbnRpZGUudjEuQXJjaGl2ZVRocmVhZFJlc3BvbnNlElMKDExpc3RBcmNoaXZlcxIgLmV2ZW50aWRlLnYxLkxpc3RBcmNoaXZlc1JlcXVlc3QaIS5ldmVudGlkZS52MS5MaXN0QXJjaGl2ZXNSZXNwb25zZRJNCgpHZXRBcmNoaXZlEh4uZXZlbnRpZGUudjEuR2V0QXJjaGl2ZVJlcXVlc3QaHy5ldmVudGlkZS52MS5HZXRBcmNoaXZlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * One archived object: a contiguous seq range of one thread.
@@ -44,14 +44,14 @@ export type Archive = Message<"eventide.v1.Archive"> & {
   /**
    * The first seq in the object.
    *
-   * @generated from field: int64 from_seq = 4 [jstype = JS_NUMBER];
+   * @generated from field: int64 from_seq = 4;
    */
   fromSeq: bigint;
 
   /**
    * The last seq in the object.
    *
-   * @generated from field: int64 to_seq = 5 [jstype = JS_NUMBER];
+   * @generated from field: int64 to_seq = 5;
    */
   toSeq: bigint;
 
@@ -65,14 +65,14 @@ export type Archive = Message<"eventide.v1.Archive"> & {
   /**
    * How many events the object holds.
    *
-   * @generated from field: int64 event_count = 7 [jstype = JS_NUMBER];
+   * @generated from field: int64 event_count = 7;
    */
   eventCount: bigint;
 
   /**
    * The object's size in bytes (gzipped).
    *
-   * @generated from field: int64 bytes = 8 [jstype = JS_NUMBER];
+   * @generated from field: int64 bytes = 8;
    */
   bytes: bigint;
 
@@ -114,7 +114,7 @@ export type ArchiveThreadRequest = Message<"eventide.v1.ArchiveThreadRequest"> &
   /**
    * Archive events up to this seq (0 = everything persisted).
    *
-   * @generated from field: int64 up_to_seq = 2 [jstype = JS_NUMBER];
+   * @generated from field: int64 up_to_seq = 2;
    */
   upToSeq: bigint;
 };

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file eventide/v1/event_service.proto.
  */
 export const file_eventide_v1_event_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9ldmVudGlkZS92MS9ldmVudF9zZXJ2aWNlLnByb3RvEgtldmVudGlkZS52MSKuAQoTQXBwZW5kRXZlbnRzUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSDwoHdHVybl9pZBgCIAEoCRIQCghsZWFzZV9pZBgDIAEoCRIiChFleHBlY3RlZF9sYXN0X3NlcRgEIAEoA0ICMAJIAIgBARInCgZldmVudHMYBSADKAsyFy5ldmVudGlkZS52MS5FdmVudElucHV0QhQKEl9leHBlY3RlZF9sYXN0X3NlcSJnChRBcHBlbmRFdmVudHNSZXNwb25zZRIVCglmaXJzdF9zZXEYASABKANCAjACEhQKCGxhc3Rfc2VxGAIgASgDQgIwAhIiCgZldmVudHMYAyADKAsyEi5ldmVudGlkZS52MS5FdmVudCJtChFUYWlsRXZlbnRzUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSFQoJYWZ0ZXJfc2VxGAIgASgDQgIwAhIOCgZmb2xsb3cYAyABKAgSDQoFdHlwZXMYBCADKAkSDwoHdHVybl9pZBgFIAEoCSKaAQoSVGFpbEV2ZW50c1Jlc3BvbnNlEiMKBWV2ZW50GAEgASgLMhIuZXZlbnRpZGUudjEuRXZlbnRIABIqCgljYXVnaHRfdXAYAiABKAsyFS5ldmVudGlkZS52MS5DYXVnaHRVcEgAEisKCWhlYXJ0YmVhdBgDIAEoCzIWLmV2ZW50aWRlLnYxLkhlYXJ0YmVhdEgAQgYKBGl0ZW0iIAoIQ2F1Z2h0VXASFAoIbGFzdF9zZXEYASABKANCAjACIlEKCUhlYXJ0YmVhdBIXCgtzY2FubmVkX3NlcRgBIAEoA0ICMAISKwoHc2VudF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi/gEKEUxpc3RFdmVudHNSZXF1ZXN0EhEKCXRocmVhZF9pZBgBIAEoCRIPCgd0dXJuX2lkGAIgASgJEg0KBXR5cGVzGAMgAygJEjEKDWNyZWF0ZWRfYWZ0ZXIYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCglhZnRlcl9zZXEYBiABKANCAjACEhEKCXBhZ2Vfc2l6ZRgHIAEoBRISCgpwYWdlX3Rva2VuGAggASgJEhEKCXRlbmFudF9pZBgJIAEoCSJRChJMaXN0RXZlbnRzUmVzcG9uc2USIgoGZXZlbnRzGAEgAygLMhIuZXZlbnRpZGUudjEuRXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiMKD0dldEV2ZW50UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCSI1ChBHZXRFdmVudFJlc3BvbnNlEiEKBWV2ZW50GAEgASgLMhIuZXZlbnRpZGUudjEuRXZlbnQyzAIKDEV2ZW50U2VydmljZRJTCgxBcHBlbmRFdmVudHMSIC5ldmVudGlkZS52MS5BcHBlbmRFdmVudHNSZXF1ZXN0GiEuZXZlbnRpZGUudjEuQXBwZW5kRXZlbnRzUmVzcG9uc2USTwoKVGFpbEV2ZW50cxIeLmV2ZW50aWRlLnYxLlRhaWxFdmVudHNSZXF1ZXN0Gh8uZXZlbnRpZGUudjEuVGFpbEV2ZW50c1Jlc3BvbnNlMAESTQoKTGlzdEV2ZW50cxIeLmV2ZW50aWRlLnYxLkxpc3RFdmVudHNSZXF1ZXN0Gh8uZXZlbnRpZGUudjEuTGlzdEV2ZW50c1Jlc3BvbnNlEkcKCEdldEV2ZW50EhwuZXZlbnRpZGUudjEuR2V0RXZlbnRSZXF1ZXN0Gh0uZXZlbnRpZGUudjEuR2V0RXZlbnRSZXNwb25zZWIGcHJvdG8z", [file_eventide_v1_resources, file_google_protobuf_timestamp]);
+  fileDesc("Ch9ldmVudGlkZS92MS9ldmVudF9zZXJ2aWNlLnByb3RvEgtldmVudGlkZS52MSKqAQoTQXBwZW5kRXZlbnRzUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSDwoHdHVybl9pZBgCIAEoCRIQCghsZWFzZV9pZBgDIAEoCRIeChFleHBlY3RlZF9sYXN0X3NlcRgEIAEoA0gAiAEBEicKBmV2ZW50cxgFIAMoCzIXLmV2ZW50aWRlLnYxLkV2ZW50SW5wdXRCFAoSX2V4cGVjdGVkX2xhc3Rfc2VxIl8KFEFwcGVuZEV2ZW50c1Jlc3BvbnNlEhEKCWZpcnN0X3NlcRgBIAEoAxIQCghsYXN0X3NlcRgCIAEoAxIiCgZldmVudHMYAyADKAsyEi5ldmVudGlkZS52MS5FdmVudCJpChFUYWlsRXZlbnRzUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSEQoJYWZ0ZXJfc2VxGAIgASgDEg4KBmZvbGxvdxgDIAEoCBINCgV0eXBlcxgEIAMoCRIPCgd0dXJuX2lkGAUgASgJIpoBChJUYWlsRXZlbnRzUmVzcG9uc2USIwoFZXZlbnQYASABKAsyEi5ldmVudGlkZS52MS5FdmVudEgAEioKCWNhdWdodF91cBgCIAEoCzIVLmV2ZW50aWRlLnYxLkNhdWdodFVwSAASKwoJaGVhcnRiZWF0GAMgASgLMhYuZXZlbnRpZGUudjEuSGVhcnRiZWF0SABCBgoEaXRlbSIcCghDYXVnaHRVcBIQCghsYXN0X3NlcRgBIAEoAyJNCglIZWFydGJlYXQSEwoLc2Nhbm5lZF9zZXEYASABKAMSKwoHc2VudF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi+gEKEUxpc3RFdmVudHNSZXF1ZXN0EhEKCXRocmVhZF9pZBgBIAEoCRIPCgd0dXJuX2lkGAIgASgJEg0KBXR5cGVzGAMgAygJEjEKDWNyZWF0ZWRfYWZ0ZXIYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglhZnRlcl9zZXEYBiABKAMSEQoJcGFnZV9zaXplGAcgASgFEhIKCnBhZ2VfdG9rZW4YCCABKAkSEQoJdGVuYW50X2lkGAkgASgJIlEKEkxpc3RFdmVudHNSZXNwb25zZRIiCgZldmVudHMYASADKAsyEi5ldmVudGlkZS52MS5FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIwoPR2V0RXZlbnRSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJIjUKEEdldEV2ZW50UmVzcG9uc2USIQoFZXZlbnQYASABKAsyEi5ldmVudGlkZS52MS5FdmVudDLMAgoMRXZlbnRTZXJ2aWNlElMKDEFwcGVuZEV2ZW50cxIgLmV2ZW50aWRlLnYxLkFwcGVuZEV2ZW50c1JlcXVlc3QaIS5ldmVudGlkZS52MS5BcHBlbmRFdmVudHNSZXNwb25zZRJPCgpUYWlsRXZlbnRzEh4uZXZlbnRpZGUudjEuVGFpbEV2ZW50c1JlcXVlc3QaHy5ldmVudGlkZS52MS5UYWlsRXZlbnRzUmVzcG9uc2UwARJNCgpMaXN0RXZlbnRzEh4uZXZlbnRpZGUudjEuTGlzdEV2ZW50c1JlcXVlc3QaHy5ldmVudGlkZS52MS5MaXN0RXZlbnRzUmVzcG9uc2USRwoIR2V0RXZlbnQSHC5ldmVudGlkZS52MS5HZXRFdmVudFJlcXVlc3QaHS5ldmVudGlkZS52MS5HZXRFdmVudFJlc3BvbnNlYgZwcm90bzM", [file_eventide_v1_resources, file_google_protobuf_timestamp]);
 
 /**
  * AppendEvents' input.
@@ -46,7 +46,7 @@ export type AppendEventsRequest = Message<"eventide.v1.AppendEventsRequest"> & {
   /**
    * When set: append only if the thread's last seq is exactly this.
    *
-   * @generated from field: optional int64 expected_last_seq = 4 [jstype = JS_NUMBER];
+   * @generated from field: optional int64 expected_last_seq = 4;
    */
   expectedLastSeq?: bigint | undefined;
 
@@ -74,14 +74,14 @@ export type AppendEventsResponse = Message<"eventide.v1.AppendEventsResponse"> &
   /**
    * The seq of the first event of the batch.
    *
-   * @generated from field: int64 first_seq = 1 [jstype = JS_NUMBER];
+   * @generated from field: int64 first_seq = 1;
    */
   firstSeq: bigint;
 
   /**
    * The seq of the last event of the batch.
    *
-   * @generated from field: int64 last_seq = 2 [jstype = JS_NUMBER];
+   * @generated from field: int64 last_seq = 2;
    */
   lastSeq: bigint;
 
@@ -116,7 +116,7 @@ export type TailEventsRequest = Message<"eventide.v1.TailEventsRequest"> & {
   /**
    * Deliver events with seq greater than this (0 = from the start).
    *
-   * @generated from field: int64 after_seq = 2 [jstype = JS_NUMBER];
+   * @generated from field: int64 after_seq = 2;
    */
   afterSeq: bigint;
 
@@ -204,7 +204,7 @@ export type CaughtUp = Message<"eventide.v1.CaughtUp"> & {
   /**
    * The thread's last seq when the history ended.
    *
-   * @generated from field: int64 last_seq = 1 [jstype = JS_NUMBER];
+   * @generated from field: int64 last_seq = 1;
    */
   lastSeq: bigint;
 };
@@ -226,7 +226,7 @@ export type Heartbeat = Message<"eventide.v1.Heartbeat"> & {
    * Every seq up to this one has been scanned (and, if it matched the
    * filters, delivered): a resumed filtered tail may start after it.
    *
-   * @generated from field: int64 scanned_seq = 1 [jstype = JS_NUMBER];
+   * @generated from field: int64 scanned_seq = 1;
    */
   scannedSeq: bigint;
 
@@ -289,7 +289,7 @@ export type ListEventsRequest = Message<"eventide.v1.ListEventsRequest"> & {
   /**
    * Only events with seq greater than this (with `thread_id`).
    *
-   * @generated from field: int64 after_seq = 6 [jstype = JS_NUMBER];
+   * @generated from field: int64 after_seq = 6;
    */
   afterSeq: bigint;
 

@@ -9,6 +9,8 @@ export interface AppendCommand {
   create?: { metadata: Record<string, string> };
   /** Register a new turn whose `turn.submitted` is the batch's last event. */
   submit?: { turn: Omit<TurnRecord, "submittedSeq">; idempotencyKey: string };
+  /** The events belong to this turn, which the thread must hold (NotFound otherwise). */
+  turnId?: string;
   /** Append only if the thread's last seq is this. */
   expectedLastSeq?: number;
   events: NewEvent[];

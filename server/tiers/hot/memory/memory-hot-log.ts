@@ -43,6 +43,8 @@ export class MemoryHotLog implements HotLog {
       throw new NotFound("thread", cmd.threadId);
     }
 
+    if (cmd.turnId && !state?.turns.has(cmd.turnId)) throw new NotFound("turn", cmd.turnId);
+
     const found: StoredEvent[] = [];
     for (const e of cmd.events) {
       if (!e.clientSuppliedId) continue;

@@ -74,6 +74,7 @@ export class RedisHotLog implements HotLog {
       turn ? JSON.stringify(turnBody(turn)) : "",
       String(this.opts.idempotencyTtlSeconds),
       String(cmd.events.length),
+      cmd.turnId ?? "",
     ];
     for (const e of cmd.events) args.push(e.eventId, e.clientSuppliedId ? "1" : "0", encodeBody(e, cmd.tenantId));
     const keys = [
@@ -109,6 +110,8 @@ export class RedisHotLog implements HotLog {
       }
       case "NOT_FOUND":
         throw new NotFound("thread", cmd.threadId);
+      case "NO_TURN":
+        throw new NotFound("turn", cmd.turnId ?? "");
       case "EXISTS":
         throw new EventIdConflict(cmd.threadId, "thread id already in use");
       case "STALE":

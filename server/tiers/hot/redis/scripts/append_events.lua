@@ -8,8 +8,9 @@
 --       4 create metadata JSON ('' = thread must exist),
 --       5 turn id ('' = no turn), 6 turn JSON without submittedSeq,
 --       7 idempotency TTL seconds, 8 event count n,
+--       9 a turn id the thread must already hold ('' = none),
 --       then per event: event_id, '1' if the client chose it, body JSON
--- Returns {status, ...}: OK first last created_at | NOT_FOUND | EXISTS |
+-- Returns {status, ...}: OK first last created_at | NOT_FOUND | NO_TURN | EXISTS |
 --   DUP_TURN "<thread> <turn>" | DUP_EVENTS seq... | CONFLICT event_id where | STALE last
 
 local meta, stream, plog, eidx, turns, tidx, idem =
@@ -31,10 +32,12 @@ elseif owner ~= tenant or redis.call('HGET', meta, 'status') == 'deleted' then
   return {'NOT_FOUND'}
 end
 
+if ARGV[9] ~= '' and redis.call('HEXISTS', turns, ARGV[9]) == 0 then return {'NO_TURN'} end
+
 -- A retry carries the same client ids: all found means "return the originals".
 local found, first_found = {}, nil
 for i = 0, n - 1 do
-  local id, chosen = ARGV[9 + i * 3], ARGV[10 + i * 3]
+  local id, chosen = ARGV[10 + i * 3], ARGV[11 + i * 3]
   if chosen == '1' then
     local where = redis.call('HGET', eidx, id)
     if where then
@@ -64,8 +67,8 @@ end
 local seq = last
 for i = 0, n - 1 do
   seq = seq + 1
-  local id = ARGV[9 + i * 3]
-  redis.call('XADD', stream, seq .. '-0', 'e', ARGV[11 + i * 3], 'c', now)
+  local id = ARGV[10 + i * 3]
+  redis.call('XADD', stream, seq .. '-0', 'e', ARGV[12 + i * 3], 'c', now)
   redis.call('HSET', eidx, id, thread_id .. ' ' .. seq)
 end
 redis.call('HSET', meta, 'last_seq', seq, 'updated_at', now)

@@ -1,0 +1,72 @@
+// Builds the RPC surface on the tiers and serves it on one port.
+import type { DescFile } from "@bufbuild/protobuf";
+import type { ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Logger } from "pino";
+import { AgentService, file_eventide_v1_agent_service } from "../gen/eventide/v1/agent_service_pb.js";
+import { ArchiveService, file_eventide_v1_archive_service } from "../gen/eventide/v1/archive_service_pb.js";
+import { EventService, file_eventide_v1_event_service } from "../gen/eventide/v1/event_service_pb.js";
+import { TurnService, file_eventide_v1_turn_service } from "../gen/eventide/v1/turn_service_pb.js";
+import { file_grpc_health_v1_health, Health } from "../gen/grpc/health/v1/health_pb.js";
+import { file_grpc_reflection_v1_reflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
+import { file_grpc_reflection_v1alpha_reflection } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import type { Config } from "./config.js";
+import { errorInterceptor } from "./errors.js";
+import { type ListeningServer, listen, withCors } from "./http-server.js";
+import { eventService } from "./services/event-service.js";
+import { HealthStatus, healthService } from "./services/health-service.js";
+import { registerReflection } from "./services/reflection-service.js";
+import { turnService } from "./services/turn-service.js";
+import type { Tiers } from "./tiers/open-tiers.js";
+
+/** What reflection announces: our four services, health and reflection itself. */
+const announcedFiles: DescFile[] = [
+  file_eventide_v1_turn_service,
+  file_eventide_v1_event_service,
+  file_eventide_v1_archive_service,
+  file_eventide_v1_agent_service,
+  file_grpc_health_v1_health,
+  file_grpc_reflection_v1_reflection,
+  file_grpc_reflection_v1alpha_reflection,
+];
+
+/** Requests larger than this are refused before decoding (1,000 events of typical size fit). */
+const maxRequestBytes = 16 * 1024 * 1024;
+
+export interface RunningServer {
+  port: number;
+  health: HealthStatus;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: Config, tiers: Tiers, log: Logger): Promise<RunningServer> {
+  const health = new HealthStatus();
+  const routes = (router: ConnectRouter) => {
+    router.service(TurnService, turnService({ hot: tiers.hot }));
+    router.service(EventService, eventService({
+      hot: tiers.hot,
+      reader: tiers.hot,
+      heartbeatMs: config.heartbeatMs,
+      tailBuffer: config.tailBuffer,
+    }));
+    // Declared now, implemented by later milestones: calls answer UNIMPLEMENTED.
+    router.service(ArchiveService, {});
+    router.service(AgentService, {});
+    router.service(Health, healthService(health));
+    registerReflection(router, announcedFiles);
+  };
+  const handler = connectNodeAdapter({
+    routes,
+    interceptors: [errorInterceptor(log)],
+    readMaxBytes: maxRequestBytes,
+  });
+  const server: ListeningServer = await listen(withCors(config.corsOrigins, handler), config.port, config.host);
+  return {
+    port: server.port,
+    health,
+    async close() {
+      health.markShuttingDown();
+      await server.close();
+    },
+  };
+}

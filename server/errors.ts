@@ -1,0 +1,62 @@
+// The one place where errors become Connect codes. Handlers throw domain
+// errors; anything unexpected is logged and answered INTERNAL without details.
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import {
+  DomainError,
+  EventIdConflict,
+  InvalidInput,
+  NotFound,
+  OutOfRange,
+  StaleExpectedSeq,
+  TierUnavailable,
+} from "./domain/errors.js";
+
+export function toConnectError(err: unknown, log: Logger): ConnectError {
+  if (err instanceof ConnectError) return err;
+  if (err instanceof DomainError) return new ConnectError(err.message, domainCode(err));
+  if (isConnectionError(err)) {
+    log.warn({ err }, "a tier is unreachable");
+    return new ConnectError("a storage tier is unavailable; nothing was written, retry later", Code.Unavailable);
+  }
+  log.error({ err }, "unexpected error");
+  return new ConnectError("internal error", Code.Internal);
+}
+
+function domainCode(err: DomainError): Code {
+  if (err instanceof NotFound) return Code.NotFound;
+  if (err instanceof InvalidInput) return Code.InvalidArgument;
+  if (err instanceof StaleExpectedSeq) return Code.FailedPrecondition;
+  if (err instanceof EventIdConflict) return Code.AlreadyExists;
+  if (err instanceof OutOfRange) return Code.OutOfRange;
+  if (err instanceof TierUnavailable) return Code.Unavailable;
+  return Code.Internal;
+}
+
+function isConnectionError(err: unknown): boolean {
+  return (
+    err instanceof Error &&
+    /ClientClosed|ClientOffline|SocketClosed|ConnectionTimeout|ECONNREFUSED|ECONNRESET|EPIPE/.test(`${err.name} ${err.message}`)
+  );
+}
+
+/** Maps errors of unary calls and of server streams (thrown mid-stream). */
+export function errorInterceptor(log: Logger): Interceptor {
+  return (next) => async (req) => {
+    try {
+      const res = await next(req);
+      if (!res.stream) return res;
+      return { ...res, message: mapStreamErrors(res.message, log) };
+    } catch (err) {
+      throw toConnectError(err, log);
+    }
+  };
+}
+
+async function* mapStreamErrors<T>(messages: AsyncIterable<T>, log: Logger): AsyncIterable<T> {
+  try {
+    yield* messages;
+  } catch (err) {
+    throw toConnectError(err, log);
+  }
+}

@@ -1,0 +1,103 @@
+// EventService: append, tail, look up. Storage stays behind HotLog and EventReader.
+import { create } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { ulid } from "ulid";
+import type { EventInput } from "../../gen/eventide/v1/resources_pb.js";
+import { type EventService, type TailEventsResponse, TailEventsResponseSchema } from "../../gen/eventide/v1/event_service_pb.js";
+import { callerOf } from "../auth.js";
+import { InvalidInput, NotFound, OutOfRange } from "../domain/errors.js";
+import type { NewEvent } from "../domain/records.js";
+import { type EventReader, tail, type TailItem } from "../reads/tail.js";
+import type { HotLog } from "../tiers/hot/hot-log.js";
+import { toEvent } from "./convert.js";
+import { ownedThread, visibleTo } from "./ownership.js";
+import * as v from "./validation.js";
+
+export interface EventServiceDeps {
+  hot: HotLog;
+  reader: EventReader;
+  heartbeatMs: number;
+  tailBuffer: number;
+}
+
+export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof EventService>> {
+  const { hot } = deps;
+  return {
+    async appendEvents(req, ctx) {
+      const { tenantId } = callerOf(ctx);
+      const threadId = v.requireUlid("thread_id", req.threadId);
+      const turnId = v.optionalUlid("turn_id", req.turnId);
+      const expectedLastSeq = req.expectedLastSeq === undefined ? undefined : v.seq("expected_last_seq", req.expectedLastSeq);
+      const events = newEvents(req.events, turnId);
+      const res = await hot.append({ tenantId, threadId, turnId: turnId || undefined, expectedLastSeq, events });
+      if (res.kind === "duplicate-turn") throw new Error("an event append cannot be a turn retry");
+      return {
+        firstSeq: BigInt(res.events[0].seq),
+        lastSeq: BigInt(res.events[res.events.length - 1].seq),
+        events: res.events.map(toEvent),
+      };
+    },
+
+    async *tailEvents(req, ctx) {
+      const threadId = v.requireUlid("thread_id", req.threadId);
+      const afterSeq = v.seq("after_seq", req.afterSeq);
+      const types = v.typePrefixes("types", req.types);
+      const turnId = v.optionalUlid("turn_id", req.turnId);
+      const thread = await ownedThread(hot, callerOf(ctx), threadId);
+      if (afterSeq > thread.lastSeq) {
+        throw new OutOfRange(`after_seq ${afterSeq} is beyond the thread's last seq ${thread.lastSeq}`);
+      }
+      const items = tail(
+        { threadId, afterSeq, follow: req.follow, types, turnId },
+        { reader: deps.reader, live: hot.live, heartbeatMs: deps.heartbeatMs, bufferBound: deps.tailBuffer },
+        ctx.signal,
+      );
+      for await (const item of items) yield tailResponse(item);
+    },
+
+    async getEvent(req, ctx) {
+      const eventId = v.eventId("event_id", req.eventId);
+      const event = await hot.findEvent(eventId);
+      if (!event || !visibleTo(callerOf(ctx), event.tenantId)) throw new NotFound("event", eventId);
+      return { event: toEvent(event) };
+    },
+  };
+}
+
+function newEvents(inputs: EventInput[], turnId: string): NewEvent[] {
+  if (inputs.length === 0 || inputs.length > v.limits.eventsPerBatch) {
+    throw new InvalidInput(`events must hold 1 to ${v.limits.eventsPerBatch} events, got ${inputs.length}`);
+  }
+  const seen = new Set<string>();
+  return inputs.map((e, i) => {
+    const field = `events[${i}]`;
+    const clientSuppliedId = e.eventId !== "";
+    const eventId = clientSuppliedId ? v.eventId(`${field}.event_id`, e.eventId) : ulid();
+    if (seen.has(eventId)) throw new InvalidInput(`${field}.event_id ${JSON.stringify(eventId)} appears twice in the batch`);
+    seen.add(eventId);
+    return {
+      eventId,
+      clientSuppliedId,
+      turnId,
+      type: v.eventType(`${field}.type`, e.type),
+      payload: v.jsonObject(`${field}.payload`, e.payload),
+      metadata: v.metadata(`${field}.metadata`, e.metadata),
+      schemaVersion: v.schemaVersion(`${field}.schema_version`, e.schemaVersion),
+      level: v.level(`${field}.level`, e.level),
+    };
+  });
+}
+
+function tailResponse(item: TailItem): TailEventsResponse {
+  switch (item.kind) {
+    case "event":
+      return create(TailEventsResponseSchema, { item: { case: "event", value: toEvent(item.event) } });
+    case "caught-up":
+      return create(TailEventsResponseSchema, { item: { case: "caughtUp", value: { lastSeq: BigInt(item.lastSeq) } } });
+    case "heartbeat":
+      return create(TailEventsResponseSchema, {
+        item: { case: "heartbeat", value: { scannedSeq: BigInt(item.scannedSeq), sentAt: timestampNow() } },
+      });
+  }
+}

@@ -1,0 +1,78 @@
+// TurnService: threads and turns. Writes go through the hot tier's atomic append.
+import type { ServiceImpl } from "@connectrpc/connect";
+import { ulid } from "ulid";
+import type { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
+import { callerOf } from "../auth.js";
+import type { NewEvent, TurnRecord } from "../domain/records.js";
+import type { HotLog } from "../tiers/hot/hot-log.js";
+import { toThread, toTurn } from "./convert.js";
+import { ownedThread, ownedTurn } from "./ownership.js";
+import * as v from "./validation.js";
+
+export function turnService(deps: { hot: HotLog }): Partial<ServiceImpl<typeof TurnService>> {
+  const { hot } = deps;
+  return {
+    async createThread(req, ctx) {
+      const { tenantId } = callerOf(ctx);
+      const metadata = v.metadata("metadata", req.metadata);
+      const threadId = hot.newThreadId();
+      const res = await hot.append({
+        tenantId,
+        threadId,
+        create: { metadata },
+        events: [systemEvent("thread.created", "", { metadata })],
+      });
+      return { thread: toThread(res.thread) };
+    },
+
+    async getThread(req, ctx) {
+      return { thread: toThread(await ownedThread(hot, callerOf(ctx), v.requireUlid("thread_id", req.threadId))) };
+    },
+
+    async submitTurn(req, ctx) {
+      const { tenantId } = callerOf(ctx);
+      const input = v.jsonObject("input", req.input);
+      const metadata = v.metadata("metadata", req.metadata);
+      const idempotencyKey = v.maxChars("idempotency_key", req.idempotencyKey, v.limits.idempotencyKeyChars);
+      const creating = req.threadId === "";
+      const threadId = creating
+        ? hot.newThreadId(idempotencyKey ? JSON.stringify([tenantId, "", idempotencyKey]) : undefined)
+        : v.requireUlid("thread_id", req.threadId);
+      const turnId = ulid();
+      const turn: Omit<TurnRecord, "submittedSeq"> = {
+        turnId,
+        threadId,
+        tenantId,
+        status: "queued",
+        input,
+        error: "",
+        attempt: 0,
+        agentId: "",
+        idempotencyKey,
+        metadata,
+        createdAt: 0,
+        updatedAt: 0,
+      };
+      const events = [systemEvent("turn.submitted", turnId, { input, metadata })];
+      if (creating) events.unshift(systemEvent("thread.created", "", { metadata: {} }));
+      const res = await hot.append({
+        tenantId,
+        threadId,
+        create: creating ? { metadata: {} } : undefined,
+        submit: { turn, idempotencyKey },
+        events,
+      });
+      if (res.kind === "duplicate-events") throw new Error("a turn submission cannot be an event retry");
+      const stored = res.turn!;
+      return { thread: toThread(res.thread), turn: toTurn(stored), seq: BigInt(stored.submittedSeq) };
+    },
+
+    async getTurn(req, ctx) {
+      return { turn: toTurn(await ownedTurn(hot, callerOf(ctx), v.requireUlid("turn_id", req.turnId))) };
+    },
+  };
+}
+
+function systemEvent(type: string, turnId: string, payload: NewEvent["payload"]): NewEvent {
+  return { eventId: ulid(), clientSuppliedId: false, turnId, type, payload, metadata: {}, schemaVersion: 1, level: "info" };
+}

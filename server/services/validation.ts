@@ -1,0 +1,101 @@
+// Input rules that do not fit the proto (yet): every failure names the field
+// and the rule, and is thrown before anything is written.
+import type { JsonObject } from "@bufbuild/protobuf";
+import { InvalidInput } from "../domain/errors.js";
+import { type EventLevel, eventLevels } from "../domain/records.js";
+
+export const limits = {
+  eventsPerBatch: 1_000,
+  payloadBytes: 256 * 1024,
+  metadataEntries: 64,
+  metadataKeyChars: 128,
+  metadataValueChars: 1_024,
+  typeChars: 128,
+  typeFilters: 32,
+  idempotencyKeyChars: 256,
+  reasonChars: 1_024,
+} as const;
+
+const ulidPattern = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+const eventIdPattern = /^[A-Za-z0-9_-]{1,64}$/;
+const typePattern = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$/;
+const typePrefixPattern = /^[a-z0-9_.]{1,128}$/;
+
+/** Types only eventide appends: they drive the thread and turn projections. */
+const reservedTypes = /^(thread\.created|turn\.[a-z_]+)$/;
+
+export function requireUlid(field: string, value: string): string {
+  if (!ulidPattern.test(value)) throw new InvalidInput(`${field} must be a ULID (26 characters of Crockford base32), got ${quote(value)}`);
+  return value;
+}
+
+export function optionalUlid(field: string, value: string): string {
+  return value === "" ? "" : requireUlid(field, value);
+}
+
+export function eventId(field: string, value: string): string {
+  if (!eventIdPattern.test(value)) throw new InvalidInput(`${field} must be 1-64 characters of [A-Za-z0-9_-], got ${quote(value)}`);
+  return value;
+}
+
+export function eventType(field: string, value: string): string {
+  if (value.length > limits.typeChars || !typePattern.test(value)) {
+    throw new InvalidInput(`${field} must be lowercase dot notation like "message.delta" (${typePattern.source}, at most ${limits.typeChars} characters), got ${quote(value)}`);
+  }
+  if (reservedTypes.test(value)) {
+    throw new InvalidInput(`${field} ${quote(value)} is appended by eventide itself; use the TurnService/AgentService RPCs`);
+  }
+  return value;
+}
+
+export function typePrefixes(field: string, values: string[]): string[] {
+  if (values.length > limits.typeFilters) throw new InvalidInput(`${field} takes at most ${limits.typeFilters} prefixes, got ${values.length}`);
+  values.forEach((v, i) => {
+    if (!typePrefixPattern.test(v)) throw new InvalidInput(`${field}[${i}] must be 1-128 characters of [a-z0-9_.], got ${quote(v)}`);
+  });
+  return values;
+}
+
+export function jsonObject(field: string, value: JsonObject | undefined): JsonObject {
+  const object = value ?? {};
+  const bytes = Buffer.byteLength(JSON.stringify(object));
+  if (bytes > limits.payloadBytes) throw new InvalidInput(`${field} is ${bytes} bytes as JSON; the limit is ${limits.payloadBytes}`);
+  return object;
+}
+
+export function metadata(field: string, value: Record<string, string>): Record<string, string> {
+  const entries = Object.entries(value);
+  if (entries.length > limits.metadataEntries) throw new InvalidInput(`${field} has ${entries.length} entries; the limit is ${limits.metadataEntries}`);
+  for (const [k, v] of entries) {
+    if (k.length === 0 || k.length > limits.metadataKeyChars) throw new InvalidInput(`${field} keys must be 1-${limits.metadataKeyChars} characters, got ${quote(k)}`);
+    if (v.length > limits.metadataValueChars) throw new InvalidInput(`${field}[${quote(k)}] is longer than ${limits.metadataValueChars} characters`);
+  }
+  return { ...value };
+}
+
+export function level(field: string, value: string): EventLevel {
+  if (value === "") return "info";
+  if (!(eventLevels as readonly string[]).includes(value)) throw new InvalidInput(`${field} must be one of ${eventLevels.join(", ")}, got ${quote(value)}`);
+  return value as EventLevel;
+}
+
+export function schemaVersion(field: string, value: number): number {
+  if (value === 0) return 1;
+  if (value < 0 || value > 1_000_000) throw new InvalidInput(`${field} must be from 1 to 1000000, got ${value}`);
+  return value;
+}
+
+/** Seqs are int64 on the wire and numbers inside (a log never nears 2^53 events). */
+export function seq(field: string, value: bigint): number {
+  if (value < 0n || value > BigInt(Number.MAX_SAFE_INTEGER)) throw new InvalidInput(`${field} must be a seq from 0 to 2^53-1, got ${value}`);
+  return Number(value);
+}
+
+export function maxChars(field: string, value: string, max: number): string {
+  if (value.length > max) throw new InvalidInput(`${field} is longer than ${max} characters`);
+  return value;
+}
+
+function quote(value: string): string {
+  return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
+}
