@@ -13,10 +13,22 @@ export async function testRedis(): Promise<{ client: RedisClientType; prefix: st
     client,
     prefix,
     async cleanup() {
-      for await (const keys of client.scanIterator({ MATCH: `${prefix}:*`, COUNT: 500 })) {
-        if (keys.length) await client.del(keys);
-      }
+      await deleteKeys(client, prefix);
       client.destroy();
     },
   };
+}
+
+export async function deleteKeys(client: RedisClientType, prefix: string): Promise<void> {
+  for await (const keys of client.scanIterator({ MATCH: `${prefix}:*`, COUNT: 500 })) {
+    if (keys.length) await client.del(keys);
+  }
+}
+
+/** Deletes a prefix's keys with a short-lived connection of its own. */
+export async function deletePrefix(prefix: string): Promise<void> {
+  const client = createClient({ url: redisUrl }) as RedisClientType;
+  await client.connect();
+  await deleteKeys(client, prefix);
+  client.destroy();
 }

@@ -1,0 +1,143 @@
+// EventService through a real server, on every tier.
+import test from "ava";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { TailEventsResponse } from "../../gen/eventide/v1/event_service_pb.js";
+import { collectTail, startTestServer, type TestServer, tierKinds } from "../support/server.js";
+
+const servers = new Map<string, TestServer>();
+test.before(async () => {
+  for (const tier of tierKinds) servers.set(tier, await startTestServer(tier, { EVENTIDE_HEARTBEAT_MS: "100" }));
+});
+test.after.always(async () => {
+  for (const s of servers.values()) await s.close();
+});
+
+const seqsOf = (items: TailEventsResponse[]) => items.flatMap((i) => (i.item.case === "event" ? [Number(i.item.value.seq)] : []));
+const codeOf = (err: unknown) => ConnectError.from(err).code;
+
+async function newThread(server: TestServer): Promise<string> {
+  const { thread } = await server.turns().createThread({});
+  return thread!.threadId;
+}
+
+for (const tier of tierKinds) {
+  test(`${tier}: a batch gets consecutive seqs, stored as sent`, async (t) => {
+    const server = servers.get(tier)!;
+    const threadId = await newThread(server);
+    const res = await server.events().appendEvents({
+      threadId,
+      events: [
+        { type: "message.delta", payload: { message_id: "m1", delta: "Hel" }, metadata: { correlation_id: "c1" } },
+        { type: "message.delta", payload: { message_id: "m1", delta: "lo" }, level: "debug" },
+        { type: "message.completed", payload: { message_id: "m1", content: "Hello" }, schemaVersion: 2 },
+      ],
+    });
+    t.is(res.firstSeq, 2n);
+    t.is(res.lastSeq, 4n);
+    t.deepEqual(res.events.map((e) => e.level), ["info", "debug", "info"]);
+    const got = await server.events().getEvent({ eventId: res.events[2].eventId });
+    t.like(got.event, { seq: 4n, type: "message.completed", schemaVersion: 2, threadId });
+    t.deepEqual(got.event!.payload, { message_id: "m1", content: "Hello" });
+    t.deepEqual(res.events[0].metadata, { correlation_id: "c1" });
+    t.truthy(res.events[0].createdAt);
+  });
+
+  test(`${tier}: expected_last_seq mismatch is FAILED_PRECONDITION and writes nothing`, async (t) => {
+    const server = servers.get(tier)!;
+    const threadId = await newThread(server);
+    const err = await t.throwsAsync(server.events().appendEvents({ threadId, expectedLastSeq: 5n, events: [{ type: "custom" }] }));
+    t.is(codeOf(err), Code.FailedPrecondition);
+    t.regex(String((err as Error).message), /last seq is 1/);
+    const ok = await server.events().appendEvents({ threadId, expectedLastSeq: 1n, events: [{ type: "custom" }] });
+    t.is(ok.firstSeq, 2n);
+    const stale = await t.throwsAsync(server.events().appendEvents({ threadId, expectedLastSeq: 1n, events: [{ type: "custom" }] }));
+    t.is(codeOf(stale), Code.FailedPrecondition);
+    t.is((await server.turns().getThread({ threadId })).thread!.lastSeq, 2n);
+  });
+
+  test(`${tier}: a retried batch with the same event_ids returns the original seqs`, async (t) => {
+    const server = servers.get(tier)!;
+    const threadId = await newThread(server);
+    const batch = { threadId, events: [{ eventId: `a-${tier}`, type: "custom" }, { eventId: `b-${tier}`, type: "custom" }] };
+    const first = await server.events().appendEvents(batch);
+    await server.events().appendEvents({ threadId, events: [{ type: "custom" }] });
+    const retry = await server.events().appendEvents({ ...batch, expectedLastSeq: 1n });
+    t.deepEqual([retry.firstSeq, retry.lastSeq], [first.firstSeq, first.lastSeq]);
+    t.deepEqual(retry.events.map((e) => e.eventId), [`a-${tier}`, `b-${tier}`]);
+    t.is((await server.turns().getThread({ threadId })).thread!.lastSeq, 4n);
+    const reuse = await t.throwsAsync(server.events().appendEvents({ threadId, events: [{ eventId: `a-${tier}`, type: "custom" }, { type: "custom" }] }));
+    t.is(codeOf(reuse), Code.AlreadyExists);
+  });
+
+  test(`${tier}: follow=false delivers history then caught_up and ends`, async (t) => {
+    const server = servers.get(tier)!;
+    const threadId = await newThread(server);
+    await server.events().appendEvents({ threadId, events: Array.from({ length: 30 }, () => ({ type: "message.delta" })) });
+    const items = await collectTail((signal) => server.events().tailEvents({ threadId, afterSeq: 10n }, { signal }), () => false);
+    t.deepEqual(seqsOf(items), Array.from({ length: 21 }, (_, i) => i + 11));
+    const last = items.at(-1)!.item;
+    t.is(last.case === "caughtUp" && last.value.lastSeq, 31n);
+  });
+
+  test(`${tier}: follow delivers live events after caught_up, then heartbeats when idle`, async (t) => {
+    const server = servers.get(tier)!;
+    const threadId = await newThread(server);
+    let appended = false;
+    const items = await collectTail(
+      (signal) => server.events().tailEvents({ threadId, follow: true }, { signal }),
+      (got) => {
+        if (got.at(-1)!.item.case === "caughtUp" && !appended) {
+          appended = true;
+          void server.events().appendEvents({ threadId, events: [{ type: "tool.call.started" }, { type: "tool.call.completed" }] });
+        }
+        return got.at(-1)!.item.case === "heartbeat";
+      },
+    );
+    t.deepEqual(items.map((i) => i.item.case), ["event", "caughtUp", "event", "event", "heartbeat"]);
+    t.deepEqual(seqsOf(items), [1, 2, 3]);
+    const hb = items.at(-1)!.item;
+    t.is(hb.case === "heartbeat" && hb.value.scannedSeq, 3n);
+  });
+
+  test(`${tier}: type-prefix and turn filters; heartbeats carry the scanned seq`, async (t) => {
+    const server = servers.get(tier)!;
+    const { thread, turn } = await server.turns().submitTurn({ input: {} });
+    const threadId = thread!.threadId;
+    await server.events().appendEvents({ threadId, turnId: turn!.turnId, events: [{ type: "message.delta" }, { type: "tool.call.started" }] });
+    await server.events().appendEvents({ threadId, events: [{ type: "message.delta" }, { type: "state.snapshot" }] });
+    const byType = await collectTail((signal) => server.events().tailEvents({ threadId, types: ["message.", "state"] }, { signal }), () => false);
+    t.deepEqual(seqsOf(byType), [3, 5, 6]);
+    const byTurn = await collectTail((signal) => server.events().tailEvents({ threadId, turnId: turn!.turnId }, { signal }), () => false);
+    t.deepEqual(seqsOf(byTurn), [2, 3, 4]);
+    const quiet = await collectTail(
+      (signal) => server.events().tailEvents({ threadId, follow: true, types: ["nothing.matches"] }, { signal }),
+      (got) => got.at(-1)!.item.case === "heartbeat",
+    );
+    t.deepEqual(quiet.map((i) => i.item.case), ["caughtUp", "heartbeat"]);
+    t.is(quiet[1].item.case === "heartbeat" && quiet[1].item.value.scannedSeq, 6n);
+  });
+
+  test(`${tier}: tail errors: unknown thread NOT_FOUND, after_seq past the end OUT_OF_RANGE`, async (t) => {
+    const server = servers.get(tier)!;
+    const threadId = await newThread(server);
+    const tailAll = (req: { threadId: string; afterSeq?: bigint }) =>
+      collectTail((signal) => server.events().tailEvents(req, { signal }), () => false);
+    t.is(codeOf(await t.throwsAsync(tailAll({ threadId: "01ARZ3NDEKTSV4RRFFQ69G5FAV" }))), Code.NotFound);
+    t.is(codeOf(await t.throwsAsync(tailAll({ threadId, afterSeq: 2n }))), Code.OutOfRange);
+    t.is(codeOf(await t.throwsAsync(tailAll({ threadId, afterSeq: -1n }))), Code.InvalidArgument);
+  });
+
+  test(`${tier}: cancelling a tail releases its live subscription`, async (t) => {
+    const server = servers.get(tier)!;
+    const threadId = await newThread(server);
+    const live = server.tiers.hot.live as unknown as { subscriberCount: number };
+    const before = live.subscriberCount;
+    const items = await collectTail(
+      (signal) => server.events().tailEvents({ threadId, follow: true }, { signal }),
+      (got) => got.at(-1)!.item.case === "caughtUp",
+    );
+    t.is(items.length, 2);
+    for (let i = 0; i < 50 && live.subscriberCount !== before; i++) await new Promise((r) => setTimeout(r, 20));
+    t.is(live.subscriberCount, before);
+  });
+}

@@ -1,0 +1,100 @@
+// A real eventide server on a free loopback port, on the memory tier or on the
+// machine's Redis (own key prefix), with typed clients for each protocol.
+import { randomUUID } from "node:crypto";
+import { type Client, createClient, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { pino } from "pino";
+import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
+import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
+import { startServer } from "../../server/app.js";
+import { loadConfig } from "../../server/config.js";
+import { openTiers, type Tiers } from "../../server/tiers/open-tiers.js";
+import { deletePrefix, redisUrl } from "./redis.js";
+
+export type TierKind = "memory" | "redis";
+export const tierKinds: TierKind[] = ["memory", "redis"];
+export type Protocol = "connect" | "grpc" | "grpc-web" | "connect-http1";
+export const protocols: Protocol[] = ["connect", "grpc", "grpc-web", "connect-http1"];
+
+export interface TestServer {
+  baseUrl: string;
+  port: number;
+  tiers: Tiers;
+  transport(protocol: Protocol): Transport;
+  turns(protocol?: Protocol): Client<typeof TurnService>;
+  events(protocol?: Protocol): Client<typeof EventService>;
+  close(): Promise<void>;
+}
+
+export async function startTestServer(tier: TierKind, env: Record<string, string> = {}): Promise<TestServer> {
+  const prefix = `ettest-${randomUUID().slice(0, 8)}`;
+  const config = loadConfig({
+    PORT: "0",
+    HOST: "127.0.0.1",
+    EVENTIDE_PARTITIONS: "4",
+    ...(tier === "redis" ? { REDIS_URL: redisUrl, EVENTIDE_REDIS_PREFIX: prefix } : {}),
+    ...env,
+  });
+  const log = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+  const tiers = await openTiers(config, log);
+  const server = await startServer(config, tiers, log);
+  const baseUrl = `http://127.0.0.1:${server.port}`;
+  const transports = new Map<Protocol, Transport>();
+  const transport = (protocol: Protocol) => {
+    let t = transports.get(protocol);
+    if (!t) {
+      t = makeTransport(protocol, baseUrl);
+      transports.set(protocol, t);
+    }
+    return t;
+  };
+  return {
+    baseUrl,
+    port: server.port,
+    tiers,
+    transport,
+    turns: (protocol = "grpc") => createClient(TurnService, transport(protocol)),
+    events: (protocol = "grpc") => createClient(EventService, transport(protocol)),
+    async close() {
+      await server.close();
+      await tiers.close();
+      if (tier === "redis") await deletePrefix(prefix);
+    },
+  };
+}
+
+function makeTransport(protocol: Protocol, baseUrl: string): Transport {
+  switch (protocol) {
+    case "grpc":
+      return createGrpcTransport({ baseUrl });
+    case "grpc-web":
+      return createGrpcWebTransport({ baseUrl, httpVersion: "2" });
+    case "connect":
+      return createConnectTransport({ baseUrl, httpVersion: "2" });
+    case "connect-http1":
+      return createConnectTransport({ baseUrl, httpVersion: "1.1" });
+  }
+}
+
+/** Collects a tail until `stop` says so (or the stream ends), then cancels it. */
+export async function collectTail<T>(
+  stream: (signal: AbortSignal) => AsyncIterable<T>,
+  stop: (items: T[]) => boolean,
+  timeoutMs = 15_000,
+): Promise<T[]> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  const items: T[] = [];
+  try {
+    for await (const item of stream(controller.signal)) {
+      items.push(item);
+      if (stop(items)) break;
+    }
+  } catch (err) {
+    if (!controller.signal.aborted) throw err;
+  } finally {
+    clearTimeout(timer);
+    controller.abort();
+  }
+  return items;
+}
