@@ -1,11 +1,8 @@
 // Reflection and health over a real HTTP/2 socket, checked with buf curl (our grpcurl stand-in)
 // and a Connect gRPC client, since both are protocol behaviour.
 import test from "ava";
-import { execFile } from "node:child_process";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
@@ -16,8 +13,8 @@ import { file_grpc_reflection_v1_reflection, ServerReflection } from "../../gen/
 import { file_grpc_reflection_v1alpha_reflection } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { healthService, HealthStatus } from "../../server/services/health-service.js";
 import { registerReflection } from "../../server/services/reflection-service.js";
+import { bufCurl } from "../support/buf-curl.js";
 
-const buf = fileURLToPath(new URL("../../node_modules/.bin/buf", import.meta.url));
 const status = new HealthStatus();
 const sessions = new Set<http2.ServerHttp2Session>();
 let baseUrl = "";
@@ -53,12 +50,6 @@ test.after.always(async () => {
 
 const transport = () => createGrpcTransport({ baseUrl }) // gRPC transport is always HTTP/2;
 
-async function bufCurl(...args: string[]): Promise<string[]> {
-  const { stdout } = await promisify(execFile)(buf, ["curl", "--protocol", "grpc", "--http2-prior-knowledge", ...args], {
-    timeout: 20_000,
-  });
-  return stdout.trim().split("\n");
-}
 
 for (const reflectProtocol of ["grpc-v1", "grpc-v1alpha"]) {
   test(`buf curl lists services and methods via ${reflectProtocol}`, async (t) => {
