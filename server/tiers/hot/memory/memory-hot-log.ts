@@ -19,6 +19,7 @@ export class MemoryHotLog implements HotLog {
   private readonly eventIndex = new Map<string, { threadId: string; seq: number }>();
   private readonly turnIndex = new Map<string, string>();
   private readonly idempotency = new Map<string, { threadId: string; turnId: string; expiresAt: number }>();
+  private keysSinceSweep = 0;
 
   constructor(private readonly opts: { idempotencyTtlSeconds: number }) {}
 
@@ -109,6 +110,7 @@ export class MemoryHotLog implements HotLog {
       state.openTurns++;
       state.record.status = "busy";
       if (idemScope) {
+        this.forgetExpiredKeys(now);
         this.idempotency.set(idemScope, {
           threadId: cmd.threadId,
           turnId: turn.turnId,
@@ -120,6 +122,13 @@ export class MemoryHotLog implements HotLog {
     const result: AppendResult = { kind: "appended", thread: copy(state.record), events: appended.map(copy) };
     if (turn) result.turn = copy(turn);
     return result;
+  }
+
+  /** Redis expires keys by itself; here a sweep now and then keeps the map from growing forever. */
+  private forgetExpiredKeys(now: number): void {
+    if (++this.keysSinceSweep < 1_000) return;
+    this.keysSinceSweep = 0;
+    for (const [scope, entry] of this.idempotency) if (entry.expiresAt <= now) this.idempotency.delete(scope);
   }
 
   async getThread(threadId: string): Promise<ThreadRecord | undefined> {
