@@ -1,0 +1,323 @@
+// The warm tier on Postgres through pg-promise. Embedded PGlite is reached the
+// same way (over its wire-protocol socket), so this is the only SQL there is.
+import pgPromise, { type IDatabase, type IMain, type ITask } from "pg-promise";
+import type { StoredEvent, ThreadRecord, TurnRecord, TurnStatus } from "../../../domain/records.js";
+import type { EventFilter, Page, WarmStore } from "../warm-store.js";
+import { decodeToken, encodeToken } from "./page-token.js";
+
+export interface PostgresOptions {
+  connection: string | { host: string; port: number; database: string; user: string };
+  schema: string;
+  /** Pool size; PGlite runs one query at a time, so it gets exactly one. */
+  maxConnections: number;
+}
+
+type Db = IDatabase<unknown>;
+type Tx = ITask<unknown>;
+
+interface EventRow {
+  thread_id: string;
+  seq: number;
+  event_id: string;
+  turn_id: string;
+  tenant_id: string;
+  type: string;
+  payload: StoredEvent["payload"];
+  metadata: Record<string, string>;
+  schema_version: number;
+  level: StoredEvent["level"];
+  created_at: Date;
+}
+
+/** What each turn.* event does to its turn's row. */
+const turnTransitions: Record<string, { status: TurnStatus; ends?: boolean; starts?: boolean }> = {
+  "turn.started": { status: "running", starts: true },
+  "turn.retrying": { status: "queued" },
+  "turn.completed": { status: "completed", ends: true },
+  "turn.failed": { status: "failed", ends: true },
+  "turn.cancelled": { status: "cancelled", ends: true },
+  "turn.dead_lettered": { status: "dead_lettered", ends: true },
+};
+
+export class PostgresWarmStore implements WarmStore {
+  private readonly eventColumns;
+
+  private constructor(private readonly pgp: IMain, readonly db: Db) {
+    this.eventColumns = new pgp.helpers.ColumnSet(
+      [
+        "thread_id",
+        "seq",
+        "event_id",
+        "turn_id",
+        "tenant_id",
+        "type",
+        { name: "payload", mod: ":json" },
+        { name: "metadata", mod: ":json" },
+        "schema_version",
+        "level",
+        "created_at",
+      ],
+      { table: "agent_events" },
+    );
+  }
+
+  static open(opts: PostgresOptions): PostgresWarmStore {
+    const pgp = pgPromise({ schema: opts.schema });
+    // bigint columns (seqs, counts) come back as numbers: a log never nears 2^53.
+    pgp.pg.types.setTypeParser(20, (v: string) => Number(v));
+    const connection =
+      typeof opts.connection === "string"
+        ? { connectionString: opts.connection, max: opts.maxConnections }
+        : { ...opts.connection, max: opts.maxConnections };
+    return new PostgresWarmStore(pgp, pgp(connection));
+  }
+
+  async persistBatch(events: StoredEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    await this.db.tx("persist", async (tx) => {
+      await tx.none(
+        `${this.pgp.helpers.insert(events.map(toRow), this.eventColumns)} ON CONFLICT DO NOTHING`,
+      );
+      await projectThreads(tx, events);
+      await projectTurns(tx, events);
+    });
+  }
+
+  async read(threadId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
+    const rows = await this.db.any<EventRow>(
+      "SELECT * FROM agent_events WHERE thread_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+      [threadId, afterSeq, limit],
+    );
+    return rows.map(fromRow);
+  }
+
+  async findEvent(eventId: string): Promise<StoredEvent | undefined> {
+    const row = await this.db.oneOrNone<EventRow>("SELECT * FROM agent_events WHERE event_id = $1", [eventId]);
+    return row ? fromRow(row) : undefined;
+  }
+
+  async locateEventIds(eventIds: string[]): Promise<Map<string, { threadId: string; seq: number }>> {
+    const found = new Map<string, { threadId: string; seq: number }>();
+    if (eventIds.length === 0) return found;
+    const rows = await this.db.any<{ event_id: string; thread_id: string; seq: number }>(
+      "SELECT event_id, thread_id, seq FROM agent_events WHERE event_id IN ($1:csv)",
+      [eventIds],
+    );
+    for (const r of rows) found.set(r.event_id, { threadId: r.thread_id, seq: r.seq });
+    return found;
+  }
+
+  async listEvents(filter: EventFilter, pageSize: number, pageToken: string): Promise<Page<StoredEvent>> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const param = (value: unknown) => `$${params.push(value)}`;
+    if (filter.threadId) where.push(`thread_id = ${param(filter.threadId)}`);
+    if (filter.turnId) where.push(`turn_id = ${param(filter.turnId)}`);
+    if (filter.tenantId) where.push(`tenant_id = ${param(filter.tenantId)}`);
+    if (filter.types.length) where.push(`(${filter.types.map((t) => `type LIKE ${param(`${escapeLike(t)}%`)}`).join(" OR ")})`);
+    if (filter.createdAfter !== undefined) where.push(`created_at >= ${param(new Date(filter.createdAfter))}`);
+    if (filter.createdBefore !== undefined) where.push(`created_at < ${param(new Date(filter.createdBefore))}`);
+    if (filter.afterSeq) where.push(`seq > ${param(filter.afterSeq)}`);
+    // Within a thread the order is seq; across threads it is time, then thread, then seq.
+    const byThread = Boolean(filter.threadId);
+    const after = decodeToken(pageToken);
+    if (after) {
+      if (byThread) where.push(`seq > ${param(after[0])}`);
+      else where.push(`(created_at, thread_id, seq) > (${param(new Date(after[0] as number))}, ${param(after[1])}, ${param(after[2])})`);
+    }
+    const order = byThread ? "seq" : "created_at, thread_id, seq";
+    const rows = await this.db.any<EventRow>(
+      `SELECT * FROM agent_events ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY ${order} LIMIT ${param(pageSize + 1)}`,
+      params,
+    );
+    const items = rows.slice(0, pageSize).map(fromRow);
+    const last = items.at(-1);
+    const more = rows.length > pageSize && last;
+    return {
+      items,
+      nextPageToken: more ? encodeToken(byThread ? [last.seq] : [last.createdAt, last.threadId, last.seq]) : "",
+    };
+  }
+
+  async getThread(threadId: string): Promise<ThreadRecord | undefined> {
+    const row = await this.db.oneOrNone("SELECT * FROM threads WHERE thread_id = $1", [threadId]);
+    return row ? threadFromRow(row) : undefined;
+  }
+
+  async listThreads(tenantId: string | undefined, pageSize: number, pageToken: string): Promise<Page<ThreadRecord>> {
+    const after = decodeToken(pageToken);
+    const rows = await this.db.any(
+      `SELECT * FROM threads
+        WHERE ($1::text IS NULL OR tenant_id = $1)
+          AND ($2::timestamptz IS NULL OR (created_at, thread_id) < ($2, $3))
+        ORDER BY created_at DESC, thread_id DESC LIMIT $4`,
+      [tenantId ?? null, after ? new Date(after[0] as number) : null, after?.[1] ?? "", pageSize + 1],
+    );
+    const items = rows.slice(0, pageSize).map(threadFromRow);
+    const last = items.at(-1);
+    return { items, nextPageToken: rows.length > pageSize && last ? encodeToken([last.createdAt, last.threadId]) : "" };
+  }
+
+  async getTurn(turnId: string): Promise<TurnRecord | undefined> {
+    const row = await this.db.oneOrNone("SELECT * FROM turns WHERE turn_id = $1", [turnId]);
+    return row ? turnFromRow(row) : undefined;
+  }
+
+  async listTurns(threadId: string, pageSize: number, pageToken: string): Promise<Page<TurnRecord>> {
+    const after = decodeToken(pageToken);
+    const rows = await this.db.any(
+      "SELECT * FROM turns WHERE thread_id = $1 AND submitted_seq > $2 ORDER BY submitted_seq LIMIT $3",
+      [threadId, after ? after[0] : 0, pageSize + 1],
+    );
+    const items = rows.slice(0, pageSize).map(turnFromRow);
+    const last = items.at(-1);
+    return { items, nextPageToken: rows.length > pageSize && last ? encodeToken([last.submittedSeq]) : "" };
+  }
+
+  async ping(): Promise<void> {
+    await this.db.one("SELECT 1 AS ok");
+  }
+
+  async close(): Promise<void> {
+    await this.db.$pool.end();
+  }
+}
+
+/** last_seq only grows; the thread row appears with its first persisted event. */
+async function projectThreads(tx: Tx, events: StoredEvent[]): Promise<void> {
+  const threads = new Map<string, { tenant: string; last: number; first: number; updated: number; metadata?: object }>();
+  for (const e of events) {
+    const t = threads.get(e.threadId) ?? { tenant: e.tenantId, last: 0, first: e.createdAt, updated: 0 };
+    t.last = Math.max(t.last, e.seq);
+    t.first = Math.min(t.first, e.createdAt);
+    t.updated = Math.max(t.updated, e.createdAt);
+    if (e.type === "thread.created") t.metadata = (e.payload.metadata as object | undefined) ?? {};
+    threads.set(e.threadId, t);
+  }
+  for (const [threadId, t] of threads) {
+    await tx.none(
+      `INSERT INTO threads (thread_id, tenant_id, last_seq, metadata, created_at, updated_at)
+       VALUES ($1, $2, $3, $4:json, $5, $6)
+       ON CONFLICT (thread_id) DO UPDATE SET
+         last_seq = GREATEST(threads.last_seq, EXCLUDED.last_seq),
+         updated_at = GREATEST(threads.updated_at, EXCLUDED.updated_at),
+         metadata = CASE WHEN $7 THEN EXCLUDED.metadata ELSE threads.metadata END,
+         created_at = CASE WHEN $7 THEN EXCLUDED.created_at ELSE threads.created_at END`,
+      [threadId, t.tenant, t.last, t.metadata ?? {}, new Date(t.first), new Date(t.updated), t.metadata !== undefined],
+    );
+  }
+}
+
+/** turn.submitted creates the row; later turn.* events move it, never backwards (status_seq). */
+async function projectTurns(tx: Tx, events: StoredEvent[]): Promise<void> {
+  const touched = new Set<string>();
+  for (const e of events) {
+    if (e.type === "turn.submitted") {
+      touched.add(e.threadId);
+      await tx.none(
+        `INSERT INTO turns (turn_id, thread_id, tenant_id, status, input, metadata, idempotency_key,
+                            submitted_seq, status_seq, created_at, updated_at)
+         VALUES ($1, $2, $3, 'queued', $4:json, $5:json, $6, $7, $7, $8, $8)
+         ON CONFLICT (turn_id) DO NOTHING`,
+        [e.turnId, e.threadId, e.tenantId, e.payload.input ?? {}, e.payload.metadata ?? {},
+          String(e.payload.idempotency_key ?? ""), e.seq, new Date(e.createdAt)],
+      );
+      continue;
+    }
+    const move = turnTransitions[e.type];
+    if (!move || !e.turnId) continue;
+    touched.add(e.threadId);
+    const p = e.payload;
+    await tx.none(
+      `UPDATE turns SET status = $2, status_seq = $3, updated_at = $4,
+         attempt = COALESCE($5, attempt), agent_id = COALESCE($6, agent_id),
+         output = COALESCE($7::jsonb, output), error = COALESCE($8, error),
+         started_at = CASE WHEN $9 THEN $4 ELSE started_at END,
+         ended_at = CASE WHEN $10 THEN $4 ELSE ended_at END
+       WHERE turn_id = $1 AND status_seq < $3`,
+      [e.turnId, move.status, e.seq, new Date(e.createdAt),
+        typeof p.attempt === "number" ? p.attempt : null, typeof p.agent_id === "string" ? p.agent_id : null,
+        p.output === undefined ? null : JSON.stringify(p.output), typeof p.error === "string" ? p.error : null,
+        Boolean(move.starts), Boolean(move.ends)],
+    );
+  }
+  if (touched.size === 0) return;
+  await tx.none(
+    `UPDATE threads t SET status = CASE WHEN EXISTS (
+        SELECT 1 FROM turns u WHERE u.thread_id = t.thread_id AND u.status IN ('queued', 'running')
+      ) THEN 'busy' ELSE 'idle' END
+     WHERE t.thread_id IN ($1:csv)`,
+    [[...touched]],
+  );
+}
+
+function toRow(e: StoredEvent) {
+  return {
+    thread_id: e.threadId,
+    seq: e.seq,
+    event_id: e.eventId,
+    turn_id: e.turnId,
+    tenant_id: e.tenantId,
+    type: e.type,
+    payload: e.payload,
+    metadata: e.metadata,
+    schema_version: e.schemaVersion,
+    level: e.level,
+    created_at: new Date(e.createdAt),
+  };
+}
+
+function fromRow(r: EventRow): StoredEvent {
+  return {
+    eventId: r.event_id,
+    threadId: r.thread_id,
+    turnId: r.turn_id,
+    seq: r.seq,
+    type: r.type,
+    payload: r.payload,
+    metadata: r.metadata,
+    schemaVersion: r.schema_version,
+    createdAt: r.created_at.getTime(),
+    tenantId: r.tenant_id,
+    level: r.level,
+  };
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function threadFromRow(r: any): ThreadRecord {
+  return {
+    threadId: r.thread_id,
+    tenantId: r.tenant_id,
+    status: r.status,
+    lastSeq: r.last_seq,
+    metadata: r.metadata,
+    createdAt: r.created_at.getTime(),
+    updatedAt: r.updated_at.getTime(),
+  };
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function turnFromRow(r: any): TurnRecord {
+  return {
+    turnId: r.turn_id,
+    threadId: r.thread_id,
+    tenantId: r.tenant_id,
+    status: r.status,
+    input: r.input,
+    output: r.output ?? undefined,
+    error: r.error,
+    attempt: r.attempt,
+    agentId: r.agent_id,
+    idempotencyKey: r.idempotency_key,
+    metadata: r.metadata,
+    submittedSeq: r.submitted_seq,
+    createdAt: r.created_at.getTime(),
+    startedAt: r.started_at?.getTime(),
+    endedAt: r.ended_at?.getTime(),
+    updatedAt: r.updated_at.getTime(),
+  };
+}
+
+function escapeLike(prefix: string): string {
+  return prefix.replace(/[\\%_]/g, (c) => `\\${c}`);
+}

@@ -1,0 +1,132 @@
+// The warm tier's contract: one suite, run on real Postgres and on embedded PGlite.
+import type { TestFn } from "ava";
+import { ulid } from "ulid";
+import type { StoredEvent } from "../../server/domain/records.js";
+import type { WarmStore } from "../../server/tiers/warm/warm-store.js";
+
+function event(threadId: string, seq: number, over: Partial<StoredEvent> = {}): StoredEvent {
+  return {
+    eventId: ulid(),
+    threadId,
+    turnId: "",
+    seq,
+    type: "message.delta",
+    payload: { delta: `d${seq}` },
+    metadata: { correlation_id: "c" },
+    schemaVersion: 1,
+    createdAt: 1_700_000_000_000 + seq,
+    tenantId: "acme",
+    level: "info",
+    ...over,
+  };
+}
+
+export function warmStoreContract(test: TestFn, name: string, open: () => Promise<{ store: WarmStore; cleanup(): Promise<void> }>) {
+  let store: WarmStore;
+  let cleanup: () => Promise<void>;
+  test.before(async () => {
+    ({ store, cleanup } = await open());
+  });
+  test.after.always(async () => cleanup?.());
+
+  function thread(n: number, tenantId = "acme") {
+    const threadId = ulid();
+    const events = [event(threadId, 1, { type: "thread.created", payload: { metadata: { project: "x" } }, tenantId })];
+    for (let s = 2; s <= n; s++) events.push(event(threadId, s, { tenantId }));
+    return { threadId, events };
+  }
+
+  test.serial(`${name}: a batch persists events and the thread projection`, async (t) => {
+    const { threadId, events } = thread(5);
+    await store.persistBatch(events);
+    const read = await store.read(threadId, 0, 100);
+    t.deepEqual(read, events);
+    t.deepEqual((await store.read(threadId, 3, 1)).map((e) => e.seq), [4]);
+    t.like(await store.getThread(threadId), { threadId, tenantId: "acme", lastSeq: 5, status: "idle", metadata: { project: "x" } });
+  });
+
+  test.serial(`${name}: redelivered and out-of-order batches change nothing twice`, async (t) => {
+    const { threadId, events } = thread(6);
+    await store.persistBatch(events.slice(3));
+    await store.persistBatch(events.slice(0, 4));
+    await store.persistBatch(events);
+    t.deepEqual((await store.read(threadId, 0, 100)).map((e) => e.seq), [1, 2, 3, 4, 5, 6]);
+    t.like(await store.getThread(threadId), { lastSeq: 6, metadata: { project: "x" } });
+  });
+
+  test.serial(`${name}: turns are projected and never move backwards`, async (t) => {
+    const { threadId, events } = thread(1);
+    const turnId = ulid();
+    events.push(event(threadId, 2, { type: "turn.submitted", turnId, payload: { input: { text: "hi" }, metadata: {}, idempotency_key: "k" } }));
+    await store.persistBatch(events);
+    t.like(await store.getTurn(turnId), { turnId, status: "queued", submittedSeq: 2, input: { text: "hi" }, idempotencyKey: "k" });
+    t.is((await store.getThread(threadId))!.status, "busy");
+    const started = event(threadId, 3, { type: "turn.started", turnId, payload: { attempt: 1, agent_id: "a1" } });
+    const completed = event(threadId, 4, { type: "turn.completed", turnId, payload: { output: { answer: 42 } } });
+    await store.persistBatch([started]);
+    await store.persistBatch([completed]);
+    await store.persistBatch([started]); // a redelivery after the turn ended must not reopen it
+    t.like(await store.getTurn(turnId), { status: "completed", output: { answer: 42 }, attempt: 1, agentId: "a1" });
+    t.truthy((await store.getTurn(turnId))!.endedAt);
+    t.is((await store.getThread(threadId))!.status, "idle");
+    const page = await store.listTurns(threadId, 10, "");
+    t.deepEqual(page.items.map((x) => x.turnId), [turnId]);
+  });
+
+  test.serial(`${name}: find and locate events by id`, async (t) => {
+    const { threadId, events } = thread(3);
+    await store.persistBatch(events);
+    t.deepEqual(await store.findEvent(events[1].eventId), events[1]);
+    t.is(await store.findEvent("missing"), undefined);
+    const where = await store.locateEventIds([events[2].eventId, "missing"]);
+    t.deepEqual([...where], [[events[2].eventId, { threadId, seq: 3 }]]);
+  });
+
+  test.serial(`${name}: listEvents filters and pages`, async (t) => {
+    const { threadId, events } = thread(1, "filters");
+    const turnId = ulid();
+    for (let s = 2; s <= 25; s++) {
+      events.push(event(threadId, s, { tenantId: "filters", type: s % 2 ? "tool.call.started" : "message.delta", turnId: s > 20 ? turnId : "" }));
+    }
+    await store.persistBatch(events);
+    const all: number[] = [];
+    let token = "";
+    do {
+      const page = await store.listEvents({ threadId, types: [] }, 7, token);
+      all.push(...page.items.map((e) => e.seq));
+      token = page.nextPageToken;
+    } while (token);
+    t.deepEqual(all, Array.from({ length: 25 }, (_, i) => i + 1));
+    const tools = await store.listEvents({ threadId, types: ["tool."] }, 100, "");
+    t.true(tools.items.every((e) => e.type === "tool.call.started"));
+    t.is(tools.items.length, 12);
+    t.deepEqual((await store.listEvents({ turnId, types: [] }, 100, "")).items.map((e) => e.seq), [21, 22, 23, 24, 25]);
+    t.deepEqual((await store.listEvents({ threadId, types: [], afterSeq: 23 }, 100, "")).items.map((e) => e.seq), [24, 25]);
+    const byTime = await store.listEvents({ tenantId: "filters", types: [], createdAfter: 1_700_000_000_010, createdBefore: 1_700_000_000_013 }, 100, "");
+    t.deepEqual(byTime.items.map((e) => e.seq), [10, 11, 12]);
+    let crossTenant: number[] = [];
+    token = "";
+    do {
+      const page = await store.listEvents({ tenantId: "filters", types: ["message."] }, 5, token);
+      crossTenant = crossTenant.concat(page.items.map((e) => e.seq));
+      token = page.nextPageToken;
+    } while (token);
+    t.is(crossTenant.length, 12);
+  });
+
+  test.serial(`${name}: listThreads is newest first, per tenant, paged`, async (t) => {
+    const tenant = `tenant-${ulid()}`;
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const { threadId, events } = thread(1, tenant);
+      events[0].createdAt = 1_700_000_100_000 + i;
+      await store.persistBatch(events);
+      ids.push(threadId);
+    }
+    const first = await store.listThreads(tenant, 3, "");
+    const second = await store.listThreads(tenant, 3, first.nextPageToken);
+    t.deepEqual([...first.items, ...second.items].map((x) => x.threadId), ids.reverse());
+    t.is(second.nextPageToken, "");
+    t.true((await store.listThreads(undefined, 1000, "")).items.length >= 5);
+  });
+}
