@@ -11,6 +11,7 @@ import { file_grpc_health_v1_health, Health } from "../gen/grpc/health/v1/health
 import { file_grpc_reflection_v1_reflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import { file_grpc_reflection_v1alpha_reflection } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import type { Config } from "./config.js";
+import { EventLog } from "./log/event-log.js";
 import { errorInterceptor } from "./errors.js";
 import { type ListeningServer, listen, withCors } from "./http-server.js";
 import { eventService } from "./services/event-service.js";
@@ -41,14 +42,10 @@ export interface RunningServer {
 
 export async function startServer(config: Config, tiers: Tiers, log: Logger): Promise<RunningServer> {
   const health = new HealthStatus();
+  const events = new EventLog(tiers.hot, tiers.warm);
   const routes = (router: ConnectRouter) => {
-    router.service(TurnService, turnService({ hot: tiers.hot }));
-    router.service(EventService, eventService({
-      hot: tiers.hot,
-      reader: tiers.hot,
-      heartbeatMs: config.heartbeatMs,
-      tailBuffer: config.tailBuffer,
-    }));
+    router.service(TurnService, turnService({ log: events }));
+    router.service(EventService, eventService({ log: events, heartbeatMs: config.heartbeatMs, tailBuffer: config.tailBuffer }));
     // Declared now, implemented by later milestones: calls answer UNIMPLEMENTED.
     router.service(ArchiveService, {});
     router.service(AgentService, {});

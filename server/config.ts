@@ -21,13 +21,32 @@ export interface Config {
   corsOrigins: string[];
   /** pino log level (LOG_LEVEL). */
   logLevel: string;
+  /** postgres:// URL of the warm tier; empty = embedded PGlite under dataDir (DATABASE_URL). */
+  databaseUrl: string;
+  /** Postgres schema of every table, so deployments or tests share a database (EVENTIDE_PG_SCHEMA). */
+  pgSchema: string;
+  /** Where embedded tiers keep their files (EVENTIDE_DATA_DIR). */
+  dataDir: string;
+  /** Events a thread's hot stream keeps below its persisted seq (EVENTIDE_HOT_WINDOW). */
+  hotWindow: number;
+  /** Partition-log entries a persister batch takes at most (EVENTIDE_PERSIST_BATCH). */
+  persistBatchEntries: number;
+  /** How long a persister waits to fill a batch (EVENTIDE_PERSIST_WAIT_MS). */
+  persistWaitMs: number;
+  /** A persister's lease on a partition; a dead persister's partitions move after this (EVENTIDE_PERSIST_LEASE_MS). */
+  persistLeaseMs: number;
+  /** Which roles this process runs (EVENTIDE_ROLES or the first CLI argument): server, persister. */
+  roles: Role[];
 }
+
+export const allRoles = ["server", "persister"] as const;
+export type Role = (typeof allRoles)[number];
 
 export class ConfigError extends Error {}
 
 type Env = Record<string, string | undefined>;
 
-export function loadConfig(env: Env = process.env): Config {
+export function loadConfig(env: Env = process.env, argv: string[] = []): Config {
   return {
     port: integer(env, "PORT", 8080, 0, 65535),
     host: env.HOST || "0.0.0.0",
@@ -42,6 +61,14 @@ export function loadConfig(env: Env = process.env): Config {
       .map((o) => o.trim())
       .filter(Boolean),
     logLevel: env.LOG_LEVEL || "info",
+    databaseUrl: env.DATABASE_URL ?? "",
+    pgSchema: identifier("EVENTIDE_PG_SCHEMA", env.EVENTIDE_PG_SCHEMA || "public"),
+    dataDir: env.EVENTIDE_DATA_DIR || "./data",
+    hotWindow: integer(env, "EVENTIDE_HOT_WINDOW", 1_000, 0, 10_000_000),
+    persistBatchEntries: integer(env, "EVENTIDE_PERSIST_BATCH", 1_000, 1, 100_000),
+    persistWaitMs: integer(env, "EVENTIDE_PERSIST_WAIT_MS", 50, 1, 60_000),
+    persistLeaseMs: integer(env, "EVENTIDE_PERSIST_LEASE_MS", 10_000, 200, 600_000),
+    roles: roles(argv[0] || env.EVENTIDE_ROLES || "all"),
   };
 }
 
@@ -61,4 +88,18 @@ function prefix(value: string): string {
     throw new ConfigError(`EVENTIDE_REDIS_PREFIX must be 1-64 characters of [A-Za-z0-9_.:-], got ${JSON.stringify(value)}`);
   }
   return value;
+}
+
+function identifier(name: string, value: string): string {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(value)) throw new ConfigError(`${name} must be a lowercase SQL identifier, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function roles(value: string): Role[] {
+  if (value === "all") return [...allRoles];
+  const wanted = value.split(",").map((r) => r.trim());
+  for (const r of wanted) {
+    if (!(allRoles as readonly string[]).includes(r)) throw new ConfigError(`unknown role ${JSON.stringify(r)}; roles are all, ${allRoles.join(", ")}`);
+  }
+  return wanted as Role[];
 }

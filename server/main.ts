@@ -1,24 +1,35 @@
-// Entry point: reads the config, opens the tiers, starts the server, and
-// shuts everything down on SIGINT/SIGTERM.
+// Entry point: reads the config, opens the tiers, starts the roles this
+// process runs (`npm start` runs them all), and on SIGINT/SIGTERM aborts one
+// root signal and waits for every role to finish.
 import { pino } from "pino";
-import { startServer } from "./app.js";
+import { type RunningServer, startServer } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
+import { startPersister } from "./roles.js";
 import { openTiers } from "./tiers/open-tiers.js";
 
 async function main(): Promise<void> {
-  const config = loadConfig();
+  const config = loadConfig(process.env, process.argv.slice(2));
   const log = pino({ level: config.logLevel, base: { service: "eventide" } });
   const tiers = await openTiers(config, log);
-  const server = await startServer(config, tiers, log);
-  log.info({ port: server.port, tiers: tiers.describe }, "eventide is serving");
-  printBanner(server.port, tiers.describe);
+  const root = new AbortController();
+  const workers: Promise<void>[] = [];
+  let server: RunningServer | undefined;
+
+  if (config.roles.includes("persister")) workers.push(startPersister(config, tiers, log, root.signal));
+  if (config.roles.includes("server")) {
+    server = await startServer(config, tiers, log);
+    printBanner(server.port, tiers.describe);
+  }
+  log.info({ roles: config.roles, port: server?.port, tiers: tiers.describe }, "eventide started");
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, "shutting down");
-    await server.close();
+    await server?.close();
+    root.abort();
+    await Promise.all(workers);
     await tiers.close();
     process.exit(0);
   };
@@ -31,8 +42,8 @@ function printBanner(port: number, tiers: Record<string, string>): void {
   const curl = `npx buf curl --protocol grpc --http2-prior-knowledge`;
   process.stdout.write(`
 eventide is up on ${url} (gRPC, gRPC-Web and Connect on one port)
-  tiers: ${Object.entries(tiers).map(([k, v]) => `${k}=${v}`).join(", ")}
-  auth:  off (every caller is tenant "default")
+${Object.entries(tiers).map(([k, v]) => `  ${k.padEnd(5)} ${v}`).join("\n")}
+  auth  off (every caller is tenant "default")
 
 Try it (in another terminal, from this folder):
   ${curl} --list-methods ${url}

@@ -5,6 +5,7 @@
 import type { StoredEvent } from "../domain/records.js";
 import type { LiveSource } from "../tiers/hot/hot-log.js";
 import { LiveSubscription } from "../live/subscription.js";
+import { eventMatcher } from "../log/event-log.js";
 
 /** Where history comes from: the hot tier now, the tier stitcher later. */
 export interface EventReader {
@@ -35,7 +36,7 @@ export interface TailOptions {
 
 export async function* tail(req: TailRequest, opts: TailOptions, signal: AbortSignal): AsyncGenerator<TailItem> {
   const pageSize = opts.pageSize ?? 1_000;
-  const matches = eventFilter(req);
+  const matches = eventMatcher(req);
   // Subscribe before reading history: anything appended meanwhile is buffered, not lost.
   const subscription = req.follow ? new LiveSubscription(opts.live, req.threadId, opts.bufferBound) : undefined;
   let cursor = req.afterSeq;
@@ -93,10 +94,4 @@ export async function* tail(req: TailRequest, opts: TailOptions, signal: AbortSi
   } finally {
     subscription?.close();
   }
-}
-
-function eventFilter(req: TailRequest): (e: StoredEvent) => boolean {
-  const { types, turnId } = req;
-  if (types.length === 0 && !turnId) return () => true;
-  return (e) => (!turnId || e.turnId === turnId) && (types.length === 0 || types.some((t) => e.type.startsWith(t)));
 }

@@ -1,6 +1,6 @@
 // EventService: append, tail, look up. Storage stays behind HotLog and EventReader.
 import { create } from "@bufbuild/protobuf";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { timestampMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { ulid } from "ulid";
 import type { EventInput } from "../../gen/eventide/v1/resources_pb.js";
@@ -8,21 +8,20 @@ import { type EventService, type TailEventsResponse, TailEventsResponseSchema } 
 import { callerOf } from "../auth.js";
 import { InvalidInput, NotFound, OutOfRange } from "../domain/errors.js";
 import type { NewEvent } from "../domain/records.js";
-import { type EventReader, tail, type TailItem } from "../reads/tail.js";
-import type { HotLog } from "../tiers/hot/hot-log.js";
+import type { EventLog } from "../log/event-log.js";
+import { tail, type TailItem } from "../reads/tail.js";
 import { toEvent } from "./convert.js";
 import { ownedThread, visibleTo } from "./ownership.js";
 import * as v from "./validation.js";
 
 export interface EventServiceDeps {
-  hot: HotLog;
-  reader: EventReader;
+  log: EventLog;
   heartbeatMs: number;
   tailBuffer: number;
 }
 
 export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof EventService>> {
-  const { hot } = deps;
+  const { log } = deps;
   return {
     async appendEvents(req, ctx) {
       const { tenantId } = callerOf(ctx);
@@ -30,7 +29,7 @@ export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof
       const turnId = v.optionalUlid("turn_id", req.turnId);
       const expectedLastSeq = req.expectedLastSeq === undefined ? undefined : v.seq("expected_last_seq", req.expectedLastSeq);
       const events = newEvents(req.events, turnId);
-      const res = await hot.append({ tenantId, threadId, turnId: turnId || undefined, expectedLastSeq, events });
+      const res = await log.append({ tenantId, threadId, turnId: turnId || undefined, expectedLastSeq, events });
       if (res.kind === "duplicate-turn") throw new Error("an event append cannot be a turn retry");
       return {
         firstSeq: BigInt(res.events[0].seq),
@@ -44,13 +43,13 @@ export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof
       const afterSeq = v.seq("after_seq", req.afterSeq);
       const types = v.typePrefixes("types", req.types);
       const turnId = v.optionalUlid("turn_id", req.turnId);
-      const thread = await ownedThread(hot, callerOf(ctx), threadId);
+      const thread = await ownedThread(log, callerOf(ctx), threadId);
       if (afterSeq > thread.lastSeq) {
         throw new OutOfRange(`after_seq ${afterSeq} is beyond the thread's last seq ${thread.lastSeq}`);
       }
       const items = tail(
         { threadId, afterSeq, follow: req.follow, types, turnId },
-        { reader: deps.reader, live: hot.live, heartbeatMs: deps.heartbeatMs, bufferBound: deps.tailBuffer },
+        { reader: log, live: log.live, heartbeatMs: deps.heartbeatMs, bufferBound: deps.tailBuffer },
         ctx.signal,
       );
       for await (const item of items) yield tailResponse(item);
@@ -58,9 +57,31 @@ export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof
 
     async getEvent(req, ctx) {
       const eventId = v.eventId("event_id", req.eventId);
-      const event = await hot.findEvent(eventId);
+      const event = await log.findEvent(eventId);
       if (!event || !visibleTo(callerOf(ctx), event.tenantId)) throw new NotFound("event", eventId);
       return { event: toEvent(event) };
+    },
+
+    async listEvents(req, ctx) {
+      const caller = callerOf(ctx);
+      const threadId = v.optionalUlid("thread_id", req.threadId);
+      if (threadId) await ownedThread(log, caller, threadId);
+      // A non-admin sees only its tenant; an admin may name one (or see all).
+      const tenantId = caller.role === "admin" ? req.tenantId || undefined : caller.tenantId;
+      const page = await log.listEvents(
+        {
+          threadId: threadId || undefined,
+          turnId: v.optionalUlid("turn_id", req.turnId) || undefined,
+          types: v.typePrefixes("types", req.types),
+          tenantId: threadId ? undefined : tenantId,
+          createdAfter: req.createdAfter ? timestampMs(req.createdAfter) : undefined,
+          createdBefore: req.createdBefore ? timestampMs(req.createdBefore) : undefined,
+          afterSeq: v.seq("after_seq", req.afterSeq),
+        },
+        v.pageSize("page_size", req.pageSize, 100),
+        req.pageToken,
+      );
+      return { events: page.items.map(toEvent), nextPageToken: page.nextPageToken };
     },
   };
 }

@@ -4,19 +4,20 @@ import { ulid } from "ulid";
 import type { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { callerOf } from "../auth.js";
 import type { NewEvent, TurnRecord } from "../domain/records.js";
-import type { HotLog } from "../tiers/hot/hot-log.js";
+import type { EventLog } from "../log/event-log.js";
 import { toThread, toTurn } from "./convert.js";
 import { ownedThread, ownedTurn } from "./ownership.js";
 import * as v from "./validation.js";
 
-export function turnService(deps: { hot: HotLog }): Partial<ServiceImpl<typeof TurnService>> {
-  const { hot } = deps;
+export function turnService(deps: { log: EventLog }): Partial<ServiceImpl<typeof TurnService>> {
+  const { log } = deps;
+  const { hot } = log;
   return {
     async createThread(req, ctx) {
       const { tenantId } = callerOf(ctx);
       const metadata = v.metadata("metadata", req.metadata);
       const threadId = hot.newThreadId();
-      const res = await hot.append({
+      const res = await log.append({
         tenantId,
         threadId,
         create: { metadata },
@@ -26,7 +27,7 @@ export function turnService(deps: { hot: HotLog }): Partial<ServiceImpl<typeof T
     },
 
     async getThread(req, ctx) {
-      return { thread: toThread(await ownedThread(hot, callerOf(ctx), v.requireUlid("thread_id", req.threadId))) };
+      return { thread: toThread(await ownedThread(log, callerOf(ctx), v.requireUlid("thread_id", req.threadId))) };
     },
 
     async submitTurn(req, ctx) {
@@ -53,9 +54,10 @@ export function turnService(deps: { hot: HotLog }): Partial<ServiceImpl<typeof T
         createdAt: 0,
         updatedAt: 0,
       };
-      const events = [systemEvent("turn.submitted", turnId, { input, metadata })];
+      // The payload holds everything the turn projection needs, so it can be rebuilt from the log.
+      const events = [systemEvent("turn.submitted", turnId, { input, metadata, ...(idempotencyKey ? { idempotency_key: idempotencyKey } : {}) })];
       if (creating) events.unshift(systemEvent("thread.created", "", { metadata: {} }));
-      const res = await hot.append({
+      const res = await log.append({
         tenantId,
         threadId,
         create: creating ? { metadata: {} } : undefined,
@@ -68,7 +70,23 @@ export function turnService(deps: { hot: HotLog }): Partial<ServiceImpl<typeof T
     },
 
     async getTurn(req, ctx) {
-      return { turn: toTurn(await ownedTurn(hot, callerOf(ctx), v.requireUlid("turn_id", req.turnId))) };
+      return { turn: toTurn(await ownedTurn(log, callerOf(ctx), v.requireUlid("turn_id", req.turnId))) };
+    },
+
+    async listThreads(req, ctx) {
+      const caller = callerOf(ctx);
+      const page = await log.listThreads(
+        caller.role === "admin" ? undefined : caller.tenantId,
+        v.pageSize("page_size", req.pageSize, 50),
+        req.pageToken,
+      );
+      return { threads: page.items.map(toThread), nextPageToken: page.nextPageToken };
+    },
+
+    async listTurns(req, ctx) {
+      const thread = await ownedThread(log, callerOf(ctx), v.requireUlid("thread_id", req.threadId));
+      const page = await log.listTurns(thread.threadId, v.pageSize("page_size", req.pageSize, 50), req.pageToken);
+      return { turns: page.items.map(toTurn), nextPageToken: page.nextPageToken };
     },
   };
 }

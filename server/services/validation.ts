@@ -91,6 +91,14 @@ export function seq(field: string, value: bigint): number {
   return Number(value);
 }
 
+export const maxPageSize = 1_000;
+
+export function pageSize(field: string, value: number, fallback: number): number {
+  if (value === 0) return fallback;
+  if (value < 0 || value > maxPageSize) throw new InvalidInput(`${field} must be from 1 to ${maxPageSize}, got ${value}`);
+  return value;
+}
+
 export function maxChars(field: string, value: string, max: number): string {
   if (value.length > max) throw new InvalidInput(`${field} is longer than ${max} characters`);
   return value;

@@ -1,44 +1,99 @@
 // Chooses each tier's implementation from the config: real services when
 // their URLs are set, embedded ones otherwise.
-import { createClient, type RedisClientType } from "redis";
+import { join } from "node:path";
 import type { Logger } from "pino";
+import { createClient, type RedisClientType } from "redis";
 import type { Config } from "../config.js";
-import type { HotLog } from "./hot/hot-log.js";
-import { MemoryHotLog } from "./hot/memory/memory-hot-log.js";
+import type { HotLog, PartitionLeases, PersistFeed } from "./hot/hot-log.js";
+import { MemoryHotLog, MemoryPartitionLeases } from "./hot/memory/memory-hot-log.js";
 import { RedisHotLog } from "./hot/redis/redis-hot-log.js";
+import { RedisPartitionLeases, RedisPersistFeed } from "./hot/redis/redis-persist-feed.js";
+import { startEmbeddedPostgres } from "./warm/embedded-postgres.js";
+import { migrate } from "./warm/postgres/migrate.js";
+import { PostgresWarmStore } from "./warm/postgres/postgres-warm-store.js";
+import type { WarmStore } from "./warm/warm-store.js";
+
+/** EVENTIDE_DATA_DIR value that keeps embedded tiers in memory only (tests). */
+export const inMemory = "memory:";
 
 export interface Tiers {
   hot: HotLog;
+  warm: WarmStore;
+  /** The persister's side of the hot tier. */
+  feed: PersistFeed;
+  leases: PartitionLeases;
   /** Which implementation each tier runs on, for the banner and /readyz. */
-  describe: { hot: string };
+  describe: { hot: string; warm: string };
   close(): Promise<void>;
 }
 
 export async function openTiers(config: Config, log: Logger): Promise<Tiers> {
+  const closers: (() => Promise<void>)[] = [];
+  try {
+    const warm = await openWarm(config, log, closers);
+    const hot = await openHot(config, log, closers);
+    return {
+      ...hot,
+      ...warm,
+      describe: { hot: hot.describe, warm: warm.describe },
+      async close() {
+        for (const close of closers.reverse()) await close();
+      },
+    };
+  } catch (err) {
+    for (const close of closers.reverse()) await close().catch(() => {});
+    throw err;
+  }
+}
+
+async function openHot(config: Config, log: Logger, closers: (() => Promise<void>)[]) {
   if (!config.redisUrl) {
     const hot = new MemoryHotLog({ idempotencyTtlSeconds: config.idempotencyTtlSeconds });
-    return { hot, describe: { hot: "memory" }, close: () => hot.close() };
+    closers.push(() => hot.close());
+    return { hot, feed: hot as PersistFeed, leases: new MemoryPartitionLeases() as PartitionLeases, describe: "memory" };
   }
   // No offline queue: while Redis is down, calls fail fast with UNAVAILABLE instead of hanging.
   const client = createClient({ url: config.redisUrl, disableOfflineQueue: true }) as RedisClientType;
   client.on("error", (err) => log.warn({ err: String(err) }, "redis connection error"));
   await client.connect();
+  closers.push(async () => client.destroy());
+  const blocking = client.duplicate() as RedisClientType;
+  blocking.on("error", (err) => log.warn({ err: String(err) }, "redis connection error"));
+  await blocking.connect();
+  closers.push(async () => blocking.destroy());
   const hot = await RedisHotLog.open({
     client,
     prefix: config.redisPrefix,
     partitions: config.partitions,
     idempotencyTtlSeconds: config.idempotencyTtlSeconds,
-    followLive: true,
+    followLive: config.roles.includes("server"),
     log,
   });
+  closers.push(() => hot.close());
   return {
-    hot,
-    describe: { hot: `redis (${redact(config.redisUrl)}, prefix ${config.redisPrefix}, ${config.partitions} partitions)` },
-    async close() {
-      await hot.close();
-      client.destroy();
-    },
+    hot: hot as HotLog,
+    feed: new RedisPersistFeed(client, blocking, hot.keys) as PersistFeed,
+    leases: new RedisPartitionLeases(client, hot.keys) as PartitionLeases,
+    describe: `redis (${redact(config.redisUrl)}, prefix ${config.redisPrefix}, ${config.partitions} partitions)`,
   };
+}
+
+export async function openWarm(config: Config, log: Logger, closers: (() => Promise<void>)[]) {
+  let store: PostgresWarmStore;
+  let describe: string;
+  if (config.databaseUrl) {
+    store = PostgresWarmStore.open({ connection: config.databaseUrl, schema: config.pgSchema, maxConnections: 10 });
+    describe = `postgres (${redact(config.databaseUrl)}, schema ${config.pgSchema})`;
+  } else {
+    const dir = config.dataDir === inMemory ? undefined : join(config.dataDir, "pg");
+    const embedded = await startEmbeddedPostgres(dir);
+    closers.push(() => embedded.stop());
+    store = PostgresWarmStore.open({ connection: embedded.connection, schema: config.pgSchema, maxConnections: 1 });
+    describe = `embedded postgres (PGlite, ${dir ?? "in memory"})`;
+  }
+  closers.push(() => store.close());
+  await migrate(store.db, config.pgSchema, log);
+  return { warm: store as WarmStore, describe };
 }
 
 /** URLs may carry passwords; they never reach logs. */

@@ -8,7 +8,10 @@ import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
 import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { startServer } from "../../server/app.js";
 import { loadConfig } from "../../server/config.js";
-import { openTiers, type Tiers } from "../../server/tiers/open-tiers.js";
+import { startPersister } from "../../server/roles.js";
+import { inMemory, openTiers, type Tiers } from "../../server/tiers/open-tiers.js";
+import type { PostgresWarmStore } from "../../server/tiers/warm/postgres/postgres-warm-store.js";
+import { databaseUrl } from "./postgres.js";
 import { deletePrefix, redisUrl } from "./redis.js";
 
 export type TierKind = "memory" | "redis";
@@ -26,17 +29,29 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+/**
+ * "memory": the embedded tiers (memory hot, in-memory PGlite warm).
+ * "redis": the machine's Redis and Postgres, under a key prefix and a schema of its own.
+ * A persister runs in-process unless EVENTIDE_ROLES says otherwise.
+ */
 export async function startTestServer(tier: TierKind, env: Record<string, string> = {}): Promise<TestServer> {
-  const prefix = `ettest-${randomUUID().slice(0, 8)}`;
+  const id = randomUUID().slice(0, 8);
+  const prefix = `ettest-${id}`;
+  const schema = `ettest_${id}`;
   const config = loadConfig({
     PORT: "0",
     HOST: "127.0.0.1",
     EVENTIDE_PARTITIONS: "4",
-    ...(tier === "redis" ? { REDIS_URL: redisUrl, EVENTIDE_REDIS_PREFIX: prefix } : {}),
+    EVENTIDE_PERSIST_LEASE_MS: "1000",
+    ...(tier === "redis"
+      ? { REDIS_URL: redisUrl, EVENTIDE_REDIS_PREFIX: prefix, DATABASE_URL: databaseUrl, EVENTIDE_PG_SCHEMA: schema }
+      : { EVENTIDE_DATA_DIR: inMemory }),
     ...env,
   });
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
   const tiers = await openTiers(config, log);
+  const workers = new AbortController();
+  const persisting = config.roles.includes("persister") ? startPersister(config, tiers, log, workers.signal) : Promise.resolve();
   const server = await startServer(config, tiers, log);
   const baseUrl = `http://127.0.0.1:${server.port}`;
   const transports = new Map<Protocol, Transport>();
@@ -57,6 +72,9 @@ export async function startTestServer(tier: TierKind, env: Record<string, string
     events: (protocol = "grpc") => createClient(EventService, transport(protocol)),
     async close() {
       await server.close();
+      workers.abort();
+      await persisting;
+      if (tier === "redis") await (tiers.warm as PostgresWarmStore).db.none("DROP SCHEMA IF EXISTS $1:name CASCADE", [schema]);
       await tiers.close();
       if (tier === "redis") await deletePrefix(prefix);
     },

@@ -37,6 +37,11 @@ export interface HotLog {
   /** Events with seq > afterSeq in seq order, at most `limit`. */
   read(threadId: string, afterSeq: number, limit: number): Promise<StoredEvent[]>;
   findEvent(eventId: string): Promise<StoredEvent | undefined>;
+  /**
+   * Re-seeds a thread the hot tier lost, from the warm tier's record, so its
+   * seqs continue where the log stands. No-op when the thread is present.
+   */
+  restoreThread(thread: ThreadRecord, turns: TurnRecord[]): Promise<void>;
   /** Where the live feed comes from: appends of every process reach it. */
   readonly live: LiveSource;
   /** Round-trips to the backing store; throws when it is unreachable. */
@@ -53,4 +58,42 @@ export interface LiveSource {
 export function idempotencyScope(cmd: AppendCommand): string | undefined {
   if (!cmd.submit?.idempotencyKey) return undefined;
   return JSON.stringify([cmd.tenantId, cmd.create ? "" : cmd.threadId, cmd.submit.idempotencyKey]);
+}
+
+/** Appended entries of one partition log that the persister has not acknowledged yet. */
+export interface FeedBatch {
+  /** Per partition, the log entry ids to acknowledge after commit. */
+  entries: Map<number, string[]>;
+  /** Their events, in seq order per thread. */
+  events: StoredEvent[];
+}
+
+/**
+ * The persister's side of the hot tier: a consumer group over the partition
+ * logs. One consumer owns a partition at a time (see PartitionLeases), so
+ * each thread is persisted in seq order.
+ */
+export interface PersistFeed {
+  readonly partitions: number;
+  /**
+   * Takes over partition p for `consumer`: entries another consumer read but
+   * never acknowledged (it died) become this consumer's, to be read first.
+   */
+  adopt(p: number, consumer: string): Promise<void>;
+  /** Up to `maxEntries` unacknowledged entries of the owned partitions, waiting up to `waitMs`. */
+  nextBatch(partitions: number[], consumer: string, maxEntries: number, waitMs: number, signal: AbortSignal): Promise<FeedBatch>;
+  /** After commit: the entries are done. */
+  ack(batch: FeedBatch): Promise<void>;
+  /** After commit: the thread is persisted through `seq`; trim its hot stream to `window` events below that. */
+  markPersisted(threadId: string, seq: number, window: number): Promise<void>;
+}
+
+/** Who persists which partition: an expiring lease per partition. */
+export interface PartitionLeases {
+  acquire(p: number, owner: string, ttlMs: number): Promise<boolean>;
+  /** False when the lease was lost (expired and taken). */
+  renew(p: number, owner: string, ttlMs: number): Promise<boolean>;
+  release(p: number, owner: string): Promise<void>;
+  /** Announces a live worker and counts the live ones, for a fair share of partitions. */
+  heartbeat(owner: string, ttlMs: number): Promise<number>;
 }

@@ -4,16 +4,31 @@ import { ulid } from "ulid";
 import { EventIdConflict, NotFound, StaleExpectedSeq } from "../../../domain/errors.js";
 import type { StoredEvent, ThreadRecord, TurnRecord } from "../../../domain/records.js";
 import { ThreadFanout } from "../../../live/fanout.js";
-import { type AppendCommand, type AppendResult, type HotLog, idempotencyScope } from "../hot-log.js";
+import { type AppendCommand, type AppendResult, type FeedBatch, type HotLog, idempotencyScope, type PartitionLeases, type PersistFeed } from "../hot-log.js";
 
 interface ThreadState {
   record: ThreadRecord;
+  /** events[i].seq === firstSeq + i; the persister trims the front. */
   events: StoredEvent[];
+  firstSeq: number;
+  persistedSeq: number;
   turns: Map<string, TurnRecord>;
   openTurns: number;
 }
 
-export class MemoryHotLog implements HotLog {
+interface LogEntry {
+  id: string;
+  threadId: string;
+  from: number;
+  to: number;
+}
+
+/** The embedded hot tier is one process's memory: a single partition, a single persister. */
+export class MemoryHotLog implements HotLog, PersistFeed {
+  readonly partitions = 1;
+  private readonly unpersisted: LogEntry[] = [];
+  private nextEntryId = 1;
+  private wakePersister?: () => void;
   readonly live = new ThreadFanout();
   private readonly threads = new Map<string, ThreadState>();
   private readonly eventIndex = new Map<string, { threadId: string; seq: number }>();
@@ -52,7 +67,7 @@ export class MemoryHotLog implements HotLog {
       const where = this.eventIndex.get(e.eventId);
       if (!where) continue;
       if (where.threadId !== cmd.threadId) throw new EventIdConflict(e.eventId, `thread/seq ${where.threadId} ${where.seq}`);
-      found.push(state!.events[where.seq - 1]);
+      found.push(state!.events[where.seq - state!.firstSeq]);
     }
     if (found.length > 0) {
       if (found.length !== cmd.events.length) throw new EventIdConflict(found[0].eventId, "some ids of this batch are new");
@@ -76,6 +91,8 @@ export class MemoryHotLog implements HotLog {
           updatedAt: now,
         },
         events: [],
+        firstSeq: 1,
+        persistedSeq: 0,
         turns: new Map(),
         openTurns: 0,
       };
@@ -101,6 +118,8 @@ export class MemoryHotLog implements HotLog {
     });
     state.record.lastSeq = last + appended.length;
     state.record.updatedAt = now;
+    this.unpersisted.push({ id: String(this.nextEntryId++), threadId: cmd.threadId, from: last + 1, to: state.record.lastSeq });
+    this.wakePersister?.();
 
     let turn: TurnRecord | undefined;
     if (cmd.submit) {
@@ -131,6 +150,19 @@ export class MemoryHotLog implements HotLog {
     for (const [scope, entry] of this.idempotency) if (entry.expiresAt <= now) this.idempotency.delete(scope);
   }
 
+  async restoreThread(thread: ThreadRecord, turns: TurnRecord[]): Promise<void> {
+    if (this.threads.has(thread.threadId)) return;
+    this.threads.set(thread.threadId, {
+      record: copy(thread),
+      events: [],
+      firstSeq: thread.lastSeq + 1,
+      persistedSeq: thread.lastSeq,
+      turns: new Map(turns.map((t) => [t.turnId, copy(t)])),
+      openTurns: turns.filter((t) => t.status === "queued" || t.status === "running").length,
+    });
+    for (const t of turns) this.turnIndex.set(t.turnId, thread.threadId);
+  }
+
   async getThread(threadId: string): Promise<ThreadRecord | undefined> {
     const state = this.threads.get(threadId);
     return state && copy(state.record);
@@ -143,14 +175,59 @@ export class MemoryHotLog implements HotLog {
   }
 
   async read(threadId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
-    const events = this.threads.get(threadId)?.events ?? [];
-    return events.slice(Math.max(0, afterSeq), Math.max(0, afterSeq) + limit).map(copy);
+    const state = this.threads.get(threadId);
+    if (!state) return [];
+    const start = Math.max(0, afterSeq + 1 - state.firstSeq);
+    return state.events.slice(start, start + limit).map(copy);
   }
 
   async findEvent(eventId: string): Promise<StoredEvent | undefined> {
     const where = this.eventIndex.get(eventId);
-    const event = where && this.threads.get(where.threadId)?.events[where.seq - 1];
+    const state = where && this.threads.get(where.threadId);
+    const event = state && state.events[where.seq - state.firstSeq];
     return event && copy(event);
+  }
+
+  async adopt(): Promise<void> {}
+
+  async nextBatch(_partitions: number[], _consumer: string, maxEntries: number, waitMs: number, signal: AbortSignal): Promise<FeedBatch> {
+    if (this.unpersisted.length === 0 && !signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          signal.removeEventListener("abort", done);
+          this.wakePersister = undefined;
+          resolve();
+        };
+        const timer = setTimeout(done, waitMs);
+        signal.addEventListener("abort", done, { once: true });
+        this.wakePersister = done;
+      });
+    }
+    // One consumer: what it read and has not acknowledged is simply read again.
+    const taken = this.unpersisted.slice(0, maxEntries);
+    const events = taken.flatMap((entry) => {
+      const state = this.threads.get(entry.threadId)!;
+      return state.events.slice(entry.from - state.firstSeq, entry.to - state.firstSeq + 1).map(copy);
+    });
+    return { entries: new Map([[0, taken.map((e) => e.id)]]), events };
+  }
+
+
+  async ack(batch: FeedBatch): Promise<void> {
+    const done = new Set(batch.entries.get(0) ?? []);
+    for (let i = this.unpersisted.length - 1; i >= 0; i--) if (done.has(this.unpersisted[i].id)) this.unpersisted.splice(i, 1);
+  }
+
+  async markPersisted(threadId: string, seq: number, window: number): Promise<void> {
+    const state = this.threads.get(threadId);
+    if (!state) return;
+    state.persistedSeq = Math.max(state.persistedSeq, seq);
+    const keepFrom = state.persistedSeq - window + 1;
+    const drop = keepFrom - state.firstSeq;
+    if (drop <= 0) return;
+    for (const e of state.events.splice(0, drop)) this.eventIndex.delete(e.eventId);
+    state.firstSeq = keepFrom;
   }
 
   async ping(): Promise<void> {}
@@ -161,4 +238,35 @@ export class MemoryHotLog implements HotLog {
 // Callers get copies so nothing they mutate reaches the log.
 function copy<T>(value: T): T {
   return structuredClone(value);
+}
+
+/** Leases within one process (the embedded default and tests). */
+export class MemoryPartitionLeases implements PartitionLeases {
+  private readonly held = new Map<number, { owner: string; until: number }>();
+  private readonly workers = new Map<string, number>();
+
+  async acquire(p: number, owner: string, ttlMs: number): Promise<boolean> {
+    const lease = this.held.get(p);
+    if (lease && lease.until > Date.now() && lease.owner !== owner) return false;
+    this.held.set(p, { owner, until: Date.now() + ttlMs });
+    return true;
+  }
+
+  async renew(p: number, owner: string, ttlMs: number): Promise<boolean> {
+    const lease = this.held.get(p);
+    if (!lease || lease.owner !== owner || lease.until <= Date.now()) return false;
+    lease.until = Date.now() + ttlMs;
+    return true;
+  }
+
+  async release(p: number, owner: string): Promise<void> {
+    if (this.held.get(p)?.owner === owner) this.held.delete(p);
+  }
+
+  async heartbeat(owner: string, ttlMs: number): Promise<number> {
+    const now = Date.now();
+    this.workers.set(owner, now + ttlMs);
+    for (const [w, until] of this.workers) if (until <= now) this.workers.delete(w);
+    return this.workers.size;
+  }
 }

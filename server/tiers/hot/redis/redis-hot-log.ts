@@ -21,19 +21,21 @@ export interface RedisHotLogOptions {
   log?: { warn(obj: object, msg: string): void };
 }
 
-const appendScript = readFileSync(new URL("./scripts/append_events.lua", import.meta.url), "utf8");
+const script = (name: string) => readFileSync(new URL(`./scripts/${name}`, import.meta.url), "utf8");
 
 export class RedisHotLog implements HotLog {
   readonly keys: HotKeys;
   readonly live = new ThreadFanout();
   private readonly client: RedisClientType;
-  private readonly script: ScriptRunner;
+  private readonly appendScript: ScriptRunner;
+  private readonly restoreScript: ScriptRunner;
   private reader?: PartitionLogReader;
 
   private constructor(private readonly opts: RedisHotLogOptions) {
     this.client = opts.client;
     this.keys = new HotKeys(opts.prefix, opts.partitions);
-    this.script = new ScriptRunner(this.client, appendScript);
+    this.appendScript = new ScriptRunner(this.client, script("append_events.lua"));
+    this.restoreScript = new ScriptRunner(this.client, script("restore_thread.lua"));
   }
 
   static async open(opts: RedisHotLogOptions): Promise<RedisHotLog> {
@@ -86,7 +88,7 @@ export class RedisHotLog implements HotLog {
       k.turnIndex(p),
       idemKey,
     ];
-    const reply = (await this.script.run(keys, args)) as string[];
+    const reply = (await this.appendScript.run(keys, args)) as string[];
     switch (reply[0]) {
       case "OK": {
         const [first, last, createdAt] = [Number(reply[1]), Number(reply[2]), Number(reply[3])];
@@ -132,6 +134,23 @@ export class RedisHotLog implements HotLog {
       default:
         throw new Error(`append_events.lua answered ${JSON.stringify(reply)}`);
     }
+  }
+
+  async restoreThread(thread: ThreadRecord, turns: TurnRecord[]): Promise<void> {
+    const k = this.keys;
+    const open = turns.filter((t) => t.status === "queued" || t.status === "running").length;
+    const args = [
+      thread.threadId,
+      thread.tenantId,
+      String(thread.lastSeq),
+      JSON.stringify(thread.metadata),
+      String(thread.createdAt),
+      String(thread.updatedAt),
+      thread.status,
+      String(open),
+    ];
+    for (const turn of turns) args.push(turn.turnId, JSON.stringify(turn));
+    await this.restoreScript.run([k.meta(thread.threadId), k.turns(thread.threadId), k.turnIndex(k.partition(thread.threadId))], args);
   }
 
   async getThread(threadId: string): Promise<ThreadRecord | undefined> {

@@ -3,7 +3,7 @@
 import pgPromise, { type IDatabase, type IMain, type ITask } from "pg-promise";
 import type { StoredEvent, ThreadRecord, TurnRecord, TurnStatus } from "../../../domain/records.js";
 import type { EventFilter, Page, WarmStore } from "../warm-store.js";
-import { decodeToken, encodeToken } from "./page-token.js";
+import { decodeToken, encodeToken } from "../../../domain/page-token.js";
 
 export interface PostgresOptions {
   connection: string | { host: string; port: number; database: string; user: string };

@@ -68,7 +68,7 @@ local seq = last
 for i = 0, n - 1 do
   seq = seq + 1
   local id = ARGV[10 + i * 3]
-  redis.call('XADD', stream, seq .. '-0', 'e', ARGV[12 + i * 3], 'c', now)
+  redis.call('XADD', stream, seq .. '-0', 'i', id, 'e', ARGV[12 + i * 3], 'c', now)
   redis.call('HSET', eidx, id, thread_id .. ' ' .. seq)
 end
 redis.call('HSET', meta, 'last_seq', seq, 'updated_at', now)

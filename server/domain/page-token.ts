@@ -1,5 +1,5 @@
 // Page tokens are opaque to clients: base64url JSON of the last row's sort key.
-import { InvalidInput } from "../../../domain/errors.js";
+import { InvalidInput } from "./errors.js";
 
 export function encodeToken(key: (string | number)[]): string {
   return Buffer.from(JSON.stringify(key)).toString("base64url");

@@ -1,0 +1,27 @@
+// The background roles, built from the config and the tiers; main.ts and the
+// test harness start them the same way.
+import type { Logger } from "pino";
+import { Persister } from "../workers/persister/persister.js";
+import type { StoredEvent } from "./domain/records.js";
+import type { Config } from "./config.js";
+import type { Tiers } from "./tiers/open-tiers.js";
+
+export function startPersister(
+  config: Config,
+  tiers: Tiers,
+  log: Logger,
+  signal: AbortSignal,
+  onCommitted?: (events: StoredEvent[]) => void,
+): Promise<void> {
+  return new Persister({
+    feed: tiers.feed,
+    leases: tiers.leases,
+    warm: tiers.warm,
+    log: log.child({ role: "persister" }),
+    batchEntries: config.persistBatchEntries,
+    batchWaitMs: config.persistWaitMs,
+    hotWindow: config.hotWindow,
+    leaseMs: config.persistLeaseMs,
+    onCommitted,
+  }).run(signal);
+}

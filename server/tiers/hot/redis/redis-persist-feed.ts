@@ -1,0 +1,157 @@
+// The persister's view of Redis: a consumer group per partition log, and the
+// thread streams the log entries point into.
+import { readFileSync } from "node:fs";
+import type { RedisClientType } from "redis";
+import type { StoredEvent } from "../../../domain/records.js";
+import type { FeedBatch, PartitionLeases, PersistFeed } from "../hot-log.js";
+import { decodeEntry } from "./event-codec.js";
+import type { HotKeys } from "./keys.js";
+import { ScriptRunner } from "./script-runner.js";
+
+const group = "persister";
+const logTrimEveryMs = 5_000;
+const logHistoryMs = 60_000;
+const script = (name: string) => readFileSync(new URL(`./scripts/${name}`, import.meta.url), "utf8");
+
+type LogEntry = { id: string; message: Record<string, string> };
+type ReadReply = { name: string; messages: LogEntry[] }[] | null;
+
+export class RedisPersistFeed implements PersistFeed {
+  readonly partitions: number;
+  private readonly trim: ScriptRunner;
+  private readonly groupsReady = new Set<number>();
+  private readonly lastTrim = new Map<number, number>();
+
+  /** `blocking` is a connection of the feed's own: a blocking read holds it. */
+  constructor(private readonly client: RedisClientType, private readonly blocking: RedisClientType, private readonly keys: HotKeys) {
+    this.partitions = keys.partitions;
+    this.trim = new ScriptRunner(client, script("trim_window.lua"));
+  }
+
+  async adopt(p: number, consumer: string): Promise<void> {
+    const log = this.keys.partitionLog(p);
+    if (!this.groupsReady.has(p)) {
+      try {
+        await this.client.xGroupCreate(log, group, "0", { MKSTREAM: true });
+      } catch (err) {
+        if (!String(err).includes("BUSYGROUP")) throw err;
+      }
+      this.groupsReady.add(p);
+    }
+    // Everything read but never acknowledged, by any consumer, is now ours.
+    let cursor = "0-0";
+    do {
+      const res = await this.client.xAutoClaimJustId(log, group, consumer, 0, cursor, { COUNT: 1000 });
+      cursor = res.nextId;
+    } while (cursor !== "0-0");
+  }
+
+  async nextBatch(partitions: number[], consumer: string, maxEntries: number, waitMs: number, signal: AbortSignal): Promise<FeedBatch> {
+    if (partitions.length === 0 || signal.aborted) return { entries: new Map(), events: [] };
+    // Our own pending entries first (adopted, or read before a failed commit), then new ones.
+    let reply = await this.readGroup(this.client, partitions, consumer, "0", maxEntries);
+    if (!reply?.some((s) => s.messages.length > 0)) {
+      reply = await this.readGroup(this.blocking, partitions, consumer, ">", maxEntries, waitMs);
+    }
+    const entries = new Map<number, string[]>();
+    const ranges: { threadId: string; from: number; to: number }[] = [];
+    for (const stream of reply ?? []) {
+      const p = this.partitionOf(stream.name);
+      for (const { id, message } of stream.messages) {
+        entries.set(p, [...(entries.get(p) ?? []), id]);
+        ranges.push({ threadId: message.t, from: Number(message.f), to: Number(message.l) });
+      }
+    }
+    const events = (await Promise.all(ranges.map((r) => this.range(r.threadId, r.from, r.to)))).flat();
+    return { entries, events };
+  }
+
+  async ack(batch: FeedBatch): Promise<void> {
+    await Promise.all([...batch.entries].map(([p, ids]) => this.client.xAck(this.keys.partitionLog(p), group, ids)));
+    await Promise.all([...batch.entries.keys()].map((p) => this.trimLog(p)));
+  }
+
+  /**
+   * The log keeps what is pending or unread, plus a minute of history so that
+   * servers' live readers, which follow the same log, never lose an entry to
+   * trimming. At most every few seconds per partition.
+   */
+  private async trimLog(p: number): Promise<void> {
+    const now = Date.now();
+    if ((this.lastTrim.get(p) ?? 0) > now - logTrimEveryMs) return;
+    this.lastTrim.set(p, now);
+    const log = this.keys.partitionLog(p);
+    const pending = await this.client.xPending(log, group);
+    const groups = await this.client.xInfoGroups(log);
+    const delivered = String(groups.find((g) => g.name === group)?.["last-delivered-id"] ?? "0-0");
+    const floor = pending.pending > 0 && pending.firstId ? pending.firstId : delivered;
+    const minId = minStreamId(floor, `${now - logHistoryMs}-0`);
+    await this.client.xTrim(log, "MINID", minId);
+  }
+
+  async markPersisted(threadId: string, seq: number, window: number): Promise<void> {
+    const k = this.keys;
+    await this.trim.run(
+      [k.meta(threadId), k.stream(threadId), k.eventIndex(k.partition(threadId))],
+      [String(seq), String(window)],
+    );
+  }
+
+  private readGroup(conn: RedisClientType, partitions: number[], consumer: string, id: string, count: number, blockMs?: number) {
+    return conn.xReadGroup(
+      group,
+      consumer,
+      partitions.map((p) => ({ key: this.keys.partitionLog(p), id })),
+      blockMs === undefined ? { COUNT: count } : { COUNT: count, BLOCK: blockMs },
+    ) as Promise<ReadReply>;
+  }
+
+  private partitionOf(logKey: string): number {
+    return Number(logKey.slice(logKey.indexOf("{") + 1, logKey.indexOf("}")));
+  }
+
+  private async range(threadId: string, from: number, to: number): Promise<StoredEvent[]> {
+    const entries = (await this.client.xRange(this.keys.stream(threadId), `${from}-0`, `${to}-0`)) ?? [];
+    return entries.map((e) => decodeEntry(threadId, e.id, e.message as Record<string, string>));
+  }
+}
+
+function minStreamId(a: string, b: string): string {
+  const [am, as] = a.split("-").map(Number);
+  const [bm, bs] = b.split("-").map(Number);
+  return am < bm || (am === bm && as <= bs) ? a : b;
+}
+
+export class RedisPartitionLeases implements PartitionLeases {
+  private readonly renewScript: ScriptRunner;
+  private readonly releaseScript: ScriptRunner;
+
+  constructor(private readonly client: RedisClientType, private readonly keys: HotKeys) {
+    this.renewScript = new ScriptRunner(client, script("lease_renew.lua"));
+    this.releaseScript = new ScriptRunner(client, script("lease_release.lua"));
+  }
+
+  private key(p: number): string {
+    return `${this.keys.prefix}:{${p}}:persister`;
+  }
+
+  async acquire(p: number, owner: string, ttlMs: number): Promise<boolean> {
+    return (await this.client.set(this.key(p), owner, { NX: true, PX: ttlMs })) === "OK";
+  }
+
+  async renew(p: number, owner: string, ttlMs: number): Promise<boolean> {
+    return Number(await this.renewScript.run([this.key(p)], [owner, String(ttlMs)])) === 1;
+  }
+
+  async release(p: number, owner: string): Promise<void> {
+    await this.releaseScript.run([this.key(p)], [owner]);
+  }
+
+  async heartbeat(owner: string, ttlMs: number): Promise<number> {
+    const key = `${this.keys.prefix}:persisters`;
+    const now = Date.now();
+    await this.client.zAdd(key, { score: now + ttlMs, value: owner });
+    await this.client.zRemRangeByScore(key, "-inf", now);
+    return this.client.zCard(key);
+  }
+}

@@ -1,0 +1,99 @@
+// The persister: moves every appended event from the hot tier into Postgres.
+// It owns a fair share of the partitions (leases), reads their logs through a
+// consumer group, commits each batch in one transaction (events + projections),
+// acknowledges only after the commit, then trims the hot window. A crash
+// anywhere leaves entries pending; the next owner adopts and redoes them, and
+// ON CONFLICT DO NOTHING makes the redo harmless.
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
+import type { Logger } from "pino";
+import type { StoredEvent } from "../../server/domain/records.js";
+import type { FeedBatch, PartitionLeases, PersistFeed } from "../../server/tiers/hot/hot-log.js";
+import type { WarmStore } from "../../server/tiers/warm/warm-store.js";
+import { sleep } from "../backoff.js";
+
+export interface PersisterOptions {
+  feed: PersistFeed;
+  leases: PartitionLeases;
+  warm: WarmStore;
+  log: Logger;
+  /** Entries a batch reads at most. */
+  batchEntries: number;
+  /** How long a read waits for entries. */
+  batchWaitMs: number;
+  /** Events kept in a thread's hot stream below its persisted seq. */
+  hotWindow: number;
+  leaseMs: number;
+  /** Called after each committed batch (metrics, benchmarks). */
+  onCommitted?: (events: StoredEvent[]) => void;
+}
+
+export class Persister {
+  readonly consumer = `${hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`;
+  private readonly owned = new Set<number>();
+  private leasesCheckedAt = 0;
+
+  constructor(private readonly opts: PersisterOptions) {}
+
+  async run(signal: AbortSignal): Promise<void> {
+    const { log } = this.opts;
+    log.info({ consumer: this.consumer }, "persister started");
+    let failures = 0;
+    while (!signal.aborted) {
+      try {
+        await this.keepLeases();
+        const batch = await this.opts.feed.nextBatch([...this.owned], this.consumer, this.opts.batchEntries, this.opts.batchWaitMs, signal);
+        if (batch.events.length > 0) await this.persist(batch, signal);
+        failures = 0;
+      } catch (err) {
+        if (signal.aborted) break;
+        failures++;
+        const waitMs = Math.min(30_000, 100 * 2 ** Math.min(failures, 9));
+        log.warn({ err: String(err), failures, retryInMs: waitMs }, "persister batch failed; retrying (nothing is dropped)");
+        await sleep(waitMs, signal);
+      } finally {
+        if (this.owned.size === 0 && !signal.aborted) await sleep(this.opts.batchWaitMs, signal);
+      }
+    }
+    for (const p of this.owned) await this.opts.leases.release(p, this.consumer).catch(() => {});
+    log.info({ consumer: this.consumer }, "persister stopped");
+  }
+
+  /** Commit, then acknowledge, then trim: the order is what makes a crash harmless. */
+  private async persist(batch: FeedBatch, signal: AbortSignal): Promise<void> {
+    await this.opts.warm.persistBatch(batch.events);
+    if (signal.aborted) return;
+    await this.opts.feed.ack(batch);
+    const persistedThrough = new Map<string, number>();
+    for (const e of batch.events) persistedThrough.set(e.threadId, Math.max(persistedThrough.get(e.threadId) ?? 0, e.seq));
+    await Promise.all([...persistedThrough].map(([threadId, seq]) => this.opts.feed.markPersisted(threadId, seq, this.opts.hotWindow)));
+    this.opts.onCommitted?.(batch.events);
+    this.opts.log.debug({ events: batch.events.length, threads: persistedThrough.size }, "batch persisted");
+  }
+
+  /** Renews held leases and takes free partitions up to a fair share of the live persisters. */
+  private async keepLeases(): Promise<void> {
+    const { leases, leaseMs, feed, log } = this.opts;
+    if (Date.now() - this.leasesCheckedAt < leaseMs / 3) return;
+    this.leasesCheckedAt = Date.now();
+    for (const p of [...this.owned]) {
+      if (!(await leases.renew(p, this.consumer, leaseMs))) {
+        this.owned.delete(p);
+        log.warn({ partition: p }, "persister lost a partition lease");
+      }
+    }
+    const live = await leases.heartbeat(this.consumer, leaseMs);
+    const share = Math.ceil(feed.partitions / Math.max(1, live));
+    for (let p = 0; p < feed.partitions && this.owned.size < share; p++) {
+      if (this.owned.has(p) || !(await leases.acquire(p, this.consumer, leaseMs))) continue;
+      await feed.adopt(p, this.consumer);
+      this.owned.add(p);
+      log.info({ partition: p }, "persister took a partition");
+    }
+    while (this.owned.size > share) {
+      const p = [...this.owned].pop()!;
+      this.owned.delete(p);
+      await leases.release(p, this.consumer);
+    }
+  }
+}
