@@ -90,8 +90,13 @@ export class EventLog {
   }
 
   private async readFromOneTier(threadId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
+    // A one-entry probe first, so old history does not drag a whole hot page along.
     const [next] = await this.hot.read(threadId, afterSeq, 1);
-    if (next?.seq === afterSeq + 1) return this.hot.read(threadId, afterSeq, limit);
+    if (next?.seq === afterSeq + 1) {
+      const hot = await this.hot.read(threadId, afterSeq, limit);
+      // The persister may have trimmed it between the two reads; then warm has it.
+      if (hot[0]?.seq === afterSeq + 1) return hot;
+    }
     const warm = await this.warm.read(threadId, afterSeq, limit);
     if (warm.length === 0 && !next) return [];
     if (warm[0]?.seq === afterSeq + 1) return warm;

@@ -48,7 +48,8 @@ export class Persister {
       } catch (err) {
         if (signal.aborted) break;
         failures++;
-        const waitMs = Math.min(30_000, 100 * 2 ** Math.min(failures, 9));
+        // Never sleep past a lease renewal: a waiting persister keeps its partitions.
+        const waitMs = Math.min(this.opts.leaseMs / 3, 30_000, 100 * 2 ** Math.min(failures, 9));
         log.warn({ err: String(err), failures, retryInMs: waitMs }, "persister batch failed; retrying (nothing is dropped)");
         await sleep(waitMs, signal);
       } finally {
