@@ -9,10 +9,14 @@ CREATE TABLE threads (
   last_seq    bigint NOT NULL DEFAULT 0,
   metadata    jsonb NOT NULL DEFAULT '{}',
   created_at  timestamptz NOT NULL,
-  updated_at  timestamptz NOT NULL
+  updated_at  timestamptz NOT NULL,
+  -- An archiver's claim on the thread: plain rows, not a held connection, so it works on PGlite too.
+  archive_lease_until timestamptz
 );
 CREATE INDEX threads_tenant_newest ON threads (tenant_id, created_at DESC, thread_id DESC);
 CREATE INDEX threads_newest ON threads (created_at DESC, thread_id DESC);
+-- Retention and the archiver's idle-thread policy.
+CREATE INDEX threads_idle ON threads (updated_at) WHERE status <> 'deleted';
 
 CREATE TABLE turns (
   turn_id          text PRIMARY KEY,
@@ -55,6 +59,8 @@ CREATE TABLE agent_events (
 CREATE INDEX agent_events_turn ON agent_events (turn_id, thread_id, seq) WHERE turn_id <> '';
 CREATE INDEX agent_events_type_time ON agent_events (type text_pattern_ops, created_at);
 CREATE INDEX agent_events_tenant_time ON agent_events (tenant_id, created_at);
+-- The archiver's policy scan: events older than the archive age.
+CREATE INDEX agent_events_created ON agent_events (created_at);
 
 CREATE TABLE event_archives (
   archive_id   text PRIMARY KEY,
@@ -69,3 +75,4 @@ CREATE TABLE event_archives (
   created_at   timestamptz NOT NULL DEFAULT now(),
   CONSTRAINT event_archives_range_key UNIQUE (thread_id, from_seq)
 );
+CREATE INDEX event_archives_thread_range ON event_archives (thread_id, to_seq);

@@ -3,6 +3,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import {
+  DataLoss,
   DomainError,
   EventIdConflict,
   InvalidInput,
@@ -17,7 +18,8 @@ export function toConnectError(err: unknown, log: Logger): ConnectError {
   if (err instanceof DomainError) return new ConnectError(err.message, domainCode(err));
   if (isConnectionError(err)) {
     log.warn({ err }, "a tier is unreachable");
-    return new ConnectError("a storage tier is unavailable; nothing was written, retry later", Code.Unavailable);
+    // A timed-out write may have landed: clients retry with the same event_ids / idempotency_key.
+    return new ConnectError("a storage tier is unavailable; retry (with the same event_ids or idempotency_key)", Code.Unavailable);
   }
   log.error({ err }, "unexpected error");
   return new ConnectError("internal error", Code.Internal);
@@ -30,13 +32,14 @@ function domainCode(err: DomainError): Code {
   if (err instanceof EventIdConflict) return Code.AlreadyExists;
   if (err instanceof OutOfRange) return Code.OutOfRange;
   if (err instanceof TierUnavailable) return Code.Unavailable;
+  if (err instanceof DataLoss) return Code.DataLoss;
   return Code.Internal;
 }
 
 function isConnectionError(err: unknown): boolean {
   return (
     err instanceof Error &&
-    /ClientClosed|ClientOffline|SocketClosed|ConnectionTimeout|ECONNREFUSED|ECONNRESET|EPIPE/.test(`${err.name} ${err.message}`)
+    /ClientClosed|ClientOffline|SocketClosed|ConnectionTimeout|TimeoutError|ECONNREFUSED|ECONNRESET|EPIPE/.test(`${err.name} ${err.message}`)
   );
 }
 

@@ -32,3 +32,6 @@ export class OutOfRange extends DomainError {}
 
 /** A tier is unreachable; the call changed nothing. */
 export class TierUnavailable extends DomainError {}
+
+/** Stored data failed its integrity check; nothing from it is returned. */
+export class DataLoss extends DomainError {}

@@ -63,4 +63,6 @@ export interface NewEvent {
   metadata: Record<string, string>;
   schemaVersion: number;
   level: EventLevel;
+  /** The payload as JSON text, when the caller already has it (validation measured it). */
+  payloadJson?: string;
 }

@@ -3,7 +3,9 @@
 import type { StoredEvent } from "../domain/records.js";
 import type { LiveSource } from "../tiers/hot/hot-log.js";
 
-type Listener = (events: StoredEvent[]) => void;
+/** Events in seq order, or "resync": some were missed, read them from storage. */
+export type LiveUpdate = StoredEvent[] | "resync";
+type Listener = (update: LiveUpdate) => void;
 
 export class ThreadFanout implements LiveSource {
   private readonly listeners = new Map<string, Set<Listener>>();
@@ -22,10 +24,10 @@ export class ThreadFanout implements LiveSource {
     return this.listeners.has(threadId);
   }
 
-  publish(threadId: string, events: StoredEvent[]): void {
+  publish(threadId: string, update: LiveUpdate): void {
     const set = this.listeners.get(threadId);
-    if (!set || events.length === 0) return;
-    for (const listener of set) listener(events);
+    if (!set || update.length === 0) return;
+    for (const listener of set) listener(update);
   }
 
   get subscriberCount(): number {

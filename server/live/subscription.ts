@@ -16,12 +16,12 @@ export class LiveSubscription {
   private readonly unsubscribe: () => void;
 
   constructor(source: LiveSource, threadId: string, private readonly bound: number) {
-    this.unsubscribe = source.subscribe(threadId, (events) => this.push(events));
+    this.unsubscribe = source.subscribe(threadId, (update) => this.push(update));
   }
 
-  private push(events: StoredEvent[]): void {
+  private push(events: StoredEvent[] | "resync"): void {
     if (this.overflowed) return;
-    if (this.buffered.length + events.length > this.bound) {
+    if (events === "resync" || this.buffered.length + events.length > this.bound) {
       this.buffered = [];
       this.overflowed = true;
     } else {

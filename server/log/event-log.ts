@@ -1,14 +1,18 @@
 // The event log as the services see it: one facade over the tiers. Writes go
 // to the hot tier (the only place seqs are assigned); reads stitch warm → hot
 // so that what the persister moved and the hot window trimmed is still there.
-import { EventIdConflict, NotFound, OutOfRange } from "../domain/errors.js";
+import { DataLoss, EventIdConflict, NotFound, OutOfRange } from "../domain/errors.js";
 import { decodeToken, encodeToken } from "../domain/page-token.js";
 import type { StoredEvent, ThreadRecord, TurnRecord } from "../domain/records.js";
 import type { AppendCommand, AppendResult, HotLog } from "../tiers/hot/hot-log.js";
 import type { EventFilter, Page, WarmStore } from "../tiers/warm/warm-store.js";
+import type { ArchiveReader } from "./archive-reader.js";
+
+/** Events a tier read takes at once. */
+const pageSize = 1_000;
 
 export class EventLog {
-  constructor(readonly hot: HotLog, readonly warm: WarmStore) {}
+  constructor(readonly hot: HotLog, readonly warm: WarmStore, readonly archives?: ArchiveReader) {}
 
   get live() {
     return this.hot.live;
@@ -72,61 +76,86 @@ export class EventLog {
     return (await this.hot.findEvent(eventId)) ?? (await this.warm.findEvent(eventId));
   }
 
-  /**
-   * Events with seq > afterSeq, contiguous, at most `limit`, from whichever
-   * tier holds each part. The hot tier only trims what the warm tier has
-   * committed, so a seq missing from hot is always found in warm.
-   */
+  /** Events with seq > afterSeq, contiguous, at most `limit`, from whichever tiers hold them. */
   async read(threadId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
     const out: StoredEvent[] = [];
-    let cursor = afterSeq;
-    while (out.length < limit) {
-      const page = await this.readFromOneTier(threadId, cursor, limit - out.length);
-      if (page.length === 0) break;
-      out.push(...page);
-      cursor = page[page.length - 1].seq;
+    if (limit <= 0) return out;
+    for await (const event of this.scan(threadId, afterSeq)) {
+      out.push(event);
+      if (out.length >= limit) break;
     }
     return out;
   }
 
-  private async readFromOneTier(threadId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
-    // A one-entry probe first, so old history does not drag a whole hot page along.
-    const [next] = await this.hot.read(threadId, afterSeq, 1);
-    if (next?.seq === afterSeq + 1) {
-      const hot = await this.hot.read(threadId, afterSeq, limit);
-      // The persister may have trimmed it between the two reads; then warm has it.
-      if (hot[0]?.seq === afterSeq + 1) return hot;
+  /**
+   * Every event with seq > afterSeq, contiguous, to the end of the log as it
+   * stands, stitched cold → warm → hot. The hot tier only trims what the warm
+   * tier committed, and the warm tier only deletes what an archive holds, so a
+   * seq missing from one tier is always in an older one.
+   */
+  async *scan(threadId: string, afterSeq: number, signal?: AbortSignal): AsyncGenerator<StoredEvent> {
+    let cursor = afterSeq;
+    while (!signal?.aborted) {
+      // A one-entry probe first, so old history does not drag a whole hot page along.
+      const [next] = await this.hot.read(threadId, cursor, 1);
+      if (next?.seq === cursor + 1) {
+        const hot = await this.hot.read(threadId, cursor, pageSize);
+        // The persister may have trimmed it between the two reads; then warm has it.
+        if (hot[0]?.seq === cursor + 1) {
+          for (const e of hot) yield e;
+          cursor = hot[hot.length - 1].seq;
+          if (hot.length < pageSize) return;
+          continue;
+        }
+      }
+      // Nothing in hot after the cursor: at the end of the log, unless the hot
+      // stream holds nothing at all (a window of 0, or a thread re-seeded from warm).
+      if (!next && ((await this.hot.getThread(threadId))?.lastSeq ?? Infinity) <= cursor) return;
+      const warm = await this.warm.read(threadId, cursor, pageSize);
+      if (warm[0]?.seq === cursor + 1) {
+        for (const e of warm) yield e;
+        cursor = warm[warm.length - 1].seq;
+        continue;
+      }
+      const archive = await this.warm.findArchive(threadId, cursor + 1);
+      if (!archive) {
+        if (warm.length === 0 && !next) return;
+        throw new OutOfRange(`seq ${cursor + 1} of thread ${threadId} is in no tier (removed by retention?)`);
+      }
+      if (!this.archives) throw new OutOfRange(`seq ${cursor + 1} of thread ${threadId} is archived and no cold tier is configured`);
+      for await (const e of this.archives.events(archive, cursor)) {
+        if (e.seq !== cursor + 1) throw new DataLoss(`archive ${archive.objectKey} skips from seq ${cursor} to ${e.seq}`);
+        yield e;
+        cursor = e.seq;
+      }
     }
-    const warm = await this.warm.read(threadId, afterSeq, limit);
-    if (warm.length === 0 && !next) return [];
-    if (warm[0]?.seq === afterSeq + 1) return warm;
-    throw new OutOfRange(`seq ${afterSeq + 1} of thread ${threadId} is in no tier (removed by retention, or not archived yet)`);
   }
 
   /**
    * Thread-scoped listings stitch tiers like a tail (with filters); other
    * queries run on Postgres, which trails the hot tier by the persister's lag.
    */
-  async listEvents(filter: EventFilter, pageSize: number, pageToken: string): Promise<Page<StoredEvent>> {
-    if (!filter.threadId) return this.warm.listEvents(filter, pageSize, pageToken);
-    return this.scanThread(filter, pageSize, pageToken);
+  async listEvents(filter: EventFilter, pageLimit: number, pageToken: string): Promise<Page<StoredEvent>> {
+    if (!filter.threadId) return this.warm.listEvents(filter, pageLimit, pageToken);
+    return this.scanThread(filter, pageLimit, pageToken);
   }
 
-  private async scanThread(filter: EventFilter, pageSize: number, pageToken: string): Promise<Page<StoredEvent>> {
+  private async scanThread(filter: EventFilter, pageLimit: number, pageToken: string): Promise<Page<StoredEvent>> {
     const matches = eventMatcher(filter);
     let cursor = Math.max(filter.afterSeq ?? 0, Number(decodeToken(pageToken)?.[0] ?? 0));
     const items: StoredEvent[] = [];
     // Bounded work per page: a sparse filter returns a short page with a token to go on.
-    for (let scanned = 0; items.length < pageSize && scanned < 20_000; ) {
-      const chunk = await this.read(filter.threadId!, cursor, 1_000);
-      if (chunk.length === 0) return { items, nextPageToken: "" };
-      for (const e of chunk) {
-        cursor = e.seq;
-        if (matches(e)) items.push(e);
-        if (items.length === pageSize) break;
+    let scanned = 0;
+    let exhausted = true;
+    for await (const e of this.scan(filter.threadId!, cursor)) {
+      cursor = e.seq;
+      if (matches(e)) items.push(e);
+      if (items.length === pageLimit || ++scanned >= 20_000) {
+        exhausted = false;
+        break;
       }
-      scanned += chunk.length;
     }
+    if (exhausted) return { items, nextPageToken: "" };
     const thread = await this.getThread(filter.threadId!);
     return { items, nextPageToken: thread && cursor < thread.lastSeq ? encodeToken([cursor]) : "" };
   }

@@ -7,9 +7,9 @@ import type { LiveSource } from "../tiers/hot/hot-log.js";
 import { LiveSubscription } from "../live/subscription.js";
 import { eventMatcher } from "../log/event-log.js";
 
-/** Where history comes from: the hot tier now, the tier stitcher later. */
+/** Where history comes from: every tier, stitched (EventLog). */
 export interface EventReader {
-  read(threadId: string, afterSeq: number, limit: number): Promise<StoredEvent[]>;
+  scan(threadId: string, afterSeq: number, signal?: AbortSignal): AsyncIterable<StoredEvent>;
 }
 
 export interface TailRequest {
@@ -31,11 +31,9 @@ export interface TailOptions {
   live: LiveSource;
   heartbeatMs: number;
   bufferBound: number;
-  pageSize?: number;
 }
 
 export async function* tail(req: TailRequest, opts: TailOptions, signal: AbortSignal): AsyncGenerator<TailItem> {
-  const pageSize = opts.pageSize ?? 1_000;
   const matches = eventMatcher(req);
   // Subscribe before reading history: anything appended meanwhile is buffered, not lost.
   const subscription = req.follow ? new LiveSubscription(opts.live, req.threadId, opts.bufferBound) : undefined;
@@ -43,13 +41,9 @@ export async function* tail(req: TailRequest, opts: TailOptions, signal: AbortSi
 
   /** Reads storage from the cursor to its current end. */
   async function* catchUp(): AsyncGenerator<TailItem> {
-    for (;;) {
-      const page = await opts.reader.read(req.threadId, cursor, pageSize);
-      for (const event of page) {
-        cursor = event.seq;
-        if (matches(event)) yield { kind: "event", event };
-      }
-      if (page.length < pageSize || signal.aborted) return;
+    for await (const event of opts.reader.scan(req.threadId, cursor, signal)) {
+      cursor = event.seq;
+      if (matches(event)) yield { kind: "event", event };
     }
   }
 

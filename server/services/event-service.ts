@@ -2,7 +2,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { ulid } from "ulid";
+import { newId } from "../domain/ids.js";
 import type { EventInput } from "../../gen/eventide/v1/resources_pb.js";
 import { type EventService, type TailEventsResponse, TailEventsResponseSchema } from "../../gen/eventide/v1/event_service_pb.js";
 import { callerOf } from "../auth.js";
@@ -94,15 +94,17 @@ function newEvents(inputs: EventInput[], turnId: string): NewEvent[] {
   return inputs.map((e, i) => {
     const field = `events[${i}]`;
     const clientSuppliedId = e.eventId !== "";
-    const eventId = clientSuppliedId ? v.eventId(`${field}.event_id`, e.eventId) : ulid();
+    const eventId = clientSuppliedId ? v.eventId(`${field}.event_id`, e.eventId) : newId();
     if (seen.has(eventId)) throw new InvalidInput(`${field}.event_id ${JSON.stringify(eventId)} appears twice in the batch`);
     seen.add(eventId);
+    const payload = v.jsonObjectWithText(`${field}.payload`, e.payload);
     return {
       eventId,
       clientSuppliedId,
       turnId,
       type: v.eventType(`${field}.type`, e.type),
-      payload: v.jsonObject(`${field}.payload`, e.payload),
+      payload: payload.object,
+      payloadJson: payload.json,
       metadata: v.metadata(`${field}.metadata`, e.metadata),
       schemaVersion: v.schemaVersion(`${field}.schema_version`, e.schemaVersion),
       level: v.level(`${field}.level`, e.level),

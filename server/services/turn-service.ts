@@ -1,6 +1,6 @@
 // TurnService: threads and turns. Writes go through the hot tier's atomic append.
 import type { ServiceImpl } from "@connectrpc/connect";
-import { ulid } from "ulid";
+import { newId } from "../domain/ids.js";
 import type { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { callerOf } from "../auth.js";
 import type { NewEvent, TurnRecord } from "../domain/records.js";
@@ -39,7 +39,7 @@ export function turnService(deps: { log: EventLog }): Partial<ServiceImpl<typeof
       const threadId = creating
         ? hot.newThreadId(idempotencyKey ? JSON.stringify([tenantId, "", idempotencyKey]) : undefined)
         : v.requireUlid("thread_id", req.threadId);
-      const turnId = ulid();
+      const turnId = newId();
       const turn: Omit<TurnRecord, "submittedSeq"> = {
         turnId,
         threadId,
@@ -92,5 +92,5 @@ export function turnService(deps: { log: EventLog }): Partial<ServiceImpl<typeof
 }
 
 function systemEvent(type: string, turnId: string, payload: NewEvent["payload"]): NewEvent {
-  return { eventId: ulid(), clientSuppliedId: false, turnId, type, payload, metadata: {}, schemaVersion: 1, level: "info" };
+  return { eventId: newId(), clientSuppliedId: false, turnId, type, payload, metadata: {}, schemaVersion: 1, level: "info" };
 }

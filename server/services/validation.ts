@@ -57,10 +57,16 @@ export function typePrefixes(field: string, values: string[]): string[] {
 }
 
 export function jsonObject(field: string, value: JsonObject | undefined): JsonObject {
+  return jsonObjectWithText(field, value).object;
+}
+
+/** The object and its JSON text (measured for the limit, and reused by the hot tier). */
+export function jsonObjectWithText(field: string, value: JsonObject | undefined): { object: JsonObject; json: string } {
   const object = value ?? {};
-  const bytes = Buffer.byteLength(JSON.stringify(object));
+  const json = JSON.stringify(object);
+  const bytes = Buffer.byteLength(json);
   if (bytes > limits.payloadBytes) throw new InvalidInput(`${field} is ${bytes} bytes as JSON; the limit is ${limits.payloadBytes}`);
-  return object;
+  return { object, json };
 }
 
 export function metadata(field: string, value: Record<string, string>): Record<string, string> {

@@ -172,8 +172,9 @@ export function hotLogContract(test: TestFn, name: string, open: () => Promise<H
     const { threadId } = await newThread();
     const seen: number[] = [];
     const done = new Promise<void>((resolve) => {
-      const off = hot.live.subscribe(threadId, (events) => {
-        for (const e of events) seen.push(e.seq);
+      const off = hot.live.subscribe(threadId, (update) => {
+        if (update === "resync") return;
+        for (const e of update) seen.push(e.seq);
         if (seen.includes(6)) {
           off();
           resolve();

@@ -49,9 +49,9 @@ export interface HotLog {
   close(): Promise<void>;
 }
 
-/** Live appended events, per thread, in seq order (gaps possible if a subscriber lags). */
+/** Live appended events, per thread, in seq order; "resync" when some were missed. */
 export interface LiveSource {
-  subscribe(threadId: string, onEvents: (events: StoredEvent[]) => void): () => void;
+  subscribe(threadId: string, onUpdate: (update: StoredEvent[] | "resync") => void): () => void;
 }
 
 /** Idempotency keys are scoped to the thread, or to the tenant when SubmitTurn creates the thread. */

@@ -20,6 +20,20 @@ export interface Page<T> {
   nextPageToken: string;
 }
 
+/** One archived object: a contiguous seq range of one thread (an `event_archives` row). */
+export interface ArchiveRecord {
+  archiveId: string;
+  threadId: string;
+  tenantId: string;
+  fromSeq: number;
+  toSeq: number;
+  objectKey: string;
+  eventCount: number;
+  bytes: number;
+  sha256: string;
+  createdAt: number;
+}
+
 export interface WarmStore {
   /**
    * One transaction: inserts the events (a redelivered one is skipped) and
@@ -36,6 +50,33 @@ export interface WarmStore {
   listThreads(tenantId: string | undefined, pageSize: number, pageToken: string): Promise<Page<ThreadRecord>>;
   getTurn(turnId: string): Promise<TurnRecord | undefined>;
   listTurns(threadId: string, pageSize: number, pageToken: string): Promise<Page<TurnRecord>>;
+  /** The archive holding `seq`, if any. */
+  findArchive(threadId: string, seq: number): Promise<ArchiveRecord | undefined>;
+  listArchives(threadId: string): Promise<ArchiveRecord[]>;
+  getArchive(archiveId: string): Promise<ArchiveRecord | undefined>;
+  /**
+   * The oldest persisted events of a thread, contiguous from its first
+   * unarchived seq, up to `upToSeq` and at most `max`.
+   */
+  oldestEvents(threadId: string, upToSeq: number, max: number): Promise<StoredEvent[]>;
+  /**
+   * One transaction: records the archive and deletes its events. A second
+   * archiver committing the same range changes nothing (unique thread/from_seq).
+   */
+  commitArchive(archive: ArchiveRecord): Promise<boolean>;
+  /** Runs `work` while holding the thread's archive lease; undefined when another archiver holds it. */
+  withArchiveLease<T>(threadId: string, leaseMs: number, work: () => Promise<T>): Promise<T | undefined>;
+  /** Threads with persisted events created before `before`, or idle since then (archiver policy). */
+  archiveCandidates(before: number, limit: number): Promise<string[]>;
+  /** The newest persisted seq of a thread created before `before` (0 for none). */
+  lastSeqBefore(threadId: string, before: number): Promise<number>;
+  /** Threads idle since `before` (retention), not deleted yet. */
+  idleThreads(before: number, limit: number): Promise<string[]>;
+  /**
+   * Erases a thread's rows (events, turns, archive rows) and leaves a
+   * tombstone thread row; returns the archive object keys it had.
+   */
+  eraseThread(threadId: string, tenantId: string): Promise<string[]>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -1,6 +1,6 @@
 // The embedded hot tier: the same contract as Redis, in process memory. Every
 // append is synchronous inside one call, which makes it atomic in Node.
-import { ulid } from "ulid";
+import { newId } from "../../../domain/ids.js";
 import { EventIdConflict, NotFound, StaleExpectedSeq } from "../../../domain/errors.js";
 import type { StoredEvent, ThreadRecord, TurnRecord } from "../../../domain/records.js";
 import { ThreadFanout } from "../../../live/fanout.js";
@@ -39,7 +39,7 @@ export class MemoryHotLog implements HotLog, PersistFeed {
   constructor(private readonly opts: { idempotencyTtlSeconds: number }) {}
 
   newThreadId(_idempotencyScope?: string): string {
-    return ulid();
+    return newId();
   }
 
   async append(cmd: AppendCommand): Promise<AppendResult> {

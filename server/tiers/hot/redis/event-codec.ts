@@ -14,17 +14,9 @@ interface Body {
 }
 
 export function encodeBody(e: NewEvent, tenantId: string): string {
-  const body: Body = {
-    id: e.eventId,
-    tu: e.turnId,
-    ty: e.type,
-    p: e.payload,
-    m: e.metadata,
-    sv: e.schemaVersion,
-    tn: tenantId,
-    l: e.level,
-  };
-  return JSON.stringify(body);
+  // Spliced by hand so a payload the caller already serialized is not serialized again.
+  const payload = e.payloadJson ?? JSON.stringify(e.payload);
+  return `{"id":${JSON.stringify(e.eventId)},"tu":${JSON.stringify(e.turnId)},"ty":${JSON.stringify(e.type)},"p":${payload},"m":${JSON.stringify(e.metadata)},"sv":${e.schemaVersion},"tn":${JSON.stringify(tenantId)},"l":${JSON.stringify(e.level)}}`;
 }
 
 export function decodeEntry(threadId: string, entryId: string, fields: Record<string, string>): StoredEvent {

@@ -79,7 +79,13 @@ export class PartitionLogReader {
     }
     await Promise.all(
       [...ranges].map(async ([threadId, { from, to }]) => {
-        this.fanout.publish(threadId, await this.range(threadId, from, to));
+        try {
+          this.fanout.publish(threadId, await this.range(threadId, from, to));
+        } catch (err) {
+          // The cursor has moved on: tell the thread's tails to read what they missed from storage.
+          this.log?.warn({ err: String(err), threadId }, "live range read failed; tails will catch up from storage");
+          this.fanout.publish(threadId, "resync");
+        }
       }),
     );
   }

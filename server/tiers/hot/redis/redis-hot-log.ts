@@ -1,6 +1,6 @@
 // The production hot tier: Redis Streams, one Lua script per atomic change.
 import { readFileSync } from "node:fs";
-import { ulid } from "ulid";
+import { newId } from "../../../domain/ids.js";
 import type { RedisClientType } from "redis";
 import { EventIdConflict, NotFound, StaleExpectedSeq } from "../../../domain/errors.js";
 import type { StoredEvent, ThreadRecord, TurnRecord } from "../../../domain/records.js";
@@ -51,10 +51,10 @@ export class RedisHotLog implements HotLog {
   }
 
   newThreadId(scope?: string): string {
-    if (!scope) return ulid();
+    if (!scope) return newId();
     const wanted = this.keys.partition(scope);
     for (;;) {
-      const id = ulid();
+      const id = newId();
       if (this.keys.partition(id) === wanted) return id;
     }
   }
@@ -105,7 +105,15 @@ export class RedisHotLog implements HotLog {
           tenantId: cmd.tenantId,
           level: e.level,
         }));
-        const thread = await this.mustGetThread(cmd.threadId);
+        const thread: ThreadRecord = {
+          threadId: cmd.threadId,
+          tenantId: cmd.tenantId,
+          status: reply[4] as ThreadRecord["status"],
+          lastSeq: last,
+          metadata: JSON.parse(reply[5]),
+          createdAt: Number(reply[6]),
+          updatedAt: createdAt,
+        };
         const result: AppendResult = { kind: "appended", thread, events };
         if (turn) result.turn = { ...turn, submittedSeq: last, createdAt, updatedAt: createdAt };
         return result;

@@ -2,7 +2,8 @@
 // same way (over its wire-protocol socket), so this is the only SQL there is.
 import pgPromise, { type IDatabase, type IMain, type ITask } from "pg-promise";
 import type { StoredEvent, ThreadRecord, TurnRecord, TurnStatus } from "../../../domain/records.js";
-import type { EventFilter, Page, WarmStore } from "../warm-store.js";
+import type { ArchiveRecord, EventFilter, Page, WarmStore } from "../warm-store.js";
+import * as archives from "./postgres-archives.js";
 import { decodeToken, encodeToken } from "../../../domain/page-token.js";
 
 export interface PostgresOptions {
@@ -72,13 +73,15 @@ export class PostgresWarmStore implements WarmStore {
     return new PostgresWarmStore(pgp, pgp(connection));
   }
 
-  async persistBatch(events: StoredEvent[]): Promise<void> {
-    if (events.length === 0) return;
+  async persistBatch(batch: StoredEvent[]): Promise<void> {
+    if (batch.length === 0) return;
     await this.db.tx("persist", async (tx) => {
-      await tx.none(
-        `${this.pgp.helpers.insert(events.map(toRow), this.eventColumns)} ON CONFLICT DO NOTHING`,
-      );
-      await projectThreads(tx, events);
+      // Thread rows first: the upsert takes the row locks an erasure also takes,
+      // and a thread erased meanwhile is not resurrected (its events are dropped).
+      const live = await projectThreads(tx, batch);
+      const events = batch.filter((e) => live.has(e.threadId));
+      if (events.length === 0) return;
+      await tx.none(`${this.pgp.helpers.insert(events.map(toRow), this.eventColumns)} ON CONFLICT DO NOTHING`);
       await projectTurns(tx, events);
     });
   }
@@ -174,6 +177,50 @@ export class PostgresWarmStore implements WarmStore {
     return { items, nextPageToken: rows.length > pageSize && last ? encodeToken([last.submittedSeq]) : "" };
   }
 
+  async oldestEvents(threadId: string, upToSeq: number, max: number): Promise<StoredEvent[]> {
+    const rows = await this.db.any<EventRow>(
+      "SELECT * FROM agent_events WHERE thread_id = $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+      [threadId, upToSeq, max],
+    );
+    return rows.map(fromRow);
+  }
+
+  findArchive(threadId: string, seq: number) {
+    return archives.findArchive(this.db, threadId, seq);
+  }
+
+  listArchives(threadId: string) {
+    return archives.listArchives(this.db, threadId);
+  }
+
+  getArchive(archiveId: string) {
+    return archives.getArchive(this.db, archiveId);
+  }
+
+  commitArchive(archive: ArchiveRecord) {
+    return archives.commitArchive(this.db, archive);
+  }
+
+  withArchiveLease<T>(threadId: string, leaseMs: number, work: () => Promise<T>) {
+    return archives.withArchiveLease(this.db, threadId, leaseMs, work);
+  }
+
+  archiveCandidates(before: number, limit: number) {
+    return archives.archiveCandidates(this.db, before, limit);
+  }
+
+  lastSeqBefore(threadId: string, before: number) {
+    return archives.lastSeqBefore(this.db, threadId, before);
+  }
+
+  idleThreads(before: number, limit: number) {
+    return archives.idleThreads(this.db, before, limit);
+  }
+
+  eraseThread(threadId: string, tenantId: string) {
+    return archives.eraseThread(this.db, threadId, tenantId);
+  }
+
   async ping(): Promise<void> {
     await this.db.one("SELECT 1 AS ok");
   }
@@ -183,8 +230,11 @@ export class PostgresWarmStore implements WarmStore {
   }
 }
 
-/** last_seq only grows; the thread row appears with its first persisted event. */
-async function projectThreads(tx: Tx, events: StoredEvent[]): Promise<void> {
+/**
+ * last_seq only grows; the thread row appears with its first persisted event.
+ * Returns the threads that are not deleted.
+ */
+async function projectThreads(tx: Tx, events: StoredEvent[]): Promise<Set<string>> {
   const threads = new Map<string, { tenant: string; last: number; first: number; updated: number; metadata?: object }>();
   for (const e of events) {
     const t = threads.get(e.threadId) ?? { tenant: e.tenantId, last: 0, first: e.createdAt, updated: 0 };
@@ -194,18 +244,23 @@ async function projectThreads(tx: Tx, events: StoredEvent[]): Promise<void> {
     if (e.type === "thread.created") t.metadata = (e.payload.metadata as object | undefined) ?? {};
     threads.set(e.threadId, t);
   }
+  const live = new Set<string>();
   for (const [threadId, t] of threads) {
-    await tx.none(
+    const row = await tx.oneOrNone(
       `INSERT INTO threads (thread_id, tenant_id, last_seq, metadata, created_at, updated_at)
        VALUES ($1, $2, $3, $4:json, $5, $6)
        ON CONFLICT (thread_id) DO UPDATE SET
          last_seq = GREATEST(threads.last_seq, EXCLUDED.last_seq),
          updated_at = GREATEST(threads.updated_at, EXCLUDED.updated_at),
          metadata = CASE WHEN $7 THEN EXCLUDED.metadata ELSE threads.metadata END,
-         created_at = CASE WHEN $7 THEN EXCLUDED.created_at ELSE threads.created_at END`,
+         created_at = CASE WHEN $7 THEN EXCLUDED.created_at ELSE threads.created_at END
+       WHERE threads.status <> 'deleted'
+       RETURNING thread_id`,
       [threadId, t.tenant, t.last, t.metadata ?? {}, new Date(t.first), new Date(t.updated), t.metadata !== undefined],
     );
+    if (row) live.add(threadId);
   }
+  return live;
 }
 
 /** turn.submitted creates the row; later turn.* events move it, never backwards (status_seq). */

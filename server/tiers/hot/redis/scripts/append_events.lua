@@ -10,7 +10,7 @@
 --       7 idempotency TTL seconds, 8 event count n,
 --       9 a turn id the thread must already hold ('' = none),
 --       then per event: event_id, '1' if the client chose it, body JSON
--- Returns {status, ...}: OK first last created_at | NOT_FOUND | NO_TURN | EXISTS |
+-- Returns {status, ...}: OK first last created_at thread_status thread_metadata thread_created_at | NOT_FOUND | NO_TURN | EXISTS |
 --   DUP_TURN "<thread> <turn>" | DUP_EVENTS seq... | CONFLICT event_id where | STALE last
 
 local meta, stream, plog, eidx, turns, tidx, idem =
@@ -87,4 +87,6 @@ if ARGV[5] ~= '' then
   end
 end
 
-return {'OK', tostring(last + 1), tostring(seq), now}
+-- The thread as it now stands, so the caller needs no second round trip.
+local m = redis.call('HMGET', meta, 'status', 'metadata', 'created_at')
+return {'OK', tostring(last + 1), tostring(seq), now, m[1], m[2], m[3]}
