@@ -19,10 +19,12 @@ export function formatValue(m: Pick<Measurement, "value" | "unit">): string {
   }
 }
 
+/** The run's setting; the load average is the machine's before the run (others share it). */
 export function environment(commandLine: string, redisUrl: string): string {
   return [
     `command: ${commandLine}`,
-    `node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? "unknown"}), redis ${redisUrl}`,
+    `node ${process.version}, os.cpus().length = ${os.cpus().length} (${os.cpus()[0]?.model ?? "unknown"}), ` +
+      `load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}, redis ${redisUrl}`,
   ].join("\n");
 }
 

@@ -1,4 +1,5 @@
-// What a scenario hands back: numbers for the table and correctness failures.
+// What a scenario hands back: numbers for the table, correctness failures,
+// and notes (what a reader of the numbers should know, e.g. an overload).
 
 export interface Goal {
   op: ">=" | "<=";
@@ -16,8 +17,10 @@ export interface Measurement {
 
 export interface ScenarioResult {
   measurements: Measurement[];
-  /** Anything that is wrong rather than slow (lost, duplicated or reordered events, failed calls). */
+  /** Wrong rather than slow: lost, duplicated or reordered events. Fatal (exit 1). */
   failures: string[];
+  /** Worth reading next to the numbers (failed calls, overload); not fatal. */
+  notes: string[];
 }
 
 export function meets(value: number, goal: Goal): boolean {

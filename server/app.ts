@@ -11,14 +11,14 @@ import { file_grpc_health_v1_health, Health } from "../gen/grpc/health/v1/health
 import { file_grpc_reflection_v1_reflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import { file_grpc_reflection_v1alpha_reflection } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import type { Config } from "./config.js";
-import { EventLog } from "./log/event-log.js";
+import type { Core } from "./core.js";
 import { errorInterceptor } from "./errors.js";
 import { type ListeningServer, listen, withCors } from "./http-server.js";
+import { archiveService } from "./services/archive-service.js";
 import { eventService } from "./services/event-service.js";
 import { HealthStatus, healthService } from "./services/health-service.js";
 import { registerReflection } from "./services/reflection-service.js";
 import { turnService } from "./services/turn-service.js";
-import type { Tiers } from "./tiers/open-tiers.js";
 
 /** What reflection announces: our four services, health and reflection itself. */
 const announcedFiles: DescFile[] = [
@@ -40,14 +40,14 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export async function startServer(config: Config, tiers: Tiers, log: Logger): Promise<RunningServer> {
+export async function startServer(config: Config, core: Core, log: Logger): Promise<RunningServer> {
   const health = new HealthStatus();
-  const events = new EventLog(tiers.hot, tiers.warm);
+  const { events } = core;
   const routes = (router: ConnectRouter) => {
-    router.service(TurnService, turnService({ log: events }));
+    router.service(TurnService, turnService({ log: events, eraser: core.eraser }));
     router.service(EventService, eventService({ log: events, heartbeatMs: config.heartbeatMs, tailBuffer: config.tailBuffer }));
-    // Declared now, implemented by later milestones: calls answer UNIMPLEMENTED.
-    router.service(ArchiveService, {});
+    router.service(ArchiveService, archiveService({ log: events, archiver: core.archiver }));
+    // Declared now, implemented by a later milestone: calls answer UNIMPLEMENTED.
     router.service(AgentService, {});
     router.service(Health, healthService(health));
     registerReflection(router, announcedFiles);

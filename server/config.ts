@@ -35,11 +35,35 @@ export interface Config {
   persistWaitMs: number;
   /** A persister's lease on a partition; a dead persister's partitions move after this (EVENTIDE_PERSIST_LEASE_MS). */
   persistLeaseMs: number;
+  /** S3-compatible cold tier; with no S3_BUCKET, archives go to EVENTIDE_DATA_DIR/archive. */
+  s3: {
+    /** S3_ENDPOINT: empty = AWS. */
+    endpoint: string;
+    /** S3_BUCKET: empty = the local directory store. */
+    bucket: string;
+    /** S3_REGION. */
+    region: string;
+    /** S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY: empty = the SDK's default credential chain. */
+    accessKeyId: string;
+    secretAccessKey: string;
+    /** S3_FORCE_PATH_STYLE: path-style URLs, for MinIO, SeaweedFS, Ceph RGW. */
+    forcePathStyle: boolean;
+  };
+  /** Events older than this, and threads idle this long, are archived (EVENTIDE_ARCHIVE_AFTER, e.g. 7d). */
+  archiveAfterMs: number;
+  /** Events in one archive object at most (EVENTIDE_ARCHIVE_MAX_EVENTS). */
+  archiveMaxEvents: number;
+  /** How often the archiver looks for work (EVENTIDE_ARCHIVE_INTERVAL, e.g. 1m). */
+  archiveIntervalMs: number;
+  /** Compressed archive objects the readers keep in memory (EVENTIDE_ARCHIVE_CACHE_BYTES). */
+  archiveCacheBytes: number;
+  /** Threads idle longer than this are erased from every tier; 0 = kept forever (EVENTIDE_RETENTION, e.g. 90d). */
+  retentionMs: number;
   /** Which roles this process runs (EVENTIDE_ROLES or the first CLI argument): server, persister. */
   roles: Role[];
 }
 
-export const allRoles = ["server", "persister"] as const;
+export const allRoles = ["server", "persister", "archiver"] as const;
 export type Role = (typeof allRoles)[number];
 
 export class ConfigError extends Error {}
@@ -68,6 +92,19 @@ export function loadConfig(env: Env = process.env, argv: string[] = []): Config 
     persistBatchEntries: integer(env, "EVENTIDE_PERSIST_BATCH", 1_000, 1, 100_000),
     persistWaitMs: integer(env, "EVENTIDE_PERSIST_WAIT_MS", 50, 1, 60_000),
     persistLeaseMs: integer(env, "EVENTIDE_PERSIST_LEASE_MS", 10_000, 200, 600_000),
+    s3: {
+      endpoint: env.S3_ENDPOINT ?? "",
+      bucket: env.S3_BUCKET ?? "",
+      region: env.S3_REGION || "us-east-1",
+      accessKeyId: env.S3_ACCESS_KEY_ID ?? "",
+      secretAccessKey: env.S3_SECRET_ACCESS_KEY ?? "",
+      forcePathStyle: boolean(env, "S3_FORCE_PATH_STYLE", true),
+    },
+    archiveAfterMs: duration(env, "EVENTIDE_ARCHIVE_AFTER", "7d"),
+    archiveMaxEvents: integer(env, "EVENTIDE_ARCHIVE_MAX_EVENTS", 10_000, 1, 10_000_000),
+    archiveIntervalMs: duration(env, "EVENTIDE_ARCHIVE_INTERVAL", "1m"),
+    archiveCacheBytes: integer(env, "EVENTIDE_ARCHIVE_CACHE_BYTES", 64 * 1024 * 1024, 0, 2 ** 40),
+    retentionMs: duration(env, "EVENTIDE_RETENTION", "0"),
     roles: roles(argv[0] || env.EVENTIDE_ROLES || "all"),
   };
 }
@@ -88,6 +125,24 @@ function prefix(value: string): string {
     throw new ConfigError(`EVENTIDE_REDIS_PREFIX must be 1-64 characters of [A-Za-z0-9_.:-], got ${JSON.stringify(value)}`);
   }
   return value;
+}
+
+const units: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** "250ms", "30s", "15m", "12h", "7d", or plain milliseconds. */
+function duration(env: Env, name: string, fallback: string): number {
+  const raw = env[name] || fallback;
+  const match = /^(\d+)(ms|s|m|h|d)?$/.exec(raw.trim());
+  if (!match) throw new ConfigError(`${name} must be a duration like 30s, 15m, 12h or 7d, got ${JSON.stringify(raw)}`);
+  return Number(match[1]) * units[match[2] ?? "ms"];
+}
+
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (/^(1|true|yes)$/i.test(raw)) return true;
+  if (/^(0|false|no)$/i.test(raw)) return false;
+  throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(raw)}`);
 }
 
 function identifier(name: string, value: string): string {

@@ -3,6 +3,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import {
+  Busy,
   DataLoss,
   DomainError,
   EventIdConflict,
@@ -33,6 +34,7 @@ function domainCode(err: DomainError): Code {
   if (err instanceof OutOfRange) return Code.OutOfRange;
   if (err instanceof TierUnavailable) return Code.Unavailable;
   if (err instanceof DataLoss) return Code.DataLoss;
+  if (err instanceof Busy) return Code.Aborted;
   return Code.Internal;
 }
 

@@ -4,20 +4,23 @@
 import { pino } from "pino";
 import { type RunningServer, startServer } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
-import { startPersister } from "./roles.js";
+import { buildCore } from "./core.js";
+import { startArchiver, startPersister } from "./roles.js";
 import { openTiers } from "./tiers/open-tiers.js";
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env, process.argv.slice(2));
   const log = pino({ level: config.logLevel, base: { service: "eventide" } });
   const tiers = await openTiers(config, log);
+  const core = buildCore(config, tiers, log);
   const root = new AbortController();
   const workers: Promise<void>[] = [];
   let server: RunningServer | undefined;
 
   if (config.roles.includes("persister")) workers.push(startPersister(config, tiers, log, root.signal));
+  if (config.roles.includes("archiver")) workers.push(startArchiver(core, root.signal));
   if (config.roles.includes("server")) {
-    server = await startServer(config, tiers, log);
+    server = await startServer(config, core, log);
     printBanner(server.port, tiers.describe);
   }
   log.info({ roles: config.roles, port: server?.port, tiers: tiers.describe }, "eventide started");

@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import { Persister } from "../workers/persister/persister.js";
 import type { StoredEvent } from "./domain/records.js";
 import type { Config } from "./config.js";
+import type { Core } from "./core.js";
 import type { Tiers } from "./tiers/open-tiers.js";
 
 export function startPersister(
@@ -24,4 +25,8 @@ export function startPersister(
     leaseMs: config.persistLeaseMs,
     onCommitted,
   }).run(signal);
+}
+
+export function startArchiver(core: Core, signal: AbortSignal): Promise<void> {
+  return core.archiver.run(signal);
 }

@@ -34,6 +34,7 @@ export async function appendLatency(baseUrl: string, p: AppendLatencyParams): Pr
         { scenario: p.name, metric: "max", value: d.max, unit: "ms" },
       ],
       failures: [],
+      notes: [],
     };
   } finally {
     conns.close();

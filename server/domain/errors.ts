@@ -35,3 +35,6 @@ export class TierUnavailable extends DomainError {}
 
 /** Stored data failed its integrity check; nothing from it is returned. */
 export class DataLoss extends DomainError {}
+
+/** Someone else is working on it right now; retrying shortly will do (ABORTED). */
+export class Busy extends DomainError {}

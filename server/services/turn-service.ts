@@ -5,11 +5,12 @@ import type { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { callerOf } from "../auth.js";
 import type { NewEvent, TurnRecord } from "../domain/records.js";
 import type { EventLog } from "../log/event-log.js";
+import type { ThreadEraser } from "../log/thread-eraser.js";
 import { toThread, toTurn } from "./convert.js";
 import { ownedThread, ownedTurn } from "./ownership.js";
 import * as v from "./validation.js";
 
-export function turnService(deps: { log: EventLog }): Partial<ServiceImpl<typeof TurnService>> {
+export function turnService(deps: { log: EventLog; eraser: ThreadEraser }): Partial<ServiceImpl<typeof TurnService>> {
   const { log } = deps;
   const { hot } = log;
   return {
@@ -81,6 +82,12 @@ export function turnService(deps: { log: EventLog }): Partial<ServiceImpl<typeof
         req.pageToken,
       );
       return { threads: page.items.map(toThread), nextPageToken: page.nextPageToken };
+    },
+
+    async deleteThread(req, ctx) {
+      const thread = await ownedThread(log, callerOf(ctx), v.requireUlid("thread_id", req.threadId));
+      await deps.eraser.erase(thread);
+      return {};
     },
 
     async listTurns(req, ctx) {

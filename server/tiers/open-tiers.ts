@@ -1,9 +1,13 @@
 // Chooses each tier's implementation from the config: real services when
 // their URLs are set, embedded ones otherwise.
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { createClient, type RedisClientType } from "redis";
 import type { Config } from "../config.js";
+import type { ColdStore } from "./cold/cold-store.js";
+import { DirectoryColdStore } from "./cold/directory/directory-cold-store.js";
+import { S3ColdStore } from "./cold/s3/s3-cold-store.js";
 import type { HotLog, PartitionLeases, PersistFeed } from "./hot/hot-log.js";
 import { MemoryHotLog, MemoryPartitionLeases } from "./hot/memory/memory-hot-log.js";
 import { RedisHotLog } from "./hot/redis/redis-hot-log.js";
@@ -22,8 +26,9 @@ export interface Tiers {
   /** The persister's side of the hot tier. */
   feed: PersistFeed;
   leases: PartitionLeases;
+  cold: ColdStore;
   /** Which implementation each tier runs on, for the banner and /readyz. */
-  describe: { hot: string; warm: string };
+  describe: { hot: string; warm: string; cold: string };
   close(): Promise<void>;
 }
 
@@ -32,10 +37,12 @@ export async function openTiers(config: Config, log: Logger): Promise<Tiers> {
   try {
     const warm = await openWarm(config, log, closers);
     const hot = await openHot(config, log, closers);
+    const cold = await openCold(config);
     return {
       ...hot,
       ...warm,
-      describe: { hot: hot.describe, warm: warm.describe },
+      cold,
+      describe: { hot: hot.describe, warm: warm.describe, cold: cold.describe },
       async close() {
         for (const close of closers.reverse()) await close();
       },
@@ -94,6 +101,22 @@ export async function openWarm(config: Config, log: Logger, closers: (() => Prom
   closers.push(() => store.close());
   await migrate(store.db, config.pgSchema, log);
   return { warm: store as WarmStore, describe };
+}
+
+export async function openCold(config: Config): Promise<ColdStore> {
+  if (!config.s3.bucket) {
+    const dir = config.dataDir === inMemory ? join(tmpdir(), `eventide-archive-${process.pid}`) : join(config.dataDir, "archive");
+    return new DirectoryColdStore(dir);
+  }
+  const store = new S3ColdStore({
+    endpoint: config.s3.endpoint,
+    bucket: config.s3.bucket,
+    region: config.s3.region,
+    accessKeyId: config.s3.accessKeyId || undefined,
+    secretAccessKey: config.s3.secretAccessKey || undefined,
+    forcePathStyle: config.s3.forcePathStyle,
+  });
+  return store;
 }
 
 /** URLs may carry passwords; they never reach logs. */

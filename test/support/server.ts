@@ -8,6 +8,7 @@ import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
 import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { startServer } from "../../server/app.js";
 import { loadConfig } from "../../server/config.js";
+import { buildCore, type Core } from "../../server/core.js";
 import { startPersister } from "../../server/roles.js";
 import { inMemory, openTiers, type Tiers } from "../../server/tiers/open-tiers.js";
 import type { PostgresWarmStore } from "../../server/tiers/warm/postgres/postgres-warm-store.js";
@@ -23,6 +24,7 @@ export interface TestServer {
   baseUrl: string;
   port: number;
   tiers: Tiers;
+  core: Core;
   transport(protocol: Protocol): Transport;
   turns(protocol?: Protocol): Client<typeof TurnService>;
   events(protocol?: Protocol): Client<typeof EventService>;
@@ -52,7 +54,8 @@ export async function startTestServer(tier: TierKind, env: Record<string, string
   const tiers = await openTiers(config, log);
   const workers = new AbortController();
   const persisting = config.roles.includes("persister") ? startPersister(config, tiers, log, workers.signal) : Promise.resolve();
-  const server = await startServer(config, tiers, log);
+  const core = buildCore(config, tiers, log);
+  const server = await startServer(config, core, log);
   const baseUrl = `http://127.0.0.1:${server.port}`;
   const transports = new Map<Protocol, Transport>();
   const transport = (protocol: Protocol) => {
@@ -67,6 +70,7 @@ export async function startTestServer(tier: TierKind, env: Record<string, string
     baseUrl,
     port: server.port,
     tiers,
+    core,
     transport,
     turns: (protocol = "grpc") => createClient(TurnService, transport(protocol)),
     events: (protocol = "grpc") => createClient(EventService, transport(protocol)),

@@ -42,6 +42,8 @@ export interface HotLog {
    * seqs continue where the log stands. No-op when the thread is present.
    */
   restoreThread(thread: ThreadRecord, turns: TurnRecord[]): Promise<void>;
+  /** Erases the thread's events and turns and leaves a tombstone (status "deleted"). */
+  deleteThread(threadId: string): Promise<void>;
   /** Where the live feed comes from: appends of every process reach it. */
   readonly live: LiveSource;
   /** Round-trips to the backing store; throws when it is unreachable. */

@@ -163,6 +163,23 @@ export class MemoryHotLog implements HotLog, PersistFeed {
     for (const t of turns) this.turnIndex.set(t.turnId, thread.threadId);
   }
 
+  async deleteThread(threadId: string): Promise<void> {
+    const state = this.threads.get(threadId);
+    if (!state) {
+      this.threads.set(threadId, {
+        record: { threadId, tenantId: "", status: "deleted", lastSeq: 0, metadata: {}, createdAt: 0, updatedAt: 0 },
+        events: [], firstSeq: 1, persistedSeq: 0, turns: new Map(), openTurns: 0,
+      });
+      return;
+    }
+    for (const e of state.events) this.eventIndex.delete(e.eventId);
+    for (const turnId of state.turns.keys()) this.turnIndex.delete(turnId);
+    state.events = [];
+    state.turns.clear();
+    state.openTurns = 0;
+    state.record = { ...state.record, status: "deleted", metadata: {} };
+  }
+
   async getThread(threadId: string): Promise<ThreadRecord | undefined> {
     const state = this.threads.get(threadId);
     return state && copy(state.record);

@@ -29,6 +29,7 @@ export class RedisHotLog implements HotLog {
   private readonly client: RedisClientType;
   private readonly appendScript: ScriptRunner;
   private readonly restoreScript: ScriptRunner;
+  private readonly deleteScript: ScriptRunner;
   private reader?: PartitionLogReader;
 
   private constructor(private readonly opts: RedisHotLogOptions) {
@@ -36,6 +37,7 @@ export class RedisHotLog implements HotLog {
     this.keys = new HotKeys(opts.prefix, opts.partitions);
     this.appendScript = new ScriptRunner(this.client, script("append_events.lua"));
     this.restoreScript = new ScriptRunner(this.client, script("restore_thread.lua"));
+    this.deleteScript = new ScriptRunner(this.client, script("delete_thread.lua"));
   }
 
   static async open(opts: RedisHotLogOptions): Promise<RedisHotLog> {
@@ -161,8 +163,15 @@ export class RedisHotLog implements HotLog {
     await this.restoreScript.run([k.meta(thread.threadId), k.turns(thread.threadId), k.turnIndex(k.partition(thread.threadId))], args);
   }
 
+  async deleteThread(threadId: string): Promise<void> {
+    const k = this.keys;
+    const p = k.partition(threadId);
+    await this.deleteScript.run([k.meta(threadId), k.stream(threadId), k.turns(threadId), k.eventIndex(p), k.turnIndex(p)], []);
+  }
+
   async getThread(threadId: string): Promise<ThreadRecord | undefined> {
     const h = await this.client.hGetAll(this.keys.meta(threadId));
+    if (h.status === "deleted") return { threadId, tenantId: h.tenant ?? "", status: "deleted", lastSeq: 0, metadata: {}, createdAt: 0, updatedAt: 0 };
     if (!h.tenant) return undefined;
     return {
       threadId,

@@ -27,7 +27,7 @@ end
 
 local owner = redis.call('HGET', meta, 'tenant')
 if ARGV[4] ~= '' then
-  if owner then return {'EXISTS'} end
+  if owner or redis.call('HGET', meta, 'status') == 'deleted' then return {'EXISTS'} end
 elseif owner ~= tenant or redis.call('HGET', meta, 'status') == 'deleted' then
   return {'NOT_FOUND'}
 end

@@ -1,0 +1,32 @@
+// The objects every role shares, built once from the config and the tiers.
+import type { Logger } from "pino";
+import { Archiver } from "../workers/archiver/archiver.js";
+import type { Config } from "./config.js";
+import { ArchiveReader } from "./log/archive-reader.js";
+import { EventLog } from "./log/event-log.js";
+import { ThreadEraser } from "./log/thread-eraser.js";
+import type { Tiers } from "./tiers/open-tiers.js";
+
+export interface Core {
+  events: EventLog;
+  eraser: ThreadEraser;
+  archiver: Archiver;
+}
+
+export function buildCore(config: Config, tiers: Tiers, log: Logger): Core {
+  const archives = new ArchiveReader(tiers.cold, config.archiveCacheBytes);
+  const events = new EventLog(tiers.hot, tiers.warm, archives);
+  const eraser = new ThreadEraser(tiers, archives, log);
+  const archiver = new Archiver({
+    warm: tiers.warm,
+    cold: tiers.cold,
+    log: log.child({ role: "archiver" }),
+    archiveAfterMs: config.archiveAfterMs,
+    maxEventsPerObject: config.archiveMaxEvents,
+    intervalMs: config.archiveIntervalMs,
+    leaseMs: 5 * 60_000,
+    retentionMs: config.retentionMs,
+    erase: (thread) => eraser.erase(thread),
+  });
+  return { events, eraser, archiver };
+}

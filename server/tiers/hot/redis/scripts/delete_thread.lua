@@ -1,0 +1,23 @@
+-- Erases a thread's hot keys and leaves its meta hash as a tombstone
+-- (status deleted), so appends answer NOT_FOUND and the id is never reused.
+-- KEYS: 1 meta, 2 stream, 3 turns, 4 event index, 5 turn index.
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'status', 'deleted')
+  return 0
+end
+local start = '-'
+while true do
+  local entries = redis.call('XRANGE', KEYS[2], start, '+', 'COUNT', 500)
+  if #entries == 0 then break end
+  for _, entry in ipairs(entries) do
+    local fields = entry[2]
+    for i = 1, #fields, 2 do
+      if fields[i] == 'i' then redis.call('HDEL', KEYS[4], fields[i + 1]) end
+    end
+  end
+  start = '(' .. entries[#entries][1]
+end
+for _, turn_id in ipairs(redis.call('HKEYS', KEYS[3])) do redis.call('HDEL', KEYS[5], turn_id) end
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('HSET', KEYS[1], 'status', 'deleted', 'metadata', '{}', 'open_turns', '0')
+return 1
