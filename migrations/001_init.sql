@@ -76,3 +76,12 @@ CREATE TABLE event_archives (
   CONSTRAINT event_archives_range_key UNIQUE (thread_id, from_seq)
 );
 CREATE INDEX event_archives_thread_range ON event_archives (thread_id, to_seq);
+
+-- Where an archived event went, so GetEvent and idempotent retries still find
+-- it by id after its row left agent_events (a slim row: no payload).
+CREATE TABLE archived_event_ids (
+  event_id   text PRIMARY KEY,
+  thread_id  text NOT NULL,
+  seq        bigint NOT NULL
+);
+CREATE INDEX archived_event_ids_thread ON archived_event_ids (thread_id);

@@ -43,7 +43,7 @@ export class EventLog {
     const [firstId, where] = [...found][0];
     if (where.threadId !== cmd.threadId) throw new EventIdConflict(firstId, `thread/seq ${where.threadId} ${where.seq}`);
     if (found.size !== cmd.events.length) throw new EventIdConflict(firstId, "some ids of this batch are new");
-    const events = await Promise.all(ids.map((id) => this.warm.findEvent(id)));
+    const events = await Promise.all(ids.map((id) => this.findEvent(id)));
     const thread = await this.getThread(cmd.threadId);
     if (!thread || thread.tenantId !== cmd.tenantId) throw new NotFound("thread", cmd.threadId);
     return { kind: "duplicate-events", thread, events: events.filter((e): e is StoredEvent => e !== undefined) };
@@ -73,7 +73,13 @@ export class EventLog {
   }
 
   async findEvent(eventId: string): Promise<StoredEvent | undefined> {
-    return (await this.hot.findEvent(eventId)) ?? (await this.warm.findEvent(eventId));
+    const found = (await this.hot.findEvent(eventId)) ?? (await this.warm.findEvent(eventId));
+    if (found) return found;
+    // Archived: Postgres still knows where it went.
+    const where = (await this.warm.locateEventIds([eventId])).get(eventId);
+    if (!where) return undefined;
+    const [event] = await this.read(where.threadId, where.seq - 1, 1);
+    return event?.eventId === eventId ? event : undefined;
   }
 
   /** Events with seq > afterSeq, contiguous, at most `limit`, from whichever tiers hold them. */

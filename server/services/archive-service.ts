@@ -15,8 +15,10 @@ export function archiveService(deps: { log: EventLog; archiver: Archiver }): Par
   const { log, archiver } = deps;
   return {
     async archiveThread(req, ctx) {
-      const thread = await ownedThread(log, callerOf(ctx), v.requireUlid("thread_id", req.threadId));
+      // Every input is checked before anything is looked up.
+      const threadId = v.requireUlid("thread_id", req.threadId);
       const upTo = v.seq("up_to_seq", req.upToSeq) || Number.MAX_SAFE_INTEGER;
+      const thread = await ownedThread(log, callerOf(ctx), threadId);
       const result = await archiver.archiveThread(thread.threadId, upTo);
       if (result === "busy") throw new Busy(`another archiver is working on thread ${thread.threadId}; retry shortly`);
       return { archives: result.map(toArchive) };

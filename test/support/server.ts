@@ -9,11 +9,12 @@ import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { startServer } from "../../server/app.js";
 import { loadConfig } from "../../server/config.js";
 import { buildCore, type Core } from "../../server/core.js";
-import { startPersister } from "../../server/roles.js";
+import { startArchiver, startPersister } from "../../server/roles.js";
 import { inMemory, openTiers, type Tiers } from "../../server/tiers/open-tiers.js";
 import type { PostgresWarmStore } from "../../server/tiers/warm/postgres/postgres-warm-store.js";
 import { databaseUrl } from "./postgres.js";
 import { deletePrefix, redisUrl } from "./redis.js";
+import { s3Credentials, startS3 } from "./s3.js";
 
 export type TierKind = "memory" | "redis";
 export const tierKinds: TierKind[] = ["memory", "redis"];
@@ -32,12 +33,14 @@ export interface TestServer {
 }
 
 /**
- * "memory": the embedded tiers (memory hot, in-memory PGlite warm).
- * "redis": the machine's Redis and Postgres, under a key prefix and a schema of its own.
+ * "memory": the embedded tiers (memory hot, in-memory PGlite warm, a directory cold store).
+ * "redis": the machine's Redis and Postgres, under a key prefix and a schema of its own,
+ * and an in-process S3 server (s3rver) as the cold tier.
  * A persister runs in-process unless EVENTIDE_ROLES says otherwise.
  */
 export async function startTestServer(tier: TierKind, env: Record<string, string> = {}): Promise<TestServer> {
   const id = randomUUID().slice(0, 8);
+  const s3 = tier === "redis" ? await startS3() : undefined;
   const prefix = `ettest-${id}`;
   const schema = `ettest_${id}`;
   const config = loadConfig({
@@ -46,7 +49,16 @@ export async function startTestServer(tier: TierKind, env: Record<string, string
     EVENTIDE_PARTITIONS: "4",
     EVENTIDE_PERSIST_LEASE_MS: "1000",
     ...(tier === "redis"
-      ? { REDIS_URL: redisUrl, EVENTIDE_REDIS_PREFIX: prefix, DATABASE_URL: databaseUrl, EVENTIDE_PG_SCHEMA: schema }
+      ? {
+          REDIS_URL: redisUrl,
+          EVENTIDE_REDIS_PREFIX: prefix,
+          DATABASE_URL: databaseUrl,
+          EVENTIDE_PG_SCHEMA: schema,
+          S3_ENDPOINT: s3!.endpoint,
+          S3_BUCKET: s3!.bucket,
+          S3_ACCESS_KEY_ID: s3Credentials.accessKeyId,
+          S3_SECRET_ACCESS_KEY: s3Credentials.secretAccessKey,
+        }
       : { EVENTIDE_DATA_DIR: inMemory }),
     ...env,
   });
@@ -55,6 +67,7 @@ export async function startTestServer(tier: TierKind, env: Record<string, string
   const workers = new AbortController();
   const persisting = config.roles.includes("persister") ? startPersister(config, tiers, log, workers.signal) : Promise.resolve();
   const core = buildCore(config, tiers, log);
+  const archiving = config.roles.includes("archiver") && env.EVENTIDE_ROLES ? startArchiver(core, workers.signal) : Promise.resolve();
   const server = await startServer(config, core, log);
   const baseUrl = `http://127.0.0.1:${server.port}`;
   const transports = new Map<Protocol, Transport>();
@@ -78,9 +91,11 @@ export async function startTestServer(tier: TierKind, env: Record<string, string
       await server.close();
       workers.abort();
       await persisting;
+      await archiving;
       if (tier === "redis") await (tiers.warm as PostgresWarmStore).db.none("DROP SCHEMA IF EXISTS $1:name CASCADE", [schema]);
       await tiers.close();
       if (tier === "redis") await deletePrefix(prefix);
+      await s3?.stop();
     },
   };
 }

@@ -43,7 +43,7 @@ export interface WarmStore {
   /** Events with seq > afterSeq in seq order, at most `limit`. */
   read(threadId: string, afterSeq: number, limit: number): Promise<StoredEvent[]>;
   findEvent(eventId: string): Promise<StoredEvent | undefined>;
-  /** Where each of these ids is stored, for ids that are. */
+  /** Where each of these ids is stored (persisted or archived), for ids that are. */
   locateEventIds(eventIds: string[]): Promise<Map<string, { threadId: string; seq: number }>>;
   listEvents(filter: EventFilter, pageSize: number, pageToken: string): Promise<Page<StoredEvent>>;
   getThread(threadId: string): Promise<ThreadRecord | undefined>;

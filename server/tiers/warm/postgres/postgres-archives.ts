@@ -31,6 +31,12 @@ export async function commitArchive(db: Db, a: ArchiveRecord): Promise<boolean> 
       [a.archiveId, a.threadId, a.tenantId, a.fromSeq, a.toSeq, a.objectKey, a.eventCount, a.bytes, a.sha256, new Date(a.createdAt)],
     );
     if (!inserted) return false;
+    await tx.none(
+      `INSERT INTO archived_event_ids (event_id, thread_id, seq)
+       SELECT event_id, thread_id, seq FROM agent_events WHERE thread_id = $1 AND seq BETWEEN $2 AND $3
+       ON CONFLICT DO NOTHING`,
+      [a.threadId, a.fromSeq, a.toSeq],
+    );
     const deleted = await tx.result(
       "DELETE FROM agent_events WHERE thread_id = $1 AND seq BETWEEN $2 AND $3",
       [a.threadId, a.fromSeq, a.toSeq],
@@ -95,6 +101,7 @@ export async function eraseThread(db: Db, threadId: string, tenantId: string): P
     );
     const keys = await tx.any<{ object_key: string }>("DELETE FROM event_archives WHERE thread_id = $1 RETURNING object_key", [threadId]);
     await tx.none("DELETE FROM agent_events WHERE thread_id = $1", [threadId]);
+    await tx.none("DELETE FROM archived_event_ids WHERE thread_id = $1", [threadId]);
     await tx.none("DELETE FROM turns WHERE thread_id = $1", [threadId]);
     return keys.map((k) => k.object_key);
   });

@@ -103,7 +103,8 @@ export class PostgresWarmStore implements WarmStore {
     const found = new Map<string, { threadId: string; seq: number }>();
     if (eventIds.length === 0) return found;
     const rows = await this.db.any<{ event_id: string; thread_id: string; seq: number }>(
-      "SELECT event_id, thread_id, seq FROM agent_events WHERE event_id IN ($1:csv)",
+      `SELECT event_id, thread_id, seq FROM agent_events WHERE event_id IN ($1:csv)
+       UNION ALL SELECT event_id, thread_id, seq FROM archived_event_ids WHERE event_id IN ($1:csv)`,
       [eventIds],
     );
     for (const r of rows) found.set(r.event_id, { threadId: r.thread_id, seq: r.seq });

@@ -1,0 +1,129 @@
+// The cold tier through the server: archives on demand and by policy, reads
+// that reach back to seq 1, integrity, and deletion from every tier.
+import test from "ava";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { ArchiveService } from "../../gen/eventide/v1/archive_service_pb.js";
+import type { PostgresWarmStore } from "../../server/tiers/warm/postgres/postgres-warm-store.js";
+import { collectTail, startTestServer, type TestServer, tierKinds } from "../support/server.js";
+
+const servers = new Map<string, TestServer>();
+test.before(async () => {
+  for (const tier of tierKinds) {
+    servers.set(tier, await startTestServer(tier, { EVENTIDE_HOT_WINDOW: "10", EVENTIDE_PERSIST_WAIT_MS: "5", EVENTIDE_ARCHIVE_MAX_EVENTS: "100" }));
+  }
+});
+test.after.always(async () => {
+  for (const s of servers.values()) await s.close();
+});
+
+const archives = (s: TestServer) => createClient(ArchiveService, s.transport("grpc"));
+const db = (s: TestServer) => (s.tiers.warm as PostgresWarmStore).db;
+const seqsOf = (items: { item: { case?: string; value?: unknown } }[]) =>
+  items.flatMap((i) => (i.item.case === "event" ? [Number((i.item.value as { seq: bigint }).seq)] : []));
+
+async function threadWith(server: TestServer, events: number) {
+  const { thread, turn } = await server.turns().submitTurn({ input: { text: "archive me" } });
+  const threadId = thread!.threadId;
+  let last = 2n;
+  for (let done = 0; done < events; done += 100) {
+    const res = await server.events().appendEvents({
+      threadId,
+      turnId: turn!.turnId,
+      events: Array.from({ length: Math.min(100, events - done) }, (_, i) => ({ type: "message.delta", payload: { i: done + i, text: "héllo ✓" } })),
+    });
+    last = res.lastSeq;
+  }
+  for (let i = 0; i < 400 && ((await server.tiers.warm.getThread(threadId))?.lastSeq ?? 0) < Number(last); i++) {
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return { threadId, turnId: turn!.turnId, last: Number(last) };
+}
+
+for (const tier of tierKinds) {
+  test(`${tier}: ArchiveThread moves persisted events to cold objects; reads still reach seq 1`, async (t) => {
+    const server = servers.get(tier)!;
+    const { threadId, turnId, last } = await threadWith(server, 250);
+    const res = await archives(server).archiveThread({ threadId, upToSeq: 230n });
+    t.deepEqual(res.archives.map((a) => [Number(a.fromSeq), Number(a.toSeq)]), [[1, 100], [101, 200], [201, 230]]);
+    t.true(res.archives.every((a) => a.sha256.length === 64 && a.bytes > 0n && a.objectKey.startsWith(`threads/default/${threadId}/`)));
+    t.regex(res.archives[0].objectKey, /\/000000000001-000000000100\.jsonl\.gz$/);
+    const { n } = await db(server).one("SELECT count(*)::int AS n FROM agent_events WHERE thread_id = $1", [threadId]);
+    t.is(n, last - 230, "archived rows left Postgres");
+
+    const listed = await archives(server).listArchives({ threadId });
+    t.deepEqual(listed.archives.map((a) => a.archiveId), res.archives.map((a) => a.archiveId));
+    const one = await archives(server).getArchive({ archiveId: res.archives[1].archiveId });
+    t.is(one.archive!.eventCount, 100n);
+
+    const tail = await collectTail((signal) => server.events().tailEvents({ threadId }, { signal }), () => false);
+    t.deepEqual(seqsOf(tail), Array.from({ length: last }, (_, i) => i + 1));
+    const mid = await collectTail((signal) => server.events().tailEvents({ threadId, afterSeq: 150n, types: ["message."] }, { signal }), () => false);
+    t.deepEqual(seqsOf(mid), Array.from({ length: last - 150 }, (_, i) => i + 151));
+    const page = await server.events().listEvents({ threadId, afterSeq: 95n, pageSize: 10 });
+    t.deepEqual(page.events.map((e) => Number(e.seq)), [96, 97, 98, 99, 100, 101, 102, 103, 104, 105]);
+    t.deepEqual(page.events[0].payload, { i: 93, text: "héllo ✓" });
+    const archivedEvent = page.events[3];
+    const got = await server.events().getEvent({ eventId: archivedEvent.eventId });
+    t.is(got.event!.seq, 99n, "GetEvent finds an archived event");
+    t.is(got.event!.turnId, turnId);
+
+    const again = await archives(server).archiveThread({ threadId });
+    t.deepEqual(again.archives.map((a) => Number(a.fromSeq)), [231]);
+    const empty = await archives(server).archiveThread({ threadId });
+    t.deepEqual(empty.archives, []);
+  });
+
+  test(`${tier}: a corrupt archive answers DATA_LOSS with its key, never wrong events`, async (t) => {
+    const server = servers.get(tier)!;
+    const { threadId } = await threadWith(server, 50);
+    const [archive] = (await archives(server).archiveThread({ threadId })).archives;
+    await server.tiers.cold.put(archive.objectKey, Buffer.from("not the archive"));
+    const err = await t.throwsAsync(collectTail((signal) => server.events().tailEvents({ threadId }, { signal }), () => false));
+    t.is(ConnectError.from(err).code, Code.DataLoss);
+    t.true(ConnectError.from(err).rawMessage.includes(archive.objectKey));
+  });
+
+  test(`${tier}: DeleteThread leaves no key, row or object of the thread anywhere`, async (t) => {
+    const server = servers.get(tier)!;
+    const { threadId, turnId } = await threadWith(server, 120);
+    await archives(server).archiveThread({ threadId, upToSeq: 100n });
+    t.true((await server.tiers.cold.list(`threads/default/${threadId}/`)).length > 0);
+    await server.turns().deleteThread({ threadId });
+
+    t.is(ConnectError.from(await t.throwsAsync(server.turns().getThread({ threadId }))).code, Code.NotFound);
+    t.is(ConnectError.from(await t.throwsAsync(server.turns().getTurn({ turnId }))).code, Code.NotFound);
+    t.is(ConnectError.from(await t.throwsAsync(server.events().appendEvents({ threadId, events: [{ type: "custom" }] }))).code, Code.NotFound);
+    t.is(ConnectError.from(await t.throwsAsync(server.turns().submitTurn({ threadId, input: {} }))).code, Code.NotFound);
+    t.is(ConnectError.from(await t.throwsAsync(server.turns().deleteThread({ threadId }))).code, Code.NotFound);
+
+    t.deepEqual(await server.tiers.cold.list(`threads/default/${threadId}/`), [], "no cold object");
+    for (const table of ["agent_events", "turns", "event_archives", "archived_event_ids"]) {
+      const { n } = await db(server).one(`SELECT count(*)::int AS n FROM ${table} WHERE thread_id = $1`, [threadId]);
+      t.is(n, 0, `no ${table} row`);
+    }
+    const tombstone = await db(server).one("SELECT status FROM threads WHERE thread_id = $1", [threadId]);
+    t.is(tombstone.status, "deleted");
+    t.deepEqual(await server.tiers.hot.read(threadId, 0, 10), [], "no hot events");
+    t.is(await server.tiers.hot.getTurn(turnId), undefined, "no hot turn");
+    if (tier === "redis") {
+      const { createClient: redisClient } = await import("redis");
+      const redis = redisClient({ url: process.env.REDIS_URL || "redis://127.0.0.1:6379" });
+      await redis.connect();
+      const keys: string[] = [];
+      for await (const batch of redis.scanIterator({ MATCH: `*${threadId}*`, COUNT: 1000 })) keys.push(...batch);
+      const hot = server.tiers.hot as unknown as { keys: { meta(id: string): string } };
+      t.deepEqual(keys, [hot.keys.meta(threadId)], "only the tombstone is left in Redis");
+      t.is(await redis.hGet(hot.keys.meta(threadId), "status"), "deleted");
+      redis.destroy();
+    }
+  });
+
+  test(`${tier}: ArchiveService errors`, async (t) => {
+    const server = servers.get(tier)!;
+    const missing = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+    t.is(ConnectError.from(await t.throwsAsync(archives(server).archiveThread({ threadId: missing }))).code, Code.NotFound);
+    t.is(ConnectError.from(await t.throwsAsync(archives(server).getArchive({ archiveId: missing }))).code, Code.NotFound);
+    t.is(ConnectError.from(await t.throwsAsync(archives(server).listArchives({ threadId: "x" }))).code, Code.InvalidArgument);
+    t.is(ConnectError.from(await t.throwsAsync(archives(server).archiveThread({ threadId: missing, upToSeq: -1n }))).code, Code.InvalidArgument);
+  });
+}
