@@ -3,7 +3,8 @@
 import { randomUUID } from "node:crypto";
 import { pino } from "pino";
 import { loadConfig } from "../../server/config.js";
-import { EventLog } from "../../server/log/event-log.js";
+import { buildCore } from "../../server/core.js";
+import type { EventLog } from "../../server/log/event-log.js";
 import { openTiers, type Tiers } from "../../server/tiers/open-tiers.js";
 import type { PostgresWarmStore } from "../../server/tiers/warm/postgres/postgres-warm-store.js";
 import { databaseUrl } from "./postgres.js";
@@ -34,7 +35,7 @@ export async function openRealTiers(env: Record<string, string> = {}): Promise<R
   const db = (tiers.warm as PostgresWarmStore).db;
   return {
     tiers,
-    log: new EventLog(tiers.hot, tiers.warm),
+    log: buildCore(config, tiers, pino({ level: "silent" })).events,
     db,
     env: shared,
     async cleanup() {

@@ -63,7 +63,8 @@ export class PostgresWarmStore implements WarmStore {
   }
 
   static open(opts: PostgresOptions): PostgresWarmStore {
-    const pgp = pgPromise({ schema: opts.schema });
+    // One pg-promise instance per store (its schema option sets search_path); tests open many in one process.
+    const pgp = pgPromise({ schema: opts.schema, noWarnings: true });
     // bigint columns (seqs, counts) come back as numbers: a log never nears 2^53.
     pgp.pg.types.setTypeParser(20, (v: string) => Number(v));
     const connection =
