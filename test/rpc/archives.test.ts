@@ -127,3 +127,47 @@ for (const tier of tierKinds) {
     t.is(ConnectError.from(await t.throwsAsync(archives(server).archiveThread({ threadId: missing, upToSeq: -1n }))).code, Code.InvalidArgument);
   });
 }
+
+for (const tier of tierKinds) {
+  test(`${tier}: tails from seq 0 see 1..N once while the archiver and persister move events under them`, async (t) => {
+    t.timeout(90_000);
+    const server = await startTestServer(tier, {
+      EVENTIDE_ROLES: "server,persister,archiver",
+      EVENTIDE_HOT_WINDOW: "5",
+      EVENTIDE_PERSIST_WAIT_MS: "5",
+      EVENTIDE_ARCHIVE_AFTER: "0s",
+      EVENTIDE_ARCHIVE_INTERVAL: "50ms",
+      EVENTIDE_ARCHIVE_MAX_EVENTS: "40",
+      EVENTIDE_HEARTBEAT_MS: "200",
+    });
+    t.teardown(() => server.close());
+    const { thread } = await server.turns().createThread({});
+    const threadId = thread!.threadId;
+    let finished = false;
+    let last = 1;
+    const appender = (async () => {
+      for (let i = 0; i < 120; i++) {
+        const res = await server.events().appendEvents({ threadId, events: Array.from({ length: 1 + (i % 5) }, () => ({ type: "message.delta" })) });
+        last = Number(res.lastSeq);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    const tails = Array.from({ length: 4 }, async (_, n) => {
+      await new Promise((r) => setTimeout(r, 300 * n));
+      return collectTail(
+        (signal) => server.events().tailEvents({ threadId, follow: true }, { signal }),
+        (items) => finished && items.some((i) => i.item.case === "event" && Number(i.item.value.seq) === last),
+        60_000,
+      );
+    });
+    await appender;
+    finished = true;
+    for (const items of await Promise.all(tails)) {
+      t.deepEqual(seqsOf(items), Array.from({ length: last }, (_, i) => i + 1));
+    }
+    const { n } = await db(server).one("SELECT count(*)::int AS n FROM event_archives WHERE thread_id = $1", [threadId]);
+    t.true(n >= 3, `the thread spans ${n} archives`);
+    const replay = await collectTail((signal) => server.events().tailEvents({ threadId }, { signal }), () => false);
+    t.deepEqual(seqsOf(replay), Array.from({ length: last }, (_, i) => i + 1));
+  });
+}
