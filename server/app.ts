@@ -56,8 +56,9 @@ export async function startServer(config: Config, core: Core, log: Logger): Prom
     routes,
     interceptors: [errorInterceptor(log)],
     readMaxBytes: maxRequestBytes,
-    // Appends echo their events: gzipping every 1 KiB response costs more CPU than it saves on loopback/LAN.
-    compressMinBytes: 64 * 1024,
+    // Appends echo their events: gzipping every response costs more CPU than it saves
+    // on loopback and LAN links; only really large responses are worth it.
+    compressMinBytes: 4 * 1024 * 1024,
   });
   const server: ListeningServer = await listen(withCors(config.corsOrigins, handler), config.port, config.host);
   return {

@@ -26,7 +26,7 @@ export function buildCore(config: Config, tiers: Tiers, log: Logger): Core {
     intervalMs: config.archiveIntervalMs,
     leaseMs: 5 * 60_000,
     retentionMs: config.retentionMs,
-    erase: (thread) => eraser.erase(thread),
+    eraseIfIdle: (thread, cutoff) => eraser.eraseIfIdle(thread, cutoff),
   });
   return { events, eraser, archiver };
 }

@@ -116,7 +116,12 @@ export class EventLog {
       }
       // Nothing in hot after the cursor: at the end of the log, unless the hot
       // stream holds nothing at all (a window of 0, or a thread re-seeded from warm).
-      if (!next && ((await this.hot.getThread(threadId))?.lastSeq ?? Infinity) <= cursor) return;
+      if (!next) {
+        const thread = await this.hot.getThread(threadId);
+        // Deleted (or erased by retention) under a running tail: say so, never go quiet.
+        if (thread?.status === "deleted") throw new NotFound("thread", threadId);
+        if (thread && thread.lastSeq <= cursor) return;
+      }
       const warm = await this.warm.read(threadId, cursor, pageSize);
       if (warm[0]?.seq === cursor + 1) {
         for (const e of warm) yield e;

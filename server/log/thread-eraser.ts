@@ -17,6 +17,17 @@ export class ThreadEraser {
     private readonly log: Logger,
   ) {}
 
+  /**
+   * Retention: erases the thread only if it is still idle since `cutoff` by
+   * the hot tier's clock too (Postgres trails it by the persister's lag).
+   */
+  async eraseIfIdle(thread: Pick<ThreadRecord, "threadId" | "tenantId">, cutoff: number): Promise<boolean> {
+    const current = await this.tiers.hot.getThread(thread.threadId);
+    if (current && current.status !== "deleted" && current.updatedAt >= cutoff) return false;
+    await this.erase(thread);
+    return true;
+  }
+
   async erase(thread: Pick<ThreadRecord, "threadId" | "tenantId">): Promise<{ objects: number }> {
     const { hot, warm, cold } = this.tiers;
     await hot.deleteThread(thread.threadId);

@@ -112,10 +112,19 @@ function newEvents(inputs: EventInput[], turnId: string): NewEvent[] {
   });
 }
 
+// A live event reaches every tail of its thread as the same object: convert it once.
+const eventResponses = new WeakMap<object, TailEventsResponse>();
+
 function tailResponse(item: TailItem): TailEventsResponse {
   switch (item.kind) {
-    case "event":
-      return create(TailEventsResponseSchema, { item: { case: "event", value: toEvent(item.event) } });
+    case "event": {
+      let response = eventResponses.get(item.event);
+      if (!response) {
+        response = create(TailEventsResponseSchema, { item: { case: "event", value: toEvent(item.event) } });
+        eventResponses.set(item.event, response);
+      }
+      return response;
+    }
     case "caught-up":
       return create(TailEventsResponseSchema, { item: { case: "caughtUp", value: { lastSeq: BigInt(item.lastSeq) } } });
     case "heartbeat":

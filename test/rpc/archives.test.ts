@@ -171,3 +171,25 @@ for (const tier of tierKinds) {
     t.deepEqual(seqsOf(replay), Array.from({ length: last }, (_, i) => i + 1));
   });
 }
+
+for (const tier of tierKinds) {
+  test(`${tier}: retention erases idle threads from every tier; their tails end with NOT_FOUND`, async (t) => {
+    const server = await startTestServer(tier, { EVENTIDE_RETENTION: "1s", EVENTIDE_PERSIST_WAIT_MS: "5", EVENTIDE_HEARTBEAT_MS: "100" });
+    t.teardown(() => server.close());
+    const { threadId } = await threadWith(server, 30);
+    await archives(server).archiveThread({ threadId, upToSeq: 20n });
+    const fresh = await server.turns().createThread({});
+    const tailing = collectTail((signal) => server.events().tailEvents({ threadId, follow: true }, { signal }), () => false, 20_000);
+    await new Promise((r) => setTimeout(r, 1_200));
+    await server.events().appendEvents({ threadId: fresh.thread!.threadId, events: [{ type: "custom" }] });
+    const erased = await server.core.archiver.eraseExpired(new AbortController().signal);
+    t.true(erased >= 1);
+    t.is(ConnectError.from(await t.throwsAsync(tailing)).code, Code.NotFound, "the running tail learns the thread is gone");
+    t.is(ConnectError.from(await t.throwsAsync(server.turns().getThread({ threadId }))).code, Code.NotFound);
+    t.deepEqual(await server.tiers.cold.list(`threads/default/${threadId}/`), []);
+    const { n } = await db(server).one("SELECT count(*)::int AS n FROM agent_events WHERE thread_id = $1", [threadId]);
+    t.is(n, 0);
+    // A thread active within the retention period stays.
+    t.is((await server.turns().getThread({ threadId: fresh.thread!.threadId })).thread!.lastSeq, 2n);
+  });
+}

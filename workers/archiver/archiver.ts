@@ -24,8 +24,8 @@ export interface ArchiverOptions {
   leaseMs: number;
   /** Threads idle longer than this are erased everywhere; 0 keeps them forever. */
   retentionMs: number;
-  /** Erases a thread from every tier (the same path as DeleteThread). */
-  erase: (thread: { threadId: string; tenantId: string }) => Promise<unknown>;
+  /** Erases a thread from every tier (the same path as DeleteThread) if still idle since the cutoff. */
+  eraseIfIdle: (thread: { threadId: string; tenantId: string }, cutoff: number) => Promise<boolean>;
 }
 
 export class ArchiveVerificationFailed extends Error {}
@@ -59,12 +59,11 @@ export class Archiver {
   async eraseExpired(signal: AbortSignal): Promise<number> {
     if (this.opts.retentionMs <= 0) return 0;
     let erased = 0;
-    for (const threadId of await this.opts.warm.idleThreads(Date.now() - this.opts.retentionMs, 100)) {
+    const cutoff = Date.now() - this.opts.retentionMs;
+    for (const threadId of await this.opts.warm.idleThreads(cutoff, 100)) {
       if (signal.aborted) break;
       const thread = await this.opts.warm.getThread(threadId);
-      if (!thread) continue;
-      await this.opts.erase(thread);
-      erased++;
+      if (thread && (await this.opts.eraseIfIdle(thread, cutoff))) erased++;
     }
     if (erased) this.opts.log.info({ erased }, "retention erased idle threads");
     return erased;
