@@ -2,6 +2,7 @@
 // fan-out: past the bound the buffer is dropped and the reader is told to
 // catch up from storage instead.
 import type { StoredEvent } from "../domain/records.js";
+import { waitFor } from "../domain/wait.js";
 import type { LiveSource } from "../tiers/hot/hot-log.js";
 
 export type Wake =
@@ -33,17 +34,10 @@ export class LiveSubscription {
   /** Waits for live events, an overflow, `idleMs` of silence, or the signal. */
   async next(idleMs: number, signal: AbortSignal): Promise<Wake> {
     if (!this.overflowed && this.buffered.length === 0) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          signal.removeEventListener("abort", done);
-          this.wake = undefined;
-          resolve();
-        };
-        const timer = setTimeout(done, idleMs);
-        signal.addEventListener("abort", done, { once: true });
-        this.wake = done;
-      });
+      const wait = waitFor(idleMs, signal);
+      this.wake = wait.wake;
+      await wait.done;
+      this.wake = undefined;
     }
     if (this.overflowed) {
       this.overflowed = false;

@@ -8,7 +8,7 @@ import { newId } from "../../server/domain/ids.js";
 import type { ArchiveRecord, WarmStore } from "../../server/tiers/warm/warm-store.js";
 import type { ColdStore } from "../../server/tiers/cold/cold-store.js";
 import { archiveKey, encodeArchive, sha256Hex } from "../../server/tiers/cold/archive-format.js";
-import { sleep } from "../backoff.js";
+import { sleep } from "../../server/domain/wait.js";
 
 export interface ArchiverOptions {
   warm: WarmStore;

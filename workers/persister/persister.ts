@@ -10,7 +10,7 @@ import type { Logger } from "pino";
 import type { StoredEvent } from "../../server/domain/records.js";
 import type { FeedBatch, PartitionLeases, PersistFeed } from "../../server/tiers/hot/hot-log.js";
 import type { WarmStore } from "../../server/tiers/warm/warm-store.js";
-import { sleep } from "../backoff.js";
+import { sleep } from "../../server/domain/wait.js";
 
 export interface PersisterOptions {
   feed: PersistFeed;

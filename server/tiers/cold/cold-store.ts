@@ -45,3 +45,13 @@ export async function measure(key: string, body: AsyncIterable<Buffer>): Promise
   }
   return { key, bytes, sha256: hash.digest("hex") };
 }
+
+/** verify() for any store: read the object back and measure it; undefined when it is absent. */
+export async function readBack(store: Pick<ColdStore, "get">, key: string): Promise<ColdObjectInfo | undefined> {
+  try {
+    return await measure(key, (await store.get(key)) as AsyncIterable<Buffer>);
+  } catch (err) {
+    if (err instanceof ColdObjectMissing) return undefined;
+    throw err;
+  }
+}

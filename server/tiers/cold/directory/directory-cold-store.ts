@@ -5,7 +5,7 @@ import { constants } from "node:fs";
 import { access, mkdir, open, readdir, rename, rmdir, unlink } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import type { Readable } from "node:stream";
-import { ColdObjectMissing, measure, type ColdObjectInfo, type ColdStore } from "../cold-store.js";
+import { ColdObjectMissing, readBack, type ColdObjectInfo, type ColdStore } from "../cold-store.js";
 
 const keyPattern = /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/;
 /** A write in progress: `<path>.tmp-<random>`, renamed over the path when complete. */
@@ -58,13 +58,8 @@ export class DirectoryColdStore implements ColdStore {
     return handle.createReadStream();
   }
 
-  async verify(key: string): Promise<ColdObjectInfo | undefined> {
-    try {
-      return await measure(key, await this.get(key));
-    } catch (err) {
-      if (err instanceof ColdObjectMissing) return undefined;
-      throw err;
-    }
+  verify(key: string): Promise<ColdObjectInfo | undefined> {
+    return readBack(this, key);
   }
 
   async list(prefix: string): Promise<string[]> {

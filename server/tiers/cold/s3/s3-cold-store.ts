@@ -13,7 +13,7 @@ import {
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
-import { ColdObjectMissing, measure, type ColdObjectInfo, type ColdStore } from "../cold-store.js";
+import { ColdObjectMissing, readBack, type ColdObjectInfo, type ColdStore } from "../cold-store.js";
 
 export interface S3ColdStoreOptions {
   /** Empty or absent: AWS itself. */
@@ -110,13 +110,8 @@ export class S3ColdStore implements ColdStore {
     }
   }
 
-  async verify(key: string): Promise<ColdObjectInfo | undefined> {
-    try {
-      return await measure(key, await this.get(key));
-    } catch (err) {
-      if (err instanceof ColdObjectMissing) return undefined;
-      throw err;
-    }
+  verify(key: string): Promise<ColdObjectInfo | undefined> {
+    return readBack(this, key);
   }
 
   async list(prefix: string): Promise<string[]> {

@@ -1,6 +1,7 @@
 // The embedded hot tier: the same contract as Redis, in process memory. Every
 // append is synchronous inside one call, which makes it atomic in Node.
 import { newId } from "../../../domain/ids.js";
+import { waitFor } from "../../../domain/wait.js";
 import { EventIdConflict, NotFound, StaleExpectedSeq } from "../../../domain/errors.js";
 import type { StoredEvent, ThreadRecord, TurnRecord } from "../../../domain/records.js";
 import { ThreadFanout } from "../../../live/fanout.js";
@@ -209,17 +210,10 @@ export class MemoryHotLog implements HotLog, PersistFeed {
 
   async nextBatch(_partitions: number[], _consumer: string, maxEntries: number, waitMs: number, signal: AbortSignal): Promise<FeedBatch> {
     if (this.unpersisted.length === 0 && !signal.aborted) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          signal.removeEventListener("abort", done);
-          this.wakePersister = undefined;
-          resolve();
-        };
-        const timer = setTimeout(done, waitMs);
-        signal.addEventListener("abort", done, { once: true });
-        this.wakePersister = done;
-      });
+      const wait = waitFor(waitMs, signal);
+      this.wakePersister = wait.wake;
+      await wait.done;
+      this.wakePersister = undefined;
     }
     // One consumer: what it read and has not acknowledged is simply read again.
     const taken = this.unpersisted.slice(0, maxEntries);
