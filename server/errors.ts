@@ -38,7 +38,7 @@ function domainCode(err: DomainError): Code {
   return Code.Internal;
 }
 
-function isConnectionError(err: unknown): boolean {
+export function isConnectionError(err: unknown): boolean {
   return (
     err instanceof Error &&
     /ClientClosed|ClientOffline|SocketClosed|ConnectionTimeout|TimeoutError|ECONNREFUSED|ECONNRESET|EPIPE/.test(`${err.name} ${err.message}`)

@@ -3,15 +3,17 @@
 // root signal and waits for every role to finish.
 import { pino } from "pino";
 import { type RunningServer, startServer } from "./app.js";
-import { ConfigError, loadConfig } from "./config.js";
+import { type Config, ConfigError, loadConfig } from "./config.js";
 import { buildCore } from "./core.js";
 import { startArchiver, startPersister } from "./roles.js";
-import { openTiers } from "./tiers/open-tiers.js";
+import { sleep } from "./domain/wait.js";
+import { isConnectionError } from "./errors.js";
+import { openTiers, type Tiers } from "./tiers/open-tiers.js";
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env, process.argv.slice(2));
   const log = pino({ level: config.logLevel, base: { service: "eventide" } });
-  const tiers = await openTiers(config, log);
+  const tiers = await openTiersPatiently(config, log);
   const core = buildCore(config, tiers, log);
   const root = new AbortController();
   const workers: Promise<void>[] = [];
@@ -38,6 +40,30 @@ async function main(): Promise<void> {
   };
   process.on("SIGINT", () => void stop("SIGINT"));
   process.on("SIGTERM", () => void stop("SIGTERM"));
+}
+
+/** A tier that is down at start-up is waited for (a supervisor restart loop would only add noise). */
+async function openTiersPatiently(config: Config, log: pino.Logger): Promise<Tiers> {
+  const giveUp = new AbortController();
+  const stop = () => giveUp.abort();
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  try {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await openTiers(config, log);
+      } catch (err) {
+        if (!isConnectionError(err) || giveUp.signal.aborted) throw err;
+        const waitMs = Math.min(10_000, 250 * 2 ** Math.min(attempt, 6));
+        log.warn({ err: String(err), attempt, retryInMs: waitMs }, "a tier is unreachable at start-up; waiting for it");
+        await sleep(waitMs, giveUp.signal);
+        if (giveUp.signal.aborted) process.exit(0);
+      }
+    }
+  } finally {
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
+  }
 }
 
 function printBanner(port: number, tiers: Record<string, string>): void {
