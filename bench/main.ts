@@ -1,15 +1,29 @@
-// `npm run bench`: starts a real eventide server in this process for each hot
-// tier, drives it over gRPC on 127.0.0.1, and prints a table. Exits 1 when an
-// event was lost, duplicated or reordered, or a scenario crashed; a missed
+// `npm run bench`: for each tier, starts a real eventide server as a child
+// process (server and persister roles) on a random port of 127.0.0.1, drives
+// it over gRPC from this process, runs the in-process persister/archiver
+// scenarios beside it, and prints a table. Exits 1 when an event was lost,
+// duplicated or reordered, a server died, or a scenario crashed; a missed
 // goal, a failed call or an overload is reported, not fatal.
-import { parseOptions, type Scenario, scenarios, usage } from "./plan.js";
-import { environment, formatValue, type Row, table } from "./report.js";
-import { startServerUnderTest, type Tier } from "./server-under-test.js";
+import { cleanUpAndExit } from "./cleanup.js";
+import { waitForBacklog } from "./persister-backlog.js";
+import { type BenchContext, type BenchOptions, parseOptions, type Scenario, scenarios, usage } from "./plan.js";
+import { environment, formatValue, layouts, type Row, table } from "./report.js";
+import { warningsNote } from "./result.js";
+import { startServerUnderTest } from "./server-under-test.js";
+import { freshTierEnv, type Services, type Tier } from "./tier-env.js";
 
-/** Lightest first: the heavy scenarios leave garbage and a big hot tier behind them. */
-const runOrder = ["latency", "tail", "single", "batch"];
+/**
+ * Lightest first: the heavy scenarios leave garbage and a big hot tier behind
+ * them. The in-process ones come after the server's own, cold replay (which
+ * starts a server of its own) last.
+ */
+const runOrder = ["latency", "tail", "single", "batch", "replay", "persist", "lag", "cold-replay"];
+/** How long a scenario waits for the shared server's persister to finish the previous one's backlog. */
+const settleTimeoutMs = 60_000;
 
 async function main(): Promise<number> {
+  // The in-process S3 client would warn that future SDKs need Node 22 (the tests silence it the same way).
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
   let options;
   try {
     options = parseOptions(process.argv.slice(2));
@@ -17,9 +31,12 @@ async function main(): Promise<number> {
     process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n${usage}\n`);
     return 2;
   }
-  const redisUrl = process.env.REDIS_URL || "redis://127.0.0.1:6379";
+  const services: Services = {
+    redisUrl: process.env.REDIS_URL || "redis://127.0.0.1:6379",
+    databaseUrl: process.env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/test",
+  };
   const commandLine = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`;
-  const setting = environment(commandLine, redisUrl);
+  const setting = environment(commandLine, services);
   process.stdout.write(`${setting}\n\n`);
 
   const planned = scenarios(options);
@@ -29,17 +46,21 @@ async function main(): Promise<number> {
   const rows: Row[] = [];
   const failures: string[] = [];
   const notes: string[] = [];
+  const started = Date.now();
   for (const tier of options.tiers) {
-    const outcome = await runTier(tier, selected, redisUrl, options.logLevel);
+    const outcome = await runTier(tier, selected, services, options);
     rows.push(...outcome.rows);
     failures.push(...outcome.failures);
     notes.push(...outcome.notes);
   }
 
-  // The table follows the plan's order (the order of the brief), tier by tier.
+  // The table follows the plan's order, tier by tier.
   const position = (r: Row) => options.tiers.indexOf(r.tier) * 100 + planned.findIndex((s) => s.name === r.scenario);
   rows.sort((a, b) => position(a) - position(b));
-  process.stdout.write(`\n${setting}\n\n${table(rows)}\n`);
+  const used = [...new Set(rows.filter((r) => r.unit === "text").map((r) => r.text ?? ""))];
+  process.stdout.write(`\n${setting}\nwall time ${((Date.now() - started) / 1000).toFixed(0)} s\n\n${table(rows)}\n`);
+  process.stdout.write(`\nprocess layouts:\n${used.map((l) => `  ${l.padEnd(17)} ${layouts[l] ?? ""}`).join("\n")}\n`);
+  if (options.profileDir) process.stdout.write(`\nCPU profiles of the server children: ${options.profileDir}\n`);
   if (notes.length) process.stdout.write(`\nNOTES:\n${notes.map((n) => `  ${n}`).join("\n")}\n`);
   if (failures.length) {
     process.stdout.write(`\nCORRECTNESS FAILURES:\n${failures.map((f) => `  ${f}`).join("\n")}\n`);
@@ -49,21 +70,32 @@ async function main(): Promise<number> {
   return 0;
 }
 
-/** One server per tier for all its scenarios; each scenario works on threads of its own. */
-async function runTier(tier: Tier, selected: Scenario[], redisUrl: string, logLevel: string) {
+/** One server child per tier for all its scenarios; each scenario works on threads (or tiers) of its own. */
+async function runTier(tier: Tier, selected: Scenario[], services: Services, options: BenchOptions) {
   const rows: Row[] = [];
   const failures: string[] = [];
   const notes: string[] = [];
-  const server = await startServerUnderTest(tier, redisUrl, logLevel);
+  const server = await startServerUnderTest({
+    tiers: freshTierEnv(tier, services),
+    ownsTiers: true,
+    logLevel: options.logLevel,
+    profileDir: options.profileDir,
+  });
+  process.stdout.write(`${tier}: server child pid ${server.pid} on ${server.baseUrl} (bench pid ${process.pid})\n`);
+  const ctx: BenchContext = { tier, server, services, logLevel: options.logLevel, profileDir: options.profileDir };
   try {
     for (const scenario of selected) {
+      if (server.died()) break;
+      const settled = await waitForBacklog(server.tiers, settleTimeoutMs);
+      if (settled === undefined) notes.push(`${tier}: ${scenario.name} started with the server's persister still behind after ${settleTimeoutMs} ms`);
+      else if (settled > 1_000) notes.push(`${tier}: waited ${(settled / 1000).toFixed(1)} s for the server's persister to catch up before ${scenario.name}`);
       process.stdout.write(`${tier} / ${scenario.name} … `);
       try {
-        const result = await scenario.run(server);
+        const result = await scenario.run(ctx);
         rows.push(...result.measurements.map((m) => ({ ...m, tier })));
         failures.push(...result.failures.map((f) => `${tier}: ${f}`));
         notes.push(...result.notes.map((n) => `${tier}: ${n}`));
-        const headline = result.measurements.find((m) => m.goal) ?? result.measurements[0];
+        const headline = result.measurements.find((m) => m.goal) ?? result.measurements.find((m) => m.unit !== "text");
         process.stdout.write(`${headline ? `${headline.metric} ${formatValue(headline)}` : "done"}${result.failures.length ? " (FAILURES)" : ""}\n`);
       } catch (err) {
         failures.push(`${tier}: ${scenario.name} crashed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
@@ -71,11 +103,16 @@ async function runTier(tier: Tier, selected: Scenario[], redisUrl: string, logLe
       }
     }
   } finally {
-    await server.close();
+    const how = await server.close();
+    const died = server.died();
+    if (died) failures.push(`${tier}: ${died}`);
+    else if (how !== "exited with code 0") notes.push(`${tier}: the server ${how} on SIGTERM`);
+    notes.push(...warningsNote(`${tier}: the server`, server.warnings()));
   }
   return { rows, failures, notes };
 }
 
+process.once("SIGINT", () => void cleanUpAndExit(130));
 main().then(
   (code) => {
     process.exitCode = code;

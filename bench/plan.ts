@@ -1,37 +1,63 @@
 // The command line and the scenarios it selects: full sizes by default,
-// smaller ones with --quick (a smoke run of about 20 seconds).
+// smaller ones with --quick (a smoke run of under a minute).
 import { parseArgs } from "node:util";
-import type { ScenarioResult } from "./result.js";
+import { fixedPayload, kibPayload, randomPayloads } from "./payloads.js";
+import { layoutRow, type ScenarioResult } from "./result.js";
 import { appendLatency } from "./scenarios/append-latency.js";
 import { appendThroughput } from "./scenarios/append-throughput.js";
+import { coldReplay } from "./scenarios/cold-replay.js";
+import { persistLag } from "./scenarios/persist-lag.js";
+import { persistThroughput } from "./scenarios/persist-throughput.js";
+import { warmReplay } from "./scenarios/replay.js";
 import { tailLatency } from "./scenarios/tail-latency.js";
-import type { ServerUnderTest, Tier } from "./server-under-test.js";
+import type { ServerUnderTest } from "./server-under-test.js";
+import type { Services, Tier } from "./tier-env.js";
 
 export interface BenchOptions {
   tiers: Tier[];
   quick: boolean;
   /** Run only the scenarios whose key is listed (all when empty). */
   only: string[];
-  /** The server's pino level; anything but silent goes to stderr. */
+  /** The server's pino level (and the in-process roles'); warnings go to stderr. */
   logLevel: string;
   /** Appends per second of the tail scenario, instead of the plan's (to find where delivery keeps up). */
   tailRate?: number;
+  /** Where server children write V8 CPU profiles (--profile). */
+  profileDir?: string;
+  /** Events of the cold-replay thread (90% of them archived), instead of the plan's. */
+  coldEvents?: number;
+}
+
+/** What a scenario gets: the tier's shared server child, and the services for tiers of its own. */
+export interface BenchContext {
+  tier: Tier;
+  server: ServerUnderTest;
+  services: Services;
+  logLevel: string;
+  profileDir?: string;
 }
 
 export interface Scenario {
   /** What --only takes. */
   key: string;
   name: string;
-  run(server: ServerUnderTest): Promise<ScenarioResult>;
+  run(ctx: BenchContext): Promise<ScenarioResult>;
 }
 
-export const usage = `Usage: npm run bench -- [--tier redis|memory|both] [--quick] [--only batch,single,latency,tail]
-                          [--tail-rate N] [--log-level warn]
-  --tier       hot tier(s) to benchmark (default redis; REDIS_URL or redis://127.0.0.1:6379)
-  --quick      smaller counts: a smoke run of about 20 seconds
-  --only       run only these scenarios (e.g. to profile one: node --cpu-prof --import tsx bench/main.ts --only tail)
+export const profileDir = "/tmp/prof";
+
+export const usage = `Usage: npm run bench -- [--tier redis|memory|both] [--quick] [--only batch,single,latency,tail,persist,lag,replay,cold-replay]
+                          [--tail-rate N] [--cold-events N] [--log-level warn] [--profile]
+  --tier       tier(s) to benchmark (default redis: REDIS_URL or redis://127.0.0.1:6379, DATABASE_URL or
+               postgres://postgres@127.0.0.1:5432/test; memory: embedded tiers in memory)
+  --quick      smaller counts: a smoke run of under a minute
+  --only       run only these scenarios
   --tail-rate  appends per second in the tail scenario (default 2000, 400 with --quick)
-  --log-level  the server's log level (default silent), to stderr: shows why calls fail`;
+  --cold-events  events of the cold-replay thread, 90% of them archived (default 200000, 100000 with --quick;
+               --cold-events 1000000 takes about 5 minutes on a 2-core machine)
+  --log-level  the server's log level (default warn), to stderr: shows why calls fail
+  --profile    server children write V8 CPU profiles to ${profileDir} when they exit (node --cpu-prof);
+               to profile the in-process scenarios (persist, lag): node --cpu-prof --import tsx bench/main.ts --only persist`;
 
 export function parseOptions(argv: string[]): BenchOptions {
   const { values } = parseArgs({
@@ -40,8 +66,10 @@ export function parseOptions(argv: string[]): BenchOptions {
       tier: { type: "string", default: "redis" },
       quick: { type: "boolean", default: false },
       only: { type: "string", default: "" },
-      "log-level": { type: "string", default: "silent" },
+      "log-level": { type: "string", default: "warn" },
       "tail-rate": { type: "string" },
+      "cold-events": { type: "string" },
+      profile: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -58,16 +86,37 @@ export function parseOptions(argv: string[]): BenchOptions {
   if (unknown.length) throw new Error(`--only takes ${keys.join(", ")}; got ${unknown.join(", ")}`);
   const tailRate = values["tail-rate"] === undefined ? undefined : Number(values["tail-rate"]);
   if (tailRate !== undefined && !(tailRate > 0)) throw new Error(`--tail-rate must be a positive number, got ${values["tail-rate"]}`);
-  return { tiers: chosen, quick: values.quick, only, logLevel: values["log-level"], tailRate };
+  const coldEvents = values["cold-events"] === undefined ? undefined : Number(values["cold-events"]);
+  if (coldEvents !== undefined && !(Number.isInteger(coldEvents) && coldEvents >= 10)) {
+    throw new Error(`--cold-events must be an integer of at least 10, got ${values["cold-events"]}`);
+  }
+  return {
+    tiers: chosen,
+    quick: values.quick,
+    only,
+    logLevel: values["log-level"],
+    tailRate,
+    coldEvents,
+    profileDir: values.profile ? profileDir : undefined,
+  };
 }
 
-export function scenarios({ quick, tailRate }: Pick<BenchOptions, "quick" | "tailRate">): Scenario[] {
+/** The RPC scenarios drive the shared server child: say so in the table. */
+async function onServerChild(name: string, running: Promise<ScenarioResult>): Promise<ScenarioResult> {
+  const result = await running;
+  return { ...result, measurements: [layoutRow(name, "server child"), ...result.measurements] };
+}
+
+/** 200 bytes of JSON, different for every event: the replay scenarios' events. */
+const replayPayload = randomPayloads(200);
+
+export function scenarios({ quick, tailRate, coldEvents }: Pick<BenchOptions, "quick" | "tailRate" | "coldEvents">): Scenario[] {
   return [
     {
       key: "batch",
       name: "append batch×100",
-      run: (server) =>
-        appendThroughput(server.baseUrl, {
+      run: ({ server }) =>
+        onServerChild("append batch×100", appendThroughput(server.baseUrl, {
           name: "append batch×100",
           batchSize: 100,
           appenders: 16,
@@ -77,13 +126,13 @@ export function scenarios({ quick, tailRate }: Pick<BenchOptions, "quick" | "tai
           maxSeconds: quick ? 3 : 10,
           warmupSeconds: quick ? 0.5 : 1,
           goal: { op: ">=", value: 50_000 },
-        }),
+        })),
     },
     {
       key: "single",
       name: "append single",
-      run: (server) =>
-        appendThroughput(server.baseUrl, {
+      run: ({ server }) =>
+        onServerChild("append single", appendThroughput(server.baseUrl, {
           name: "append single",
           batchSize: 1,
           appenders: 32,
@@ -92,24 +141,24 @@ export function scenarios({ quick, tailRate }: Pick<BenchOptions, "quick" | "tai
           events: quick ? 5_000 : 100_000,
           maxSeconds: quick ? 2 : 8,
           warmupSeconds: quick ? 0.5 : 1,
-        }),
+        })),
     },
     {
       key: "latency",
       name: "append latency",
-      run: (server) =>
-        appendLatency(server.baseUrl, {
+      run: ({ server }) =>
+        onServerChild("append latency", appendLatency(server.baseUrl, {
           name: "append latency",
           warmup: quick ? 100 : 500,
           appends: quick ? 500 : 2_000,
           p50Goal: { op: "<=", value: 1 },
-        }),
+        })),
     },
     {
       key: "tail",
       name: "tail delivery",
-      run: (server) =>
-        tailLatency(server.baseUrl, {
+      run: ({ server }) =>
+        onServerChild("tail delivery", tailLatency(server.baseUrl, {
           name: "tail delivery",
           threads: quick ? 20 : 100,
           tailersPerThread: 10,
@@ -119,7 +168,79 @@ export function scenarios({ quick, tailRate }: Pick<BenchOptions, "quick" | "tai
           seconds: quick ? 3 : 10,
           p99Goal: { op: "<=", value: 50 },
           heartbeatMs: server.heartbeatMs,
+        })),
+    },
+    {
+      key: "persist",
+      name: "persist backlog 1 KiB",
+      run: ({ tier, services, logLevel }) =>
+        persistThroughput({
+          name: "persist backlog 1 KiB",
+          tier,
+          services,
+          logLevel,
+          // PGlite (tier memory) is far slower than Postgres: a smaller backlog.
+          events: tier === "memory" ? (quick ? 10_000 : 50_000) : quick ? 50_000 : 200_000,
+          threads: 50,
+          seedBatch: 1_000,
+          seedConcurrency: 4,
+          payload: fixedPayload(kibPayload),
+          timeoutSeconds: quick ? 40 : 90,
+          // The goal is Postgres's; PGlite is reported without one.
+          goal: tier === "redis" ? { op: ">=", value: 50_000 } : undefined,
         }),
+    },
+    {
+      key: "lag",
+      name: "persist lag 1 KiB",
+      run: ({ tier, services, logLevel }) =>
+        persistLag({
+          name: "persist lag 1 KiB",
+          tier,
+          services,
+          logLevel,
+          threads: 20,
+          appendsPerSecond: 100,
+          batch: 100,
+          seconds: quick ? 3 : 10,
+          payload: fixedPayload(kibPayload),
+          p99Goal: tier === "redis" ? { op: "<=", value: 1_000 } : undefined,
+        }),
+    },
+    {
+      key: "replay",
+      name: "warm replay 200 B",
+      run: ({ server, logLevel }) =>
+        warmReplay({
+          name: "warm replay 200 B",
+          server,
+          logLevel,
+          events: quick ? 20_000 : 100_000,
+          payload: replayPayload,
+          persistTimeoutSeconds: 60,
+          goal: { op: ">=", value: 100_000 },
+        }),
+    },
+    {
+      key: "cold-replay",
+      name: "cold replay 200 B",
+      run: ({ tier, server, services, logLevel, profileDir }) => {
+        // 200,000 by default rather than a million: at this machine's persist, archive and replay
+        // rates (~10k events/s each) a million takes five minutes on its own.
+        const events = coldEvents ?? (tier === "memory" ? (quick ? 20_000 : 100_000) : quick ? 100_000 : 200_000);
+        return coldReplay({
+          name: "cold replay 200 B",
+          server,
+          services,
+          logLevel,
+          profileDir,
+          events,
+          archiveUpTo: Math.floor(events * 0.9),
+          payload: replayPayload,
+          persistTimeoutSeconds: quick ? 60 : 120,
+          goal: { op: ">=", value: 100_000 },
+        });
+      },
     },
   ];
 }

@@ -1,17 +1,20 @@
 // The final table: one row per measurement and tier, with its goal if any.
 import os from "node:os";
 import { meets, type Measurement } from "./result.js";
-import type { Tier } from "./server-under-test.js";
+import type { Services, Tier } from "./tier-env.js";
 
 export interface Row extends Measurement {
   tier: Tier;
 }
 
-export function formatValue(m: Pick<Measurement, "value" | "unit">): string {
+export function formatValue(m: Pick<Measurement, "value" | "unit" | "text">): string {
+  if (m.unit === "text") return m.text ?? "";
   if (!Number.isFinite(m.value)) return "n/a";
   switch (m.unit) {
     case "events/s":
       return `${Math.round(m.value).toLocaleString("en-US")} ev/s`;
+    case "MB/s":
+      return `${m.value.toFixed(m.value < 10 ? 2 : 1)} MB/s`;
     case "ms":
       return `${m.value.toFixed(m.value < 10 ? 2 : 1)} ms`;
     case "count":
@@ -20,13 +23,24 @@ export function formatValue(m: Pick<Measurement, "value" | "unit">): string {
 }
 
 /** The run's setting; the load average is the machine's before the run (others share it). */
-export function environment(commandLine: string, redisUrl: string): string {
+export function environment(commandLine: string, services: Services): string {
   return [
     `command: ${commandLine}`,
     `node ${process.version}, os.cpus().length = ${os.cpus().length} (${os.cpus()[0]?.model ?? "unknown"}), ` +
-      `load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}, redis ${redisUrl}`,
+      `load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`,
+    `redis ${services.redisUrl}, postgres ${services.databaseUrl}`,
   ].join("\n");
 }
+
+/** What the `process layout` rows mean. */
+export const layouts: Record<string, string> = {
+  "server child":
+    "the bench process drives a server child process (node --import tsx server/main.ts server,persister) over gRPC on 127.0.0.1",
+  "in-process":
+    "the bench process itself runs hot.append and the Persister (and the Archiver) on the real tiers; no server",
+  "in-process+child":
+    "data prepared in-process as above, then read over gRPC from a server child process started on the same tiers",
+};
 
 export function table(rows: Row[]): string {
   const header = ["scenario", "tier", "metric", "value", "goal", "ok?"];

@@ -10,8 +10,10 @@ export interface Measurement {
   scenario: string;
   metric: string;
   value: number;
-  /** How to print `value`: a rate (events/s), a duration (ms) or a plain count. */
-  unit: "events/s" | "ms" | "count";
+  /** How to print `value`: a rate, a duration, a plain count, or `text` (a label such as the process layout). */
+  unit: "events/s" | "MB/s" | "ms" | "count" | "text";
+  /** What a `text` row shows. */
+  text?: string;
   goal?: Goal;
 }
 
@@ -25,4 +27,18 @@ export interface ScenarioResult {
 
 export function meets(value: number, goal: Goal): boolean {
   return goal.op === ">=" ? value >= goal.value : value <= goal.value;
+}
+
+/** The row that says which processes did the work (see `layouts` in report.ts). */
+export function layoutRow(scenario: string, layout: string): Measurement {
+  return { scenario, metric: "process layout", value: Number.NaN, unit: "text", text: layout };
+}
+
+/** One note for a list of log warnings: how many, and each distinct message with its count. */
+export function warningsNote(who: string, warnings: string[]): string[] {
+  if (warnings.length === 0) return [];
+  const counts = new Map<string, number>();
+  for (const w of warnings) counts.set(w, (counts.get(w) ?? 0) + 1);
+  const distinct = [...counts].slice(0, 5).map(([w, n]) => (n > 1 ? `${w} (×${n})` : w));
+  return [`${who} logged ${warnings.length} warnings: ${distinct.join("; ")}${counts.size > 5 ? "; …" : ""}`];
 }
