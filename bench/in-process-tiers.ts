@@ -69,7 +69,7 @@ export function startPersister(t: InProcessTiers, onCommitted?: (events: StoredE
     leases: t.tiers.leases,
     warm: t.tiers.warm,
     log: t.log.child({ role: "persister" }),
-    batchEntries: 1000,
+    batchEvents: 2000,
     batchWaitMs: 50,
     hotWindow: 1000,
     leaseMs: 10_000,

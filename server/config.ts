@@ -29,8 +29,8 @@ export interface Config {
   dataDir: string;
   /** Events a thread's hot stream keeps below its persisted seq (EVENTIDE_HOT_WINDOW). */
   hotWindow: number;
-  /** Partition-log entries a persister batch takes at most (EVENTIDE_PERSIST_BATCH). */
-  persistBatchEntries: number;
+  /** Events a persister batch (one transaction) holds at most (EVENTIDE_PERSIST_BATCH). */
+  persistBatchEvents: number;
   /** How long a persister waits to fill a batch (EVENTIDE_PERSIST_WAIT_MS). */
   persistWaitMs: number;
   /** A persister's lease on a partition; a dead persister's partitions move after this (EVENTIDE_PERSIST_LEASE_MS). */
@@ -89,7 +89,7 @@ export function loadConfig(env: Env = process.env, argv: string[] = []): Config 
     pgSchema: identifier("EVENTIDE_PG_SCHEMA", env.EVENTIDE_PG_SCHEMA || "public"),
     dataDir: env.EVENTIDE_DATA_DIR || "./data",
     hotWindow: integer(env, "EVENTIDE_HOT_WINDOW", 1_000, 0, 10_000_000),
-    persistBatchEntries: integer(env, "EVENTIDE_PERSIST_BATCH", 1_000, 1, 100_000),
+    persistBatchEvents: integer(env, "EVENTIDE_PERSIST_BATCH", 2_000, 1, 100_000),
     persistWaitMs: integer(env, "EVENTIDE_PERSIST_WAIT_MS", 50, 1, 60_000),
     persistLeaseMs: integer(env, "EVENTIDE_PERSIST_LEASE_MS", 10_000, 200, 600_000),
     s3: {

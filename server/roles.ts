@@ -19,7 +19,7 @@ export function startPersister(
     leases: tiers.leases,
     warm: tiers.warm,
     log: log.child({ role: "persister" }),
-    batchEntries: config.persistBatchEntries,
+    batchEvents: config.persistBatchEvents,
     batchWaitMs: config.persistWaitMs,
     hotWindow: config.hotWindow,
     leaseMs: config.persistLeaseMs,

@@ -26,7 +26,7 @@ async function seedThreads(real: RealTiers, threads: number, events: number): Pr
   const { pino } = await import("pino");
   const persisting = new Persister({
     feed: real.tiers.feed, leases: real.tiers.leases, warm: real.tiers.warm, log: pino({ level: "silent" }),
-    batchEntries: 1000, batchWaitMs: 20, hotWindow: 10, leaseMs: 1000,
+    batchEvents: 2000, batchWaitMs: 20, hotWindow: 10, leaseMs: 1000,
   }).run(controller.signal);
   for (const [threadId, n] of last) {
     while (((await real.tiers.warm.getThread(threadId))?.lastSeq ?? 0) < n) await new Promise((r) => setTimeout(r, 50));

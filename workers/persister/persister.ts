@@ -17,8 +17,8 @@ export interface PersisterOptions {
   leases: PartitionLeases;
   warm: WarmStore;
   log: Logger;
-  /** Entries a batch reads at most. */
-  batchEntries: number;
+  /** Events a batch (one transaction) holds at most; one append's events are never split. */
+  batchEvents: number;
   /** How long a read waits for entries. */
   batchWaitMs: number;
   /** Events kept in a thread's hot stream below its persisted seq. */
@@ -42,7 +42,7 @@ export class Persister {
     while (!signal.aborted) {
       try {
         await this.keepLeases();
-        const batch = await this.opts.feed.nextBatch([...this.owned], this.consumer, this.opts.batchEntries, this.opts.batchWaitMs, signal);
+        const batch = await this.opts.feed.nextBatch([...this.owned], this.consumer, this.opts.batchEvents, this.opts.batchWaitMs, signal);
         if (batch.events.length > 0) await this.persist(batch, signal);
         failures = 0;
       } catch (err) {

@@ -82,8 +82,11 @@ export interface PersistFeed {
    * never acknowledged (it died) become this consumer's, to be read first.
    */
   adopt(p: number, consumer: string): Promise<void>;
-  /** Up to `maxEntries` unacknowledged entries of the owned partitions, waiting up to `waitMs`. */
-  nextBatch(partitions: number[], consumer: string, maxEntries: number, waitMs: number, signal: AbortSignal): Promise<FeedBatch>;
+  /**
+   * Unacknowledged entries of the owned partitions holding up to `maxEvents`
+   * events (at least one entry), waiting up to `waitMs` for any.
+   */
+  nextBatch(partitions: number[], consumer: string, maxEvents: number, waitMs: number, signal: AbortSignal): Promise<FeedBatch>;
   /** After commit: the entries are done. */
   ack(batch: FeedBatch): Promise<void>;
   /** After commit: the thread is persisted through `seq`; trim its hot stream to `window` events below that. */

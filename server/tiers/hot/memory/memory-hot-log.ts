@@ -208,7 +208,7 @@ export class MemoryHotLog implements HotLog, PersistFeed {
 
   async adopt(): Promise<void> {}
 
-  async nextBatch(_partitions: number[], _consumer: string, maxEntries: number, waitMs: number, signal: AbortSignal): Promise<FeedBatch> {
+  async nextBatch(_partitions: number[], _consumer: string, maxEvents: number, waitMs: number, signal: AbortSignal): Promise<FeedBatch> {
     if (this.unpersisted.length === 0 && !signal.aborted) {
       const wait = waitFor(waitMs, signal);
       this.wakePersister = wait.wake;
@@ -216,7 +216,13 @@ export class MemoryHotLog implements HotLog, PersistFeed {
       this.wakePersister = undefined;
     }
     // One consumer: what it read and has not acknowledged is simply read again.
-    const taken = this.unpersisted.slice(0, maxEntries);
+    const taken: LogEntry[] = [];
+    let size = 0;
+    for (const entry of this.unpersisted) {
+      if (size > 0 && size + entry.to - entry.from + 1 > maxEvents) break;
+      size += entry.to - entry.from + 1;
+      taken.push(entry);
+    }
     const events = taken.flatMap((entry) => {
       const state = this.threads.get(entry.threadId)!;
       return state.events.slice(entry.from - state.firstSeq, entry.to - state.firstSeq + 1).map(copy);

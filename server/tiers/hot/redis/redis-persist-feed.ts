@@ -46,7 +46,9 @@ export class RedisPersistFeed implements PersistFeed {
     } while (cursor !== "0-0");
   }
 
-  async nextBatch(partitions: number[], consumer: string, maxEntries: number, waitMs: number, signal: AbortSignal): Promise<FeedBatch> {
+  async nextBatch(partitions: number[], consumer: string, maxEvents: number, waitMs: number, signal: AbortSignal): Promise<FeedBatch> {
+    // An entry holds at least one event, so maxEvents entries is always enough to read.
+    const maxEntries = maxEvents;
     if (partitions.length === 0 || signal.aborted) return { entries: new Map(), events: [] };
     // Our own pending entries first (adopted, or read before a failed commit), then new ones.
     let reply = await this.readGroup(this.client, partitions, consumer, "0", maxEntries);
@@ -55,15 +57,19 @@ export class RedisPersistFeed implements PersistFeed {
     }
     const entries = new Map<number, string[]>();
     const ranges: { threadId: string; from: number; to: number }[] = [];
+    let events = 0;
+    // Entries past the event budget stay pending for this consumer and lead the next batch.
     for (const stream of reply ?? []) {
       const p = this.partitionOf(stream.name);
       for (const { id, message } of stream.messages) {
+        const size = Number(message.l) - Number(message.f) + 1;
+        if (events > 0 && events + size > maxEvents) break;
+        events += size;
         entries.set(p, [...(entries.get(p) ?? []), id]);
         ranges.push({ threadId: message.t, from: Number(message.f), to: Number(message.l) });
       }
     }
-    const events = (await Promise.all(ranges.map((r) => this.range(r.threadId, r.from, r.to)))).flat();
-    return { entries, events };
+    return { entries, events: (await Promise.all(ranges.map((r) => this.range(r.threadId, r.from, r.to)))).flat() };
   }
 
   async ack(batch: FeedBatch): Promise<void> {

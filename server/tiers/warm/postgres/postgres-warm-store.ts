@@ -1,6 +1,6 @@
 // The warm tier on Postgres through pg-promise. Embedded PGlite is reached the
 // same way (over its wire-protocol socket), so this is the only SQL there is.
-import pgPromise, { type IDatabase, type IMain, type ITask } from "pg-promise";
+import pgPromise, { type IDatabase, type ITask } from "pg-promise";
 import type { StoredEvent, ThreadRecord, TurnRecord, TurnStatus } from "../../../domain/records.js";
 import type { ArchiveRecord, EventFilter, Page, WarmStore } from "../warm-store.js";
 import * as archives from "./postgres-archives.js";
@@ -41,26 +41,7 @@ const turnTransitions: Record<string, { status: TurnStatus; ends?: boolean; star
 };
 
 export class PostgresWarmStore implements WarmStore {
-  private readonly eventColumns;
-
-  private constructor(private readonly pgp: IMain, readonly db: Db) {
-    this.eventColumns = new pgp.helpers.ColumnSet(
-      [
-        "thread_id",
-        "seq",
-        "event_id",
-        "turn_id",
-        "tenant_id",
-        "type",
-        { name: "payload", mod: ":json" },
-        { name: "metadata", mod: ":json" },
-        "schema_version",
-        "level",
-        "created_at",
-      ],
-      { table: "agent_events" },
-    );
-  }
+  private constructor(readonly db: Db) {}
 
   static open(opts: PostgresOptions): PostgresWarmStore {
     // One pg-promise instance per store (its schema option sets search_path); tests open many in one process.
@@ -71,7 +52,7 @@ export class PostgresWarmStore implements WarmStore {
       typeof opts.connection === "string"
         ? { connectionString: opts.connection, max: opts.maxConnections }
         : { ...opts.connection, max: opts.maxConnections };
-    return new PostgresWarmStore(pgp, pgp(connection));
+    return new PostgresWarmStore(pgp(connection));
   }
 
   async persistBatch(batch: StoredEvent[]): Promise<void> {
@@ -82,14 +63,19 @@ export class PostgresWarmStore implements WarmStore {
       const live = await projectThreads(tx, batch);
       const events = batch.filter((e) => live.has(e.threadId));
       if (events.length === 0) return;
-      await tx.none(`${this.pgp.helpers.insert(events.map(toRow), this.eventColumns)} ON CONFLICT DO NOTHING`);
+      // One JSON parameter: Postgres parses it natively, much faster than a multi-row VALUES literal.
+      for (let i = 0; i < events.length; i += insertChunk) {
+        await tx.none(insertEventsSql, [JSON.stringify(events.slice(i, i + insertChunk).map(toJsonRow))]);
+      }
       await projectTurns(tx, events);
     });
   }
 
   async read(threadId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
+    // Seqs are gapless, so the page is a seq range: the plan stays an index range scan
+    // whatever the table statistics say (an open-ended one degrades to a sort of the whole thread).
     const rows = await this.db.any<EventRow>(
-      "SELECT * FROM agent_events WHERE thread_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+      "SELECT * FROM agent_events WHERE thread_id = $1 AND seq > $2 AND seq <= $2 + $3 ORDER BY seq",
       [threadId, afterSeq, limit],
     );
     return rows.map(fromRow);
@@ -180,9 +166,11 @@ export class PostgresWarmStore implements WarmStore {
   }
 
   async oldestEvents(threadId: string, upToSeq: number, max: number): Promise<StoredEvent[]> {
+    const { first } = await this.db.one<{ first: number | null }>("SELECT min(seq) AS first FROM agent_events WHERE thread_id = $1", [threadId]);
+    if (first === null || first > upToSeq) return [];
     const rows = await this.db.any<EventRow>(
-      "SELECT * FROM agent_events WHERE thread_id = $1 AND seq <= $2 ORDER BY seq LIMIT $3",
-      [threadId, upToSeq, max],
+      "SELECT * FROM agent_events WHERE thread_id = $1 AND seq >= $2 AND seq <= LEAST($3, $2 + $4 - 1) ORDER BY seq",
+      [threadId, first, upToSeq, max],
     );
     return rows.map(fromRow);
   }
@@ -308,7 +296,17 @@ async function projectTurns(tx: Tx, events: StoredEvent[]): Promise<void> {
   );
 }
 
-function toRow(e: StoredEvent) {
+/** Rows per INSERT statement (a transaction may hold several). */
+const insertChunk = 2_000;
+
+const insertEventsSql = `
+  INSERT INTO agent_events (thread_id, seq, event_id, turn_id, tenant_id, type, payload, metadata, schema_version, level, created_at)
+  SELECT thread_id, seq, event_id, turn_id, tenant_id, type, payload, metadata, schema_version, level, to_timestamp(created_ms / 1000.0)
+    FROM json_to_recordset($1::json) AS x(thread_id text, seq bigint, event_id text, turn_id text, tenant_id text, type text,
+                                         payload jsonb, metadata jsonb, schema_version integer, level text, created_ms bigint)
+  ON CONFLICT DO NOTHING`;
+
+function toJsonRow(e: StoredEvent) {
   return {
     thread_id: e.threadId,
     seq: e.seq,
@@ -320,7 +318,7 @@ function toRow(e: StoredEvent) {
     metadata: e.metadata,
     schema_version: e.schemaVersion,
     level: e.level,
-    created_at: new Date(e.createdAt),
+    created_ms: e.createdAt,
   };
 }
 
