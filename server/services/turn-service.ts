@@ -5,6 +5,7 @@ import type { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { callerOf } from "../auth.js";
 import type { NewEvent, TurnRecord } from "../domain/records.js";
 import type { EventLog } from "../log/event-log.js";
+import { scopeOfIdempotencyKey } from "../tiers/hot/hot-log.js";
 import type { ThreadEraser } from "../log/thread-eraser.js";
 import { toThread, toTurn } from "./convert.js";
 import { ownedThread, ownedTurn } from "./ownership.js";
@@ -38,7 +39,7 @@ export function turnService(deps: { log: EventLog; eraser: ThreadEraser }): Part
       const idempotencyKey = v.maxChars("idempotency_key", req.idempotencyKey, v.limits.idempotencyKeyChars);
       const creating = req.threadId === "";
       const threadId = creating
-        ? hot.newThreadId(idempotencyKey ? JSON.stringify([tenantId, "", idempotencyKey]) : undefined)
+        ? hot.newThreadId(idempotencyKey ? scopeOfIdempotencyKey(tenantId, "", idempotencyKey) : undefined)
         : v.requireUlid("thread_id", req.threadId);
       const turnId = newId();
       const turn: Omit<TurnRecord, "submittedSeq"> = {

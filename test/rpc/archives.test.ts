@@ -4,7 +4,7 @@ import test from "ava";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { ArchiveService } from "../../gen/eventide/v1/archive_service_pb.js";
 import type { PostgresWarmStore } from "../../server/tiers/warm/postgres/postgres-warm-store.js";
-import { collectTail, startTestServer, type TestServer, tierKinds } from "../support/server.js";
+import { collectTail, startTestServer, type TestServer, tierKinds, waitPersisted } from "../support/server.js";
 
 const servers = new Map<string, TestServer>();
 test.before(async () => {
@@ -33,9 +33,7 @@ async function threadWith(server: TestServer, events: number) {
     });
     last = res.lastSeq;
   }
-  for (let i = 0; i < 400 && ((await server.tiers.warm.getThread(threadId))?.lastSeq ?? 0) < Number(last); i++) {
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  await waitPersisted(server, threadId, Number(last));
   return { threadId, turnId: turn!.turnId, last: Number(last) };
 }
 

@@ -4,15 +4,7 @@ import test from "ava";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startTestServer, type TestServer } from "../support/server.js";
-
-async function waitPersisted(server: TestServer, threadId: string, seq: number) {
-  for (let i = 0; i < 200; i++) {
-    if (((await server.tiers.warm.getThread(threadId))?.lastSeq ?? 0) >= seq) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error("not persisted");
-}
+import { startTestServer, waitPersisted } from "../support/server.js";
 
 test("the embedded suite restarts on its data dir and threads go on where they stood", async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), "eventide-"));

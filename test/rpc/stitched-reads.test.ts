@@ -3,7 +3,7 @@
 import test from "ava";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { TurnStatus } from "../../gen/eventide/v1/resources_pb.js";
-import { collectTail, startTestServer, type TestServer, tierKinds } from "../support/server.js";
+import { collectTail, startTestServer, waitPersisted, type TestServer, tierKinds } from "../support/server.js";
 
 const servers = new Map<string, TestServer>();
 test.before(async () => {
@@ -14,15 +14,6 @@ test.before(async () => {
 test.after.always(async () => {
   for (const s of servers.values()) await s.close();
 });
-
-async function waitPersisted(server: TestServer, threadId: string, seq: number) {
-  for (let i = 0; i < 200; i++) {
-    const t = await server.tiers.warm.getThread(threadId);
-    if (t && t.lastSeq >= seq) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`thread ${threadId} not persisted through ${seq}`);
-}
 
 for (const tier of tierKinds) {
   test(`${tier}: tails started while events move between tiers see every seq once`, async (t) => {

@@ -135,3 +135,12 @@ export async function collectTail<T>(
   }
   return items;
 }
+
+/** Waits until the persister has committed the thread through `seq`. */
+export async function waitPersisted(server: Pick<TestServer, "tiers">, threadId: string, seq: number, timeoutMs = 10_000): Promise<void> {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
+    if (((await server.tiers.warm.getThread(threadId))?.lastSeq ?? 0) >= seq) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`thread ${threadId} not persisted through ${seq}`);
+}

@@ -3,7 +3,7 @@ import type { TestFn } from "ava";
 import { ulid } from "ulid";
 import { EventIdConflict, NotFound, StaleExpectedSeq } from "../../server/domain/errors.js";
 import type { TurnRecord } from "../../server/domain/records.js";
-import type { HotLog } from "../../server/tiers/hot/hot-log.js";
+import { type HotLog, scopeOfIdempotencyKey } from "../../server/tiers/hot/hot-log.js";
 import { newEvent } from "../support/events.js";
 
 export function hotLogContract(test: TestFn, name: string, open: () => Promise<HotLog>) {
@@ -145,7 +145,7 @@ export function hotLogContract(test: TestFn, name: string, open: () => Promise<H
   test(`${name}: idempotent submit that creates its thread returns the first thread`, async (t) => {
     const key = `new-${ulid()}`;
     const submitNew = async () => {
-      const scope = JSON.stringify(["acme", "", key]);
+      const scope = scopeOfIdempotencyKey("acme", "", key);
       const threadId = hot.newThreadId(scope);
       const turnId = ulid();
       return hot.append({

@@ -56,10 +56,14 @@ export interface LiveSource {
   subscribe(threadId: string, onUpdate: (update: StoredEvent[] | "resync") => void): () => void;
 }
 
-/** Idempotency keys are scoped to the thread, or to the tenant when SubmitTurn creates the thread. */
+/** Idempotency keys are scoped to the thread, or to the tenant ("" thread) when SubmitTurn creates the thread. */
+export function scopeOfIdempotencyKey(tenantId: string, threadId: string, key: string): string {
+  return JSON.stringify([tenantId, threadId, key]);
+}
+
 export function idempotencyScope(cmd: AppendCommand): string | undefined {
   if (!cmd.submit?.idempotencyKey) return undefined;
-  return JSON.stringify([cmd.tenantId, cmd.create ? "" : cmd.threadId, cmd.submit.idempotencyKey]);
+  return scopeOfIdempotencyKey(cmd.tenantId, cmd.create ? "" : cmd.threadId, cmd.submit.idempotencyKey);
 }
 
 /** Appended entries of one partition log that the persister has not acknowledged yet. */

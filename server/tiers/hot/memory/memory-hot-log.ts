@@ -81,22 +81,15 @@ export class MemoryHotLog implements HotLog, PersistFeed {
     }
 
     if (!state) {
-      state = {
-        record: {
-          threadId: cmd.threadId,
-          tenantId: cmd.tenantId,
-          status: "idle",
-          lastSeq: 0,
-          metadata: { ...cmd.create!.metadata },
-          createdAt: now,
-          updatedAt: now,
-        },
-        events: [],
-        firstSeq: 1,
-        persistedSeq: 0,
-        turns: new Map(),
-        openTurns: 0,
-      };
+      state = threadState({
+        threadId: cmd.threadId,
+        tenantId: cmd.tenantId,
+        status: "idle",
+        lastSeq: 0,
+        metadata: { ...cmd.create!.metadata },
+        createdAt: now,
+        updatedAt: now,
+      });
       this.threads.set(cmd.threadId, state);
     }
     const appended = cmd.events.map((e, i) => {
@@ -153,24 +146,17 @@ export class MemoryHotLog implements HotLog, PersistFeed {
 
   async restoreThread(thread: ThreadRecord, turns: TurnRecord[]): Promise<void> {
     if (this.threads.has(thread.threadId)) return;
-    this.threads.set(thread.threadId, {
-      record: copy(thread),
-      events: [],
-      firstSeq: thread.lastSeq + 1,
-      persistedSeq: thread.lastSeq,
-      turns: new Map(turns.map((t) => [t.turnId, copy(t)])),
-      openTurns: turns.filter((t) => t.status === "queued" || t.status === "running").length,
-    });
+    this.threads.set(thread.threadId, threadState(copy(thread), turns.map(copy)));
     for (const t of turns) this.turnIndex.set(t.turnId, thread.threadId);
   }
 
   async deleteThread(threadId: string): Promise<void> {
     const state = this.threads.get(threadId);
     if (!state) {
-      this.threads.set(threadId, {
-        record: { threadId, tenantId: "", status: "deleted", lastSeq: 0, metadata: {}, createdAt: 0, updatedAt: 0 },
-        events: [], firstSeq: 1, persistedSeq: 0, turns: new Map(), openTurns: 0,
-      });
+      this.threads.set(
+        threadId,
+        threadState({ threadId, tenantId: "", status: "deleted", lastSeq: 0, metadata: {}, createdAt: 0, updatedAt: 0 }),
+      );
       return;
     }
     for (const e of state.events) this.eventIndex.delete(e.eventId);
@@ -255,6 +241,18 @@ export class MemoryHotLog implements HotLog, PersistFeed {
 // Callers get copies so nothing they mutate reaches the log.
 function copy<T>(value: T): T {
   return structuredClone(value);
+}
+
+/** A thread with no events in memory: its log stands at record.lastSeq, all of it persisted. */
+function threadState(record: ThreadRecord, turns: TurnRecord[] = []): ThreadState {
+  return {
+    record,
+    events: [],
+    firstSeq: record.lastSeq + 1,
+    persistedSeq: record.lastSeq,
+    turns: new Map(turns.map((t) => [t.turnId, t])),
+    openTurns: turns.filter((t) => t.status === "queued" || t.status === "running").length,
+  };
 }
 
 /** Leases within one process (the embedded default and tests). */
