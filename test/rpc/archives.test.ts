@@ -4,6 +4,7 @@ import test from "ava";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { ArchiveService } from "../../gen/eventide/v1/archive_service_pb.js";
 import type { PostgresWarmStore } from "../../server/tiers/warm/postgres/postgres-warm-store.js";
+import { connectRedis } from "../support/redis.js";
 import { collectTail, startTestServer, type TestServer, tierKinds, waitPersisted } from "../support/server.js";
 
 const servers = new Map<string, TestServer>();
@@ -104,9 +105,7 @@ for (const tier of tierKinds) {
     t.deepEqual(await server.tiers.hot.read(threadId, 0, 10), [], "no hot events");
     t.is(await server.tiers.hot.getTurn(turnId), undefined, "no hot turn");
     if (tier === "redis") {
-      const { createClient: redisClient } = await import("redis");
-      const redis = redisClient({ url: process.env.REDIS_URL || "redis://127.0.0.1:6379" });
-      await redis.connect();
+      const redis = await connectRedis();
       const keys: string[] = [];
       for await (const batch of redis.scanIterator({ MATCH: `*${threadId}*`, COUNT: 1000 })) keys.push(...batch);
       const hot = server.tiers.hot as unknown as { keys: { meta(id: string): string } };

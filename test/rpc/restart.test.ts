@@ -4,6 +4,7 @@ import test from "ava";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connectRedis } from "../support/redis.js";
 import { startTestServer, waitPersisted } from "../support/server.js";
 
 test("the embedded suite restarts on its data dir and threads go on where they stood", async (t) => {
@@ -33,9 +34,7 @@ test("a thread whose Redis keys were lost is re-seeded from Postgres", async (t)
   const { thread } = await server.turns().submitTurn({ input: {} });
   const threadId = thread!.threadId;
   await waitPersisted(server, threadId, 2);
-  const { createClient } = await import("redis");
-  const redis = createClient({ url: process.env.REDIS_URL || "redis://127.0.0.1:6379" });
-  await redis.connect();
+  const redis = await connectRedis();
   const hot = server.tiers.hot as unknown as { keys: { meta(id: string): string; stream(id: string): string; turns(id: string): string } };
   await redis.del([hot.keys.meta(threadId), hot.keys.stream(threadId), hot.keys.turns(threadId)]);
   redis.destroy();

@@ -51,7 +51,7 @@ for (const tier of tierKinds) {
       t.true(seqs.every((s, i) => i === 0 || s === seqs[i - 1] + 1), "contiguous, no duplicate");
     }
     await waitPersisted(server, threadId, last);
-    for (let i = 0; i < 100 && (await server.tiers.hot.read(threadId, 0, 100_000)).length >= last; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 1_000 && (await server.tiers.hot.read(threadId, 0, 100_000)).length >= last; i++) await new Promise((r) => setTimeout(r, 20));
     t.true((await server.tiers.hot.read(threadId, 0, 100_000)).length < last, "the hot window was trimmed");
     const all = await collectTail((signal) => server.events().tailEvents({ threadId }, { signal }), () => false);
     t.is(all.filter((i) => i.item.case === "event").length, last);
@@ -104,7 +104,7 @@ for (const tier of tierKinds) {
     const more = await server.events().appendEvents({ threadId, events: Array.from({ length: 20 }, () => ({ type: "custom" })) });
     await waitPersisted(server, threadId, Number(more.lastSeq));
     // The trim follows the commit: wait for it.
-    for (let i = 0; i < 100 && (await server.tiers.hot.findEvent(`old-${tier}-1`)); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 1_000 && (await server.tiers.hot.findEvent(`old-${tier}-1`)); i++) await new Promise((r) => setTimeout(r, 20));
     t.is(await server.tiers.hot.findEvent(`old-${tier}-1`), undefined, "trimmed from the hot tier");
     const retry = await server.events().appendEvents(batch);
     t.deepEqual([retry.firstSeq, retry.lastSeq], [first.firstSeq, first.lastSeq]);

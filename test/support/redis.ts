@@ -5,9 +5,15 @@ import { createClient, type RedisClientType } from "redis";
 
 export const redisUrl = process.env.REDIS_URL || "redis://127.0.0.1:6379";
 
-export async function testRedis(): Promise<{ client: RedisClientType; prefix: string; cleanup(): Promise<void> }> {
-  const client = createClient({ url: redisUrl }) as RedisClientType;
+/** A connected client of the test Redis; patient on connect, since the suite loads both cores. */
+export async function connectRedis(): Promise<RedisClientType> {
+  const client = createClient({ url: redisUrl, socket: { connectTimeout: 30_000 } }) as RedisClientType;
   await client.connect();
+  return client;
+}
+
+export async function testRedis(): Promise<{ client: RedisClientType; prefix: string; cleanup(): Promise<void> }> {
+  const client = await connectRedis();
   const prefix = `ettest-${randomUUID().slice(0, 8)}`;
   return {
     client,
@@ -27,8 +33,7 @@ export async function deleteKeys(client: RedisClientType, prefix: string): Promi
 
 /** Deletes a prefix's keys with a short-lived connection of its own. */
 export async function deletePrefix(prefix: string): Promise<void> {
-  const client = createClient({ url: redisUrl }) as RedisClientType;
-  await client.connect();
+  const client = await connectRedis();
   await deleteKeys(client, prefix);
   client.destroy();
 }

@@ -137,7 +137,7 @@ export async function collectTail<T>(
 }
 
 /** Waits until the persister has committed the thread through `seq`. */
-export async function waitPersisted(server: Pick<TestServer, "tiers">, threadId: string, seq: number, timeoutMs = 10_000): Promise<void> {
+export async function waitPersisted(server: Pick<TestServer, "tiers">, threadId: string, seq: number, timeoutMs = 30_000): Promise<void> {
   for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
     if (((await server.tiers.warm.getThread(threadId))?.lastSeq ?? 0) >= seq) return;
     await new Promise((r) => setTimeout(r, 25));
