@@ -14,6 +14,7 @@ import type { Config } from "./config.js";
 import type { Core } from "./core.js";
 import { errorInterceptor } from "./errors.js";
 import { type ListeningServer, listen, withCors } from "./http-server.js";
+import { agentService } from "./services/agent-service.js";
 import { archiveService } from "./services/archive-service.js";
 import { eventService } from "./services/event-service.js";
 import { HealthStatus, healthService } from "./services/health-service.js";
@@ -44,11 +45,11 @@ export async function startServer(config: Config, core: Core, log: Logger): Prom
   const health = new HealthStatus();
   const { events } = core;
   const routes = (router: ConnectRouter) => {
-    router.service(TurnService, turnService({ log: events, eraser: core.eraser }));
+    router.service(TurnService, turnService({ log: events, eraser: core.eraser, dispatch: core.dispatch }));
     router.service(EventService, eventService({ log: events, heartbeatMs: config.heartbeatMs, tailBuffer: config.tailBuffer }));
     router.service(ArchiveService, archiveService({ log: events, archiver: core.archiver }));
     // Declared now, implemented by a later milestone: calls answer UNIMPLEMENTED.
-    router.service(AgentService, {});
+    router.service(AgentService, agentService({ dispatch: core.dispatch, pollMs: config.dispatch.sweepIntervalMs, log }));
     router.service(Health, healthService(health));
     registerReflection(router, announcedFiles);
   };

@@ -59,11 +59,18 @@ export interface Config {
   archiveCacheBytes: number;
   /** Threads idle longer than this are erased from every tier; 0 = kept forever (EVENTIDE_RETENTION, e.g. 90d). */
   retentionMs: number;
-  /** Which roles this process runs (EVENTIDE_ROLES or the first CLI argument): server, persister. */
+  /** Turn dispatch: lease TTL (EVENTIDE_LEASE_TTL), attempts before dead-lettering (EVENTIDE_MAX_ATTEMPTS),
+   * retry backoff base and cap (EVENTIDE_RETRY_BACKOFF, EVENTIDE_RETRY_BACKOFF_MAX), how often lapsed leases
+   * are swept (EVENTIDE_LEASE_SWEEP). */
+  dispatch: { leaseTtlMs: number; maxAttempts: number; backoffBaseMs: number; backoffMaxMs: number; sweepIntervalMs: number };
+  /** The reference agent role: the server it connects to (EVENTIDE_AGENT_URL; default this process's server),
+   * its id (EVENTIDE_AGENT_ID), turns at once (EVENTIDE_AGENT_CONCURRENCY), delay between tokens (EVENTIDE_AGENT_TOKEN_DELAY). */
+  agent: { url: string; agentId: string; maxInFlight: number; tokenDelayMs: number };
+  /** Which roles this process runs (EVENTIDE_ROLES or the first CLI argument): server, persister, archiver, dispatcher, agent. */
   roles: Role[];
 }
 
-export const allRoles = ["server", "persister", "archiver"] as const;
+export const allRoles = ["server", "persister", "archiver", "dispatcher", "agent"] as const;
 export type Role = (typeof allRoles)[number];
 
 export class ConfigError extends Error {}
@@ -105,6 +112,19 @@ export function loadConfig(env: Env = process.env, argv: string[] = []): Config 
     archiveIntervalMs: duration(env, "EVENTIDE_ARCHIVE_INTERVAL", "1m"),
     archiveCacheBytes: integer(env, "EVENTIDE_ARCHIVE_CACHE_BYTES", 64 * 1024 * 1024, 0, 2 ** 40),
     retentionMs: duration(env, "EVENTIDE_RETENTION", "0"),
+    dispatch: {
+      leaseTtlMs: duration(env, "EVENTIDE_LEASE_TTL", "30s"),
+      maxAttempts: integer(env, "EVENTIDE_MAX_ATTEMPTS", 3, 1, 100),
+      backoffBaseMs: duration(env, "EVENTIDE_RETRY_BACKOFF", "1s"),
+      backoffMaxMs: duration(env, "EVENTIDE_RETRY_BACKOFF_MAX", "60s"),
+      sweepIntervalMs: duration(env, "EVENTIDE_LEASE_SWEEP", "1s"),
+    },
+    agent: {
+      url: env.EVENTIDE_AGENT_URL ?? "",
+      agentId: env.EVENTIDE_AGENT_ID || "reference-agent",
+      maxInFlight: integer(env, "EVENTIDE_AGENT_CONCURRENCY", 16, 1, 1000),
+      tokenDelayMs: duration(env, "EVENTIDE_AGENT_TOKEN_DELAY", "20ms"),
+    },
     roles: roles(argv[0] || env.EVENTIDE_ROLES || "all"),
   };
 }

@@ -6,11 +6,13 @@ import { ArchiveReader } from "./log/archive-reader.js";
 import { EventLog } from "./log/event-log.js";
 import { ThreadEraser } from "./log/thread-eraser.js";
 import type { Tiers } from "./tiers/open-tiers.js";
+import type { TurnDispatch } from "./tiers/hot/turn-dispatch.js";
 
 export interface Core {
   events: EventLog;
   eraser: ThreadEraser;
   archiver: Archiver;
+  dispatch: TurnDispatch;
 }
 
 export function buildCore(config: Config, tiers: Tiers, log: Logger): Core {
@@ -28,5 +30,5 @@ export function buildCore(config: Config, tiers: Tiers, log: Logger): Core {
     retentionMs: config.retentionMs,
     eraseIfIdle: (thread, cutoff) => eraser.eraseIfIdle(thread, cutoff),
   });
-  return { events, eraser, archiver };
+  return { events, eraser, archiver, dispatch: tiers.dispatch };
 }

@@ -8,10 +8,13 @@ import {
   DomainError,
   EventIdConflict,
   InvalidInput,
+  LeaseLost,
   NotFound,
   OutOfRange,
   StaleExpectedSeq,
+  ThreadBusy,
   TierUnavailable,
+  TurnCancelled,
 } from "./domain/errors.js";
 
 export function toConnectError(err: unknown, log: Logger): ConnectError {
@@ -35,6 +38,8 @@ function domainCode(err: DomainError): Code {
   if (err instanceof TierUnavailable) return Code.Unavailable;
   if (err instanceof DataLoss) return Code.DataLoss;
   if (err instanceof Busy) return Code.Aborted;
+  if (err instanceof ThreadBusy || err instanceof LeaseLost) return Code.FailedPrecondition;
+  if (err instanceof TurnCancelled) return Code.Canceled;
   return Code.Internal;
 }
 

@@ -5,7 +5,7 @@ import { pino } from "pino";
 import { type RunningServer, startServer } from "./app.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
 import { buildCore } from "./core.js";
-import { startArchiver, startPersister } from "./roles.js";
+import { startArchiver, startDispatcher, startPersister, startReferenceAgent } from "./roles.js";
 import { sleep } from "./domain/wait.js";
 import { isConnectionError } from "./errors.js";
 import { openTiers, type Tiers } from "./tiers/open-tiers.js";
@@ -21,9 +21,15 @@ async function main(): Promise<void> {
 
   if (config.roles.includes("persister")) workers.push(startPersister(config, tiers, log, root.signal));
   if (config.roles.includes("archiver")) workers.push(startArchiver(core, root.signal));
+  if (config.roles.includes("dispatcher")) workers.push(startDispatcher(config, core, log, root.signal));
   if (config.roles.includes("server")) {
     server = await startServer(config, core, log);
-    printBanner(server.port, tiers.describe);
+    printBanner(server.port, tiers.describe, config.roles.includes("agent"));
+  }
+  if (config.roles.includes("agent")) {
+    const url = config.agent.url || (server ? `http://127.0.0.1:${server.port}` : "");
+    if (!url) throw new ConfigError("the agent role without the server role needs EVENTIDE_AGENT_URL");
+    workers.push(startReferenceAgent(config, url, log, root.signal));
   }
   log.info({ roles: config.roles, port: server?.port, tiers: tiers.describe }, "eventide started");
 
@@ -66,18 +72,20 @@ async function openTiersPatiently(config: Config, log: pino.Logger): Promise<Tie
   }
 }
 
-function printBanner(port: number, tiers: Record<string, string>): void {
+function printBanner(port: number, tiers: Record<string, string>, agent: boolean): void {
   const url = `http://127.0.0.1:${port}`;
   const curl = `npx buf curl --protocol grpc --http2-prior-knowledge`;
   process.stdout.write(`
 eventide is up on ${url} (gRPC, gRPC-Web and Connect on one port)
 ${Object.entries(tiers).map(([k, v]) => `  ${k.padEnd(5)} ${v}`).join("\n")}
   auth  off (every caller is tenant "default")
+  agent ${agent ? "the reference agent answers every turn (EVENTIDE_ROLES without agent to run your own)" : "none in this process: connect yours to AgentService.ReceiveTurns"}
 
 Try it (in another terminal, from this folder):
   ${curl} --list-methods ${url}
   ${curl} -d '{"input":{"text":"hello"}}' ${url}/eventide.v1.TurnService/SubmitTurn
   ${curl} -d '{"thread_id":"<thread.threadId from above>","follow":true}' ${url}/eventide.v1.EventService/TailEvents
+  ${curl} -d '{"agent_id":"me"}' ${url}/eventide.v1.AgentService/ReceiveTurns
   ${curl} -d '{"thread_id":"<id>","events":[{"type":"message.delta","payload":{"delta":"hi"}}]}' ${url}/eventide.v1.EventService/AppendEvents
 
 `);

@@ -1,7 +1,9 @@
 // The background roles, built from the config and the tiers; main.ts and the
 // test harness start them the same way.
 import type { Logger } from "pino";
+import { LeaseSweeper } from "../workers/dispatcher/lease-sweeper.js";
 import { Persister } from "../workers/persister/persister.js";
+import { ReferenceAgent } from "../workers/reference-agent/reference-agent.js";
 import type { StoredEvent } from "./domain/records.js";
 import type { Config } from "./config.js";
 import type { Core } from "./core.js";
@@ -29,4 +31,25 @@ export function startPersister(
 
 export function startArchiver(core: Core, signal: AbortSignal): Promise<void> {
   return core.archiver.run(signal);
+}
+
+export function startDispatcher(config: Config, core: Core, log: Logger, signal: AbortSignal): Promise<void> {
+  return new LeaseSweeper({
+    dispatch: core.dispatch,
+    log: core.events,
+    logger: log.child({ role: "dispatcher" }),
+    intervalMs: config.dispatch.sweepIntervalMs,
+    rebuildIntervalMs: 60_000,
+  }).run(signal);
+}
+
+/** The reference agent, against `baseUrl` (this process's server when it runs one). */
+export function startReferenceAgent(config: Config, baseUrl: string, log: Logger, signal: AbortSignal): Promise<void> {
+  return new ReferenceAgent({
+    baseUrl,
+    agentId: config.agent.agentId,
+    maxInFlight: config.agent.maxInFlight,
+    tokenDelayMs: config.agent.tokenDelayMs,
+    log: log.child({ role: "agent" }),
+  }).run(signal);
 }

@@ -38,3 +38,12 @@ export class DataLoss extends DomainError {}
 
 /** Someone else is working on it right now; retrying shortly will do (ABORTED). */
 export class Busy extends DomainError {}
+
+/** The thread already has an open turn and the caller asked not to queue behind it. */
+export class ThreadBusy extends DomainError {}
+
+/** The lease no longer holds (lapsed, taken over, or the turn ended): the agent must stop. */
+export class LeaseLost extends DomainError {}
+
+/** The turn was cancelled by a client: the agent must stop (CANCELLED). */
+export class TurnCancelled extends DomainError {}

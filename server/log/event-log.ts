@@ -26,7 +26,7 @@ export class EventLog {
     } catch (err) {
       // The hot tier may have lost the thread (Redis data loss, embedded restart):
       // re-seed it from the system of record and try once more.
-      if (!(err instanceof NotFound) || cmd.create || !(await this.restore(cmd.threadId))) throw err;
+      if (!(err instanceof NotFound) || cmd.create || !(await this.restoreThread(cmd.threadId))) throw err;
       return this.hot.append(cmd);
     }
   }
@@ -49,7 +49,8 @@ export class EventLog {
     return { kind: "duplicate-events", thread, events: events.filter((e): e is StoredEvent => e !== undefined) };
   }
 
-  private async restore(threadId: string): Promise<boolean> {
+  /** Re-seeds a thread the hot tier lost from the warm record (its dispatch state too); false when warm has none. */
+  async restoreThread(threadId: string): Promise<boolean> {
     const thread = await this.warm.getThread(threadId);
     if (!thread || thread.status === "deleted") return false;
     const turns: TurnRecord[] = [];
@@ -176,8 +177,15 @@ export class EventLog {
   }
 
   /** From Postgres: a turn submitted within the persister's lag (milliseconds) shows up a moment later. */
+  /** Postgres's page, with the hot tier's fresher state of each turn and, on the last page, the turns not persisted yet. */
   async listTurns(threadId: string, pageSize: number, pageToken: string): Promise<Page<TurnRecord>> {
-    return this.warm.listTurns(threadId, pageSize, pageToken);
+    const [page, hot] = await Promise.all([this.warm.listTurns(threadId, pageSize, pageToken), this.hot.threadTurns(threadId)]);
+    const fresher = new Map(hot.map((t) => [t.turnId, t]));
+    const items = page.items.map((t) => fresher.get(t.turnId) ?? t);
+    if (page.nextPageToken || (pageToken !== "" && items.length === 0)) return { ...page, items };
+    const lastSeq = items.at(-1)?.submittedSeq ?? 0;
+    const unpersisted = hot.filter((t) => t.submittedSeq > lastSeq).sort((a, b) => a.submittedSeq - b.submittedSeq);
+    return { ...page, items: [...items, ...unpersisted] };
   }
 }
 

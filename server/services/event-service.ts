@@ -29,7 +29,9 @@ export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof
       const turnId = v.optionalUlid("turn_id", req.turnId);
       const expectedLastSeq = req.expectedLastSeq === undefined ? undefined : v.seq("expected_last_seq", req.expectedLastSeq);
       const events = newEvents(req.events, turnId);
-      const res = await log.append({ tenantId, threadId, turnId: turnId || undefined, expectedLastSeq, events });
+      const leaseId = v.maxChars("lease_id", req.leaseId, v.limits.leaseIdChars);
+      if (leaseId && !turnId) throw new InvalidInput("lease_id needs the turn_id it holds");
+      const res = await log.append({ tenantId, threadId, turnId: turnId || undefined, leaseId: leaseId || undefined, expectedLastSeq, events });
       if (res.kind === "duplicate-turn") throw new Error("an event append cannot be a turn retry");
       return {
         firstSeq: BigInt(res.events[0].seq),

@@ -1,17 +1,20 @@
 // TurnService: threads and turns. Writes go through the hot tier's atomic append.
 import type { ServiceImpl } from "@connectrpc/connect";
 import { newId } from "../domain/ids.js";
-import type { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
+import { MultitaskStrategy, type TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
+import type { TurnDispatch } from "../tiers/hot/turn-dispatch.js";
 import { callerOf } from "../auth.js";
-import type { NewEvent, TurnRecord } from "../domain/records.js";
+import type { TurnRecord } from "../domain/records.js";
+import { systemEvent } from "../tiers/hot/turn-events.js";
 import type { EventLog } from "../log/event-log.js";
 import { scopeOfIdempotencyKey } from "../tiers/hot/hot-log.js";
 import type { ThreadEraser } from "../log/thread-eraser.js";
 import { toThread, toTurn } from "./convert.js";
 import { ownedThread, ownedTurn } from "./ownership.js";
 import * as v from "./validation.js";
+import { InvalidInput } from "../domain/errors.js";
 
-export function turnService(deps: { log: EventLog; eraser: ThreadEraser }): Partial<ServiceImpl<typeof TurnService>> {
+export function turnService(deps: { log: EventLog; eraser: ThreadEraser; dispatch: TurnDispatch }): Partial<ServiceImpl<typeof TurnService>> {
   const { log } = deps;
   const { hot } = log;
   return {
@@ -37,6 +40,7 @@ export function turnService(deps: { log: EventLog; eraser: ThreadEraser }): Part
       const input = v.jsonObject("input", req.input);
       const metadata = v.metadata("metadata", req.metadata);
       const idempotencyKey = v.maxChars("idempotency_key", req.idempotencyKey, v.limits.idempotencyKeyChars);
+      const strategy = multitaskStrategy(req.multitaskStrategy);
       const creating = req.threadId === "";
       const threadId = creating
         ? hot.newThreadId(idempotencyKey ? scopeOfIdempotencyKey(tenantId, "", idempotencyKey) : undefined)
@@ -59,11 +63,15 @@ export function turnService(deps: { log: EventLog; eraser: ThreadEraser }): Part
       // The payload holds everything the turn projection needs, so it can be rebuilt from the log.
       const events = [systemEvent("turn.submitted", turnId, { input, metadata, ...(idempotencyKey ? { idempotency_key: idempotencyKey } : {}) })];
       if (creating) events.unshift(systemEvent("thread.created", "", { metadata: {} }));
+      if (strategy === MultitaskStrategy.INTERRUPT && !creating) {
+        await ownedThread(log, callerOf(ctx), threadId);
+        await interruptOpenTurns(log, deps.dispatch, threadId);
+      }
       const res = await log.append({
         tenantId,
         threadId,
         create: creating ? { metadata: {} } : undefined,
-        submit: { turn, idempotencyKey },
+        submit: { turn, idempotencyKey, rejectIfBusy: strategy === MultitaskStrategy.REJECT },
         events,
       });
       if (res.kind === "duplicate-events") throw new Error("a turn submission cannot be an event retry");
@@ -73,6 +81,15 @@ export function turnService(deps: { log: EventLog; eraser: ThreadEraser }): Part
 
     async getTurn(req, ctx) {
       return { turn: toTurn(await ownedTurn(log, callerOf(ctx), v.requireUlid("turn_id", req.turnId))) };
+    },
+
+    async cancelTurn(req, ctx) {
+      const caller = callerOf(ctx);
+      const turnId = v.requireUlid("turn_id", req.turnId);
+      const reason = v.maxChars("reason", req.reason, v.limits.reasonChars);
+      const turn = await ownedTurn(log, caller, turnId);
+      if (turn.status !== "queued" && turn.status !== "running") return { turn: toTurn(turn) };
+      return { turn: toTurn(await deps.dispatch.cancel(turnId, turn.tenantId, reason || "cancelled by a client")) };
     },
 
     async listThreads(req, ctx) {
@@ -99,6 +116,16 @@ export function turnService(deps: { log: EventLog; eraser: ThreadEraser }): Part
   };
 }
 
-function systemEvent(type: string, turnId: string, payload: NewEvent["payload"]): NewEvent {
-  return { eventId: newId(), clientSuppliedId: false, turnId, type, payload, metadata: {}, schemaVersion: 1, level: "info" };
+
+function multitaskStrategy(value: MultitaskStrategy): MultitaskStrategy {
+  if (value === MultitaskStrategy.UNSPECIFIED) return MultitaskStrategy.ENQUEUE;
+  if (!(value in MultitaskStrategy)) throw new InvalidInput(`multitask_strategy ${value} is not one of ENQUEUE, REJECT, INTERRUPT`);
+  return value;
+}
+
+/** INTERRUPT: the running turn and those queued before the new one are cancelled, so it runs next. */
+async function interruptOpenTurns(log: EventLog, dispatch: TurnDispatch, threadId: string): Promise<void> {
+  const turns = await log.hot.threadTurns(threadId);
+  const open = turns.filter((t) => t.status === "running" || t.status === "queued").sort((a, b) => a.submittedSeq - b.submittedSeq);
+  for (const t of open) await dispatch.cancel(t.turnId, undefined, "interrupted by a new turn");
 }

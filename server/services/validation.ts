@@ -14,6 +14,10 @@ export const limits = {
   typeFilters: 32,
   idempotencyKeyChars: 256,
   reasonChars: 1_024,
+  errorChars: 4_096,
+  agentIdChars: 128,
+  leaseIdChars: 64,
+  maxInFlight: 1_000,
 } as const;
 
 const ulidPattern = /^[0-9A-HJKMNP-TV-Z]{26}$/;
@@ -107,6 +111,26 @@ export function pageSize(field: string, value: number, fallback: number): number
 
 export function maxChars(field: string, value: string, max: number): string {
   if (value.length > max) throw new InvalidInput(`${field} is longer than ${max} characters`);
+  return value;
+}
+
+const agentIdPattern = /^[\x21-\x7e]+$/;
+
+export function agentId(field: string, value: string): string {
+  if (value.length === 0 || value.length > limits.agentIdChars || !agentIdPattern.test(value)) {
+    throw new InvalidInput(`${field} must be 1-${limits.agentIdChars} printable ASCII characters without spaces, got ${quote(value)}`);
+  }
+  return value;
+}
+
+export function leaseId(field: string, value: string): string {
+  if (value.length === 0 || value.length > limits.leaseIdChars) throw new InvalidInput(`${field} must be the lease_id of a TurnAssignment, got ${quote(value)}`);
+  return value;
+}
+
+export function maxInFlight(field: string, value: number): number {
+  if (value === 0) return 1;
+  if (value < 0 || value > limits.maxInFlight) throw new InvalidInput(`${field} must be from 1 to ${limits.maxInFlight} (0 means 1), got ${value}`);
   return value;
 }
 

@@ -11,6 +11,9 @@ import { S3ColdStore } from "./cold/s3/s3-cold-store.js";
 import type { HotLog, PartitionLeases, PersistFeed } from "./hot/hot-log.js";
 import { MemoryHotLog, MemoryPartitionLeases } from "./hot/memory/memory-hot-log.js";
 import { RedisHotLog } from "./hot/redis/redis-hot-log.js";
+import { RedisTurnDispatch } from "./hot/redis/redis-turn-dispatch.js";
+import { MemoryTurnDispatch } from "./hot/memory/memory-turn-dispatch.js";
+import type { TurnDispatch } from "./hot/turn-dispatch.js";
 import { RedisPartitionLeases, RedisPersistFeed } from "./hot/redis/redis-persist-feed.js";
 import { startEmbeddedPostgres } from "./warm/embedded-postgres.js";
 import { migrate } from "./warm/postgres/migrate.js";
@@ -26,6 +29,8 @@ export interface Tiers {
   /** The persister's side of the hot tier. */
   feed: PersistFeed;
   leases: PartitionLeases;
+  /** Turn queues and leases, beside the hot log. */
+  dispatch: TurnDispatch;
   cold: ColdStore;
   /** Which implementation each tier runs on, for the banner and /readyz. */
   describe: { hot: string; warm: string; cold: string };
@@ -56,8 +61,9 @@ export async function openTiers(config: Config, log: Logger): Promise<Tiers> {
 async function openHot(config: Config, log: Logger, closers: (() => Promise<void>)[]) {
   if (!config.redisUrl) {
     const hot = new MemoryHotLog({ idempotencyTtlSeconds: config.idempotencyTtlSeconds });
-    closers.push(() => hot.close());
-    return { hot, feed: hot as PersistFeed, leases: new MemoryPartitionLeases() as PartitionLeases, describe: "memory" };
+    const dispatch = new MemoryTurnDispatch(hot, config.dispatch);
+    closers.push(() => hot.close(), () => dispatch.close());
+    return { hot, dispatch: dispatch as TurnDispatch, feed: hot as PersistFeed, leases: new MemoryPartitionLeases() as PartitionLeases, describe: "memory" };
   }
   // No offline queue: while Redis is down, calls fail fast with UNAVAILABLE instead of hanging.
   const client = createClient({ url: config.redisUrl, disableOfflineQueue: true }) as RedisClientType;
@@ -77,8 +83,12 @@ async function openHot(config: Config, log: Logger, closers: (() => Promise<void
     log,
   });
   closers.push(() => hot.close());
+  // Servers listen for dispatch notices: their agents' feeds wake on them.
+  const dispatch = await RedisTurnDispatch.open(client, hot, config.dispatch, config.roles.includes("server"));
+  closers.push(() => dispatch.close());
   return {
     hot: hot as HotLog,
+    dispatch: dispatch as TurnDispatch,
     feed: new RedisPersistFeed(client, blocking, hot.keys) as PersistFeed,
     leases: new RedisPartitionLeases(client, hot.keys) as PartitionLeases,
     describe: `redis (${redact(config.redisUrl)}, prefix ${config.redisPrefix}, ${config.partitions} partitions)`,

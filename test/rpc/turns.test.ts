@@ -64,20 +64,23 @@ for (const tier of tierKinds) {
       t.is(freshAgain.turn!.turnId, fresh.turn!.turnId);
     });
 
-    test(`${name}: unknown ids are NOT_FOUND, RPCs of later milestones UNIMPLEMENTED`, async (t) => {
+    test(`${name}: unknown ids are NOT_FOUND; a lease that was never given out is FAILED_PRECONDITION`, async (t) => {
       const server = servers.get(tier)!;
       const missing = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
       for (const call of [
         () => server.turns(protocol).getThread({ threadId: missing }),
         () => server.turns(protocol).getTurn({ turnId: missing }),
         () => server.turns(protocol).submitTurn({ threadId: missing, input: {} }),
+        () => server.turns(protocol).cancelTurn({ turnId: missing }),
       ]) {
         const err = await t.throwsAsync(call());
         t.is(ConnectError.from(err).code, Code.NotFound);
       }
       const agents = createClient(AgentService, server.transport(protocol));
       const err = await t.throwsAsync(agents.renewLease({ leaseId: "x" }));
-      t.is(ConnectError.from(err).code, Code.Unimplemented);
+      t.is(ConnectError.from(err).code, Code.FailedPrecondition);
+      const err2 = await t.throwsAsync(agents.completeTurn({ turnId: missing, leaseId: `${missing}.${missing}` }));
+      t.is(ConnectError.from(err2).code, Code.FailedPrecondition);
     });
   }
 }

@@ -9,7 +9,7 @@ import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { startServer } from "../../server/app.js";
 import { loadConfig } from "../../server/config.js";
 import { buildCore, type Core } from "../../server/core.js";
-import { startArchiver, startPersister } from "../../server/roles.js";
+import { startArchiver, startDispatcher, startPersister, startReferenceAgent } from "../../server/roles.js";
 import { inMemory, openTiers, type Tiers } from "../../server/tiers/open-tiers.js";
 import type { PostgresWarmStore } from "../../server/tiers/warm/postgres/postgres-warm-store.js";
 import { databaseUrl } from "./postgres.js";
@@ -36,7 +36,8 @@ export interface TestServer {
  * "memory": the embedded tiers (memory hot, in-memory PGlite warm, a directory cold store).
  * "redis": the machine's Redis and Postgres, under a key prefix and a schema of its own,
  * and an in-process S3 server (s3rver) as the cold tier.
- * A persister runs in-process unless EVENTIDE_ROLES says otherwise.
+ * A persister and the lease sweeper run in-process unless EVENTIDE_ROLES says otherwise;
+ * the archiver and the reference agent only when it names them.
  */
 export async function startTestServer(tier: TierKind, env: Record<string, string> = {}): Promise<TestServer> {
   const id = randomUUID().slice(0, 8);
@@ -68,8 +69,11 @@ export async function startTestServer(tier: TierKind, env: Record<string, string
   const persisting = config.roles.includes("persister") ? startPersister(config, tiers, log, workers.signal) : Promise.resolve();
   const core = buildCore(config, tiers, log);
   const archiving = config.roles.includes("archiver") && env.EVENTIDE_ROLES ? startArchiver(core, workers.signal) : Promise.resolve();
+  const dispatching = config.roles.includes("dispatcher") ? startDispatcher(config, core, log, workers.signal) : Promise.resolve();
   const server = await startServer(config, core, log);
   const baseUrl = `http://127.0.0.1:${server.port}`;
+  // Like the archiver, the reference agent runs only when a test names it.
+  const agent = config.roles.includes("agent") && env.EVENTIDE_ROLES ? startReferenceAgent(config, baseUrl, log, workers.signal) : Promise.resolve();
   const transports = new Map<Protocol, Transport>();
   const transport = (protocol: Protocol) => {
     let t = transports.get(protocol);
@@ -88,10 +92,12 @@ export async function startTestServer(tier: TierKind, env: Record<string, string
     turns: (protocol = "grpc") => createClient(TurnService, transport(protocol)),
     events: (protocol = "grpc") => createClient(EventService, transport(protocol)),
     async close() {
-      await server.close();
       workers.abort();
+      await agent;
+      await server.close();
       await persisting;
       await archiving;
+      await dispatching;
       if (tier === "redis") await (tiers.warm as PostgresWarmStore).db.none("DROP SCHEMA IF EXISTS $1:name CASCADE", [schema]);
       await tiers.close();
       if (tier === "redis") await deletePrefix(prefix);

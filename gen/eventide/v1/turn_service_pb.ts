@@ -2,8 +2,8 @@
 // @generated from file eventide/v1/turn_service.proto (package eventide.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Thread, Turn } from "./resources_pb.js";
 import { file_eventide_v1_resources } from "./resources_pb.js";
 import { file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
@@ -13,7 +13,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file eventide/v1/turn_service.proto.
  */
 export const file_eventide_v1_turn_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5ldmVudGlkZS92MS90dXJuX3NlcnZpY2UucHJvdG8SC2V2ZW50aWRlLnYxIogBChNDcmVhdGVUaHJlYWRSZXF1ZXN0EkAKCG1ldGFkYXRhGAEgAygLMi4uZXZlbnRpZGUudjEuQ3JlYXRlVGhyZWFkUmVxdWVzdC5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI7ChRDcmVhdGVUaHJlYWRSZXNwb25zZRIjCgZ0aHJlYWQYASABKAsyEy5ldmVudGlkZS52MS5UaHJlYWQiJQoQR2V0VGhyZWFkUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkiOAoRR2V0VGhyZWFkUmVzcG9uc2USIwoGdGhyZWFkGAEgASgLMhMuZXZlbnRpZGUudjEuVGhyZWFkIjsKEkxpc3RUaHJlYWRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJUChNMaXN0VGhyZWFkc1Jlc3BvbnNlEiQKB3RocmVhZHMYASADKAsyEy5ldmVudGlkZS52MS5UaHJlYWQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJItgBChFTdWJtaXRUdXJuUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSJgoFaW5wdXQYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCRI+CghtZXRhZGF0YRgEIAMoCzIsLmV2ZW50aWRlLnYxLlN1Ym1pdFR1cm5SZXF1ZXN0Lk1ldGFkYXRhRW50cnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImcKElN1Ym1pdFR1cm5SZXNwb25zZRIjCgZ0aHJlYWQYASABKAsyEy5ldmVudGlkZS52MS5UaHJlYWQSHwoEdHVybhgCIAEoCzIRLmV2ZW50aWRlLnYxLlR1cm4SCwoDc2VxGAMgASgDIiEKDkdldFR1cm5SZXF1ZXN0Eg8KB3R1cm5faWQYASABKAkiMgoPR2V0VHVyblJlc3BvbnNlEh8KBHR1cm4YASABKAsyES5ldmVudGlkZS52MS5UdXJuIkwKEExpc3RUdXJuc1JlcXVlc3QSEQoJdGhyZWFkX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIk4KEUxpc3RUdXJuc1Jlc3BvbnNlEiAKBXR1cm5zGAEgAygLMhEuZXZlbnRpZGUudjEuVHVybhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiNAoRQ2FuY2VsVHVyblJlcXVlc3QSDwoHdHVybl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiNQoSQ2FuY2VsVHVyblJlc3BvbnNlEh8KBHR1cm4YASABKAsyES5ldmVudGlkZS52MS5UdXJuIigKE0RlbGV0ZVRocmVhZFJlcXVlc3QSEQoJdGhyZWFkX2lkGAEgASgJIhYKFERlbGV0ZVRocmVhZFJlc3BvbnNlMoUFCgtUdXJuU2VydmljZRJTCgxDcmVhdGVUaHJlYWQSIC5ldmVudGlkZS52MS5DcmVhdGVUaHJlYWRSZXF1ZXN0GiEuZXZlbnRpZGUudjEuQ3JlYXRlVGhyZWFkUmVzcG9uc2USSgoJR2V0VGhyZWFkEh0uZXZlbnRpZGUudjEuR2V0VGhyZWFkUmVxdWVzdBoeLmV2ZW50aWRlLnYxLkdldFRocmVhZFJlc3BvbnNlElAKC0xpc3RUaHJlYWRzEh8uZXZlbnRpZGUudjEuTGlzdFRocmVhZHNSZXF1ZXN0GiAuZXZlbnRpZGUudjEuTGlzdFRocmVhZHNSZXNwb25zZRJNCgpTdWJtaXRUdXJuEh4uZXZlbnRpZGUudjEuU3VibWl0VHVyblJlcXVlc3QaHy5ldmVudGlkZS52MS5TdWJtaXRUdXJuUmVzcG9uc2USRAoHR2V0VHVybhIbLmV2ZW50aWRlLnYxLkdldFR1cm5SZXF1ZXN0GhwuZXZlbnRpZGUudjEuR2V0VHVyblJlc3BvbnNlEkoKCUxpc3RUdXJucxIdLmV2ZW50aWRlLnYxLkxpc3RUdXJuc1JlcXVlc3QaHi5ldmVudGlkZS52MS5MaXN0VHVybnNSZXNwb25zZRJNCgpDYW5jZWxUdXJuEh4uZXZlbnRpZGUudjEuQ2FuY2VsVHVyblJlcXVlc3QaHy5ldmVudGlkZS52MS5DYW5jZWxUdXJuUmVzcG9uc2USUwoMRGVsZXRlVGhyZWFkEiAuZXZlbnRpZGUudjEuRGVsZXRlVGhyZWFkUmVxdWVzdBohLmV2ZW50aWRlLnYxLkRlbGV0ZVRocmVhZFJlc3BvbnNlYgZwcm90bzM", [file_eventide_v1_resources, file_google_protobuf_struct]);
+  fileDesc("Ch5ldmVudGlkZS92MS90dXJuX3NlcnZpY2UucHJvdG8SC2V2ZW50aWRlLnYxIogBChNDcmVhdGVUaHJlYWRSZXF1ZXN0EkAKCG1ldGFkYXRhGAEgAygLMi4uZXZlbnRpZGUudjEuQ3JlYXRlVGhyZWFkUmVxdWVzdC5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI7ChRDcmVhdGVUaHJlYWRSZXNwb25zZRIjCgZ0aHJlYWQYASABKAsyEy5ldmVudGlkZS52MS5UaHJlYWQiJQoQR2V0VGhyZWFkUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkiOAoRR2V0VGhyZWFkUmVzcG9uc2USIwoGdGhyZWFkGAEgASgLMhMuZXZlbnRpZGUudjEuVGhyZWFkIjsKEkxpc3RUaHJlYWRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJUChNMaXN0VGhyZWFkc1Jlc3BvbnNlEiQKB3RocmVhZHMYASADKAsyEy5ldmVudGlkZS52MS5UaHJlYWQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIpQCChFTdWJtaXRUdXJuUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSJgoFaW5wdXQYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCRI+CghtZXRhZGF0YRgEIAMoCzIsLmV2ZW50aWRlLnYxLlN1Ym1pdFR1cm5SZXF1ZXN0Lk1ldGFkYXRhRW50cnkSOgoSbXVsdGl0YXNrX3N0cmF0ZWd5GAUgASgOMh4uZXZlbnRpZGUudjEuTXVsdGl0YXNrU3RyYXRlZ3kaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImcKElN1Ym1pdFR1cm5SZXNwb25zZRIjCgZ0aHJlYWQYASABKAsyEy5ldmVudGlkZS52MS5UaHJlYWQSHwoEdHVybhgCIAEoCzIRLmV2ZW50aWRlLnYxLlR1cm4SCwoDc2VxGAMgASgDIiEKDkdldFR1cm5SZXF1ZXN0Eg8KB3R1cm5faWQYASABKAkiMgoPR2V0VHVyblJlc3BvbnNlEh8KBHR1cm4YASABKAsyES5ldmVudGlkZS52MS5UdXJuIkwKEExpc3RUdXJuc1JlcXVlc3QSEQoJdGhyZWFkX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIk4KEUxpc3RUdXJuc1Jlc3BvbnNlEiAKBXR1cm5zGAEgAygLMhEuZXZlbnRpZGUudjEuVHVybhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiNAoRQ2FuY2VsVHVyblJlcXVlc3QSDwoHdHVybl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiNQoSQ2FuY2VsVHVyblJlc3BvbnNlEh8KBHR1cm4YASABKAsyES5ldmVudGlkZS52MS5UdXJuIigKE0RlbGV0ZVRocmVhZFJlcXVlc3QSEQoJdGhyZWFkX2lkGAEgASgJIhYKFERlbGV0ZVRocmVhZFJlc3BvbnNlKpgBChFNdWx0aXRhc2tTdHJhdGVneRIiCh5NVUxUSVRBU0tfU1RSQVRFR1lfVU5TUEVDSUZJRUQQABIeChpNVUxUSVRBU0tfU1RSQVRFR1lfRU5RVUVVRRABEh0KGU1VTFRJVEFTS19TVFJBVEVHWV9SRUpFQ1QQAhIgChxNVUxUSVRBU0tfU1RSQVRFR1lfSU5URVJSVVBUEAMyhQUKC1R1cm5TZXJ2aWNlElMKDENyZWF0ZVRocmVhZBIgLmV2ZW50aWRlLnYxLkNyZWF0ZVRocmVhZFJlcXVlc3QaIS5ldmVudGlkZS52MS5DcmVhdGVUaHJlYWRSZXNwb25zZRJKCglHZXRUaHJlYWQSHS5ldmVudGlkZS52MS5HZXRUaHJlYWRSZXF1ZXN0Gh4uZXZlbnRpZGUudjEuR2V0VGhyZWFkUmVzcG9uc2USUAoLTGlzdFRocmVhZHMSHy5ldmVudGlkZS52MS5MaXN0VGhyZWFkc1JlcXVlc3QaIC5ldmVudGlkZS52MS5MaXN0VGhyZWFkc1Jlc3BvbnNlEk0KClN1Ym1pdFR1cm4SHi5ldmVudGlkZS52MS5TdWJtaXRUdXJuUmVxdWVzdBofLmV2ZW50aWRlLnYxLlN1Ym1pdFR1cm5SZXNwb25zZRJECgdHZXRUdXJuEhsuZXZlbnRpZGUudjEuR2V0VHVyblJlcXVlc3QaHC5ldmVudGlkZS52MS5HZXRUdXJuUmVzcG9uc2USSgoJTGlzdFR1cm5zEh0uZXZlbnRpZGUudjEuTGlzdFR1cm5zUmVxdWVzdBoeLmV2ZW50aWRlLnYxLkxpc3RUdXJuc1Jlc3BvbnNlEk0KCkNhbmNlbFR1cm4SHi5ldmVudGlkZS52MS5DYW5jZWxUdXJuUmVxdWVzdBofLmV2ZW50aWRlLnYxLkNhbmNlbFR1cm5SZXNwb25zZRJTCgxEZWxldGVUaHJlYWQSIC5ldmVudGlkZS52MS5EZWxldGVUaHJlYWRSZXF1ZXN0GiEuZXZlbnRpZGUudjEuRGVsZXRlVGhyZWFkUmVzcG9uc2ViBnByb3RvMw", [file_eventide_v1_resources, file_google_protobuf_struct]);
 
 /**
  * CreateThread's input.
@@ -191,6 +191,14 @@ export type SubmitTurnRequest = Message<"eventide.v1.SubmitTurnRequest"> & {
    * @generated from field: map<string, string> metadata = 4;
    */
   metadata: { [key: string]: string };
+
+  /**
+   * What to do when the thread already has a queued or running turn
+   * (default ENQUEUE).
+   *
+   * @generated from field: eventide.v1.MultitaskStrategy multitask_strategy = 5;
+   */
+  multitaskStrategy: MultitaskStrategy;
 };
 
 /**
@@ -425,6 +433,48 @@ export type DeleteThreadResponse = Message<"eventide.v1.DeleteThreadResponse"> &
  */
 export const DeleteThreadResponseSchema: GenMessage<DeleteThreadResponse> = /*@__PURE__*/
   messageDesc(file_eventide_v1_turn_service, 15);
+
+/**
+ * What SubmitTurn does when the thread already has a queued or running turn.
+ *
+ * @generated from enum eventide.v1.MultitaskStrategy
+ */
+export enum MultitaskStrategy {
+  /**
+   * ENQUEUE.
+   *
+   * @generated from enum value: MULTITASK_STRATEGY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The new turn runs after the turns before it, one at a time.
+   *
+   * @generated from enum value: MULTITASK_STRATEGY_ENQUEUE = 1;
+   */
+  ENQUEUE = 1,
+
+  /**
+   * FAILED_PRECONDITION while a turn is queued or running; nothing is written.
+   *
+   * @generated from enum value: MULTITASK_STRATEGY_REJECT = 2;
+   */
+  REJECT = 2,
+
+  /**
+   * Cancels the running turn and the queued ones (`turn.cancelled`), so the
+   * new turn runs next.
+   *
+   * @generated from enum value: MULTITASK_STRATEGY_INTERRUPT = 3;
+   */
+  INTERRUPT = 3,
+}
+
+/**
+ * Describes the enum eventide.v1.MultitaskStrategy.
+ */
+export const MultitaskStrategySchema: GenEnum<MultitaskStrategy> = /*@__PURE__*/
+  enumDesc(file_eventide_v1_turn_service, 0);
 
 /**
  * Threads and turns: what clients use to start agent work.

@@ -8,9 +8,11 @@ export interface AppendCommand {
   /** Create the thread with these labels; the thread must not exist yet. */
   create?: { metadata: Record<string, string> };
   /** Register a new turn whose `turn.submitted` is the batch's last event. */
-  submit?: { turn: Omit<TurnRecord, "submittedSeq">; idempotencyKey: string };
+  submit?: { turn: Omit<TurnRecord, "submittedSeq">; idempotencyKey: string; rejectIfBusy?: boolean };
   /** The events belong to this turn, which the thread must hold (NotFound otherwise). */
   turnId?: string;
+  /** The agent's lease: required while `turnId` runs, and must be its current one (fencing). */
+  leaseId?: string;
   /** Append only if the thread's last seq is this. */
   expectedLastSeq?: number;
   events: NewEvent[];
@@ -34,6 +36,8 @@ export interface HotLog {
   /** The thread, or undefined for an unknown id. Tenant checks are the caller's. */
   getThread(threadId: string): Promise<ThreadRecord | undefined>;
   getTurn(turnId: string): Promise<TurnRecord | undefined>;
+  /** The thread's turns the hot tier holds (recent or not yet persisted), with their live dispatch state. */
+  threadTurns(threadId: string): Promise<TurnRecord[]>;
   /** Events with seq > afterSeq in seq order, at most `limit`. */
   read(threadId: string, afterSeq: number, limit: number): Promise<StoredEvent[]>;
   findEvent(eventId: string): Promise<StoredEvent | undefined>;

@@ -50,6 +50,8 @@ export interface WarmStore {
   listThreads(tenantId: string | undefined, pageSize: number, pageToken: string): Promise<Page<ThreadRecord>>;
   getTurn(turnId: string): Promise<TurnRecord | undefined>;
   listTurns(threadId: string, pageSize: number, pageToken: string): Promise<Page<TurnRecord>>;
+  /** Threads with a queued or running turn, after `afterThreadId`, in id order: dispatch state to rebuild after a hot-tier loss. */
+  threadsWithOpenTurns(afterThreadId: string, limit: number): Promise<string[]>;
   /** The archive holding `seq`, if any. */
   findArchive(threadId: string, seq: number): Promise<ArchiveRecord | undefined>;
   listArchives(threadId: string): Promise<ArchiveRecord[]>;

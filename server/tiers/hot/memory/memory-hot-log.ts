@@ -2,12 +2,12 @@
 // append is synchronous inside one call, which makes it atomic in Node.
 import { newId } from "../../../domain/ids.js";
 import { waitFor } from "../../../domain/wait.js";
-import { EventIdConflict, NotFound, StaleExpectedSeq } from "../../../domain/errors.js";
-import type { StoredEvent, ThreadRecord, TurnRecord } from "../../../domain/records.js";
+import { EventIdConflict, LeaseLost, NotFound, StaleExpectedSeq, ThreadBusy, TurnCancelled } from "../../../domain/errors.js";
+import type { NewEvent, StoredEvent, ThreadRecord, TurnRecord } from "../../../domain/records.js";
 import { ThreadFanout } from "../../../live/fanout.js";
 import { type AppendCommand, type AppendResult, type FeedBatch, type HotLog, idempotencyScope, type PartitionLeases, type PersistFeed } from "../hot-log.js";
 
-interface ThreadState {
+export interface ThreadState {
   record: ThreadRecord;
   /** events[i].seq === firstSeq + i; the persister trims the front. */
   events: StoredEvent[];
@@ -15,6 +15,19 @@ interface ThreadState {
   persistedSeq: number;
   turns: Map<string, TurnRecord>;
   openTurns: number;
+  dispatch: DispatchState;
+}
+
+/** The thread's side of turn dispatch (see memory-turn-dispatch.ts). */
+export interface DispatchState {
+  /** Turn ids waiting, in the order they run. */
+  queue: string[];
+  /** The queue's head may not start before this (retry backoff). */
+  notBefore: number;
+  running?: { turnId: string; leaseId: string; agentId: string; until: number };
+  sticky?: { agentId: string; until: number };
+  /** Leases whose turn a client cancelled: their agent hears CANCELLED, not "lost". */
+  cancelledLeases: Set<string>;
 }
 
 interface LogEntry {
@@ -44,6 +57,14 @@ export class MemoryHotLog implements HotLog, PersistFeed {
   }
 
   async append(cmd: AppendCommand): Promise<AppendResult> {
+    return this.appendNow(cmd);
+  }
+
+  /** Thread ids that gained a turn to start, for the dispatcher. */
+  readonly readyListeners = new Set<(threadId: string) => void>();
+
+  /** The whole append, synchronously: nothing else runs in between. */
+  appendNow(cmd: AppendCommand): AppendResult {
     const idemScope = idempotencyScope(cmd);
     const now = Date.now();
     if (idemScope) {
@@ -61,6 +82,10 @@ export class MemoryHotLog implements HotLog, PersistFeed {
     }
 
     if (cmd.turnId && !state?.turns.has(cmd.turnId)) throw new NotFound("turn", cmd.turnId);
+    if (cmd.turnId) checkLease(state!, cmd.turnId, cmd.leaseId);
+    if (cmd.submit?.rejectIfBusy && state && state.openTurns > 0) {
+      throw new ThreadBusy(`thread ${cmd.threadId} has a queued or running turn; nothing was written`);
+    }
 
     const found: StoredEvent[] = [];
     for (const e of cmd.events) {
@@ -92,28 +117,7 @@ export class MemoryHotLog implements HotLog, PersistFeed {
       });
       this.threads.set(cmd.threadId, state);
     }
-    const appended = cmd.events.map((e, i) => {
-      const event: StoredEvent = {
-        eventId: e.eventId,
-        threadId: cmd.threadId,
-        turnId: e.turnId,
-        seq: last + 1 + i,
-        type: e.type,
-        payload: structuredClone(e.payload),
-        metadata: { ...e.metadata },
-        schemaVersion: e.schemaVersion,
-        createdAt: now,
-        tenantId: cmd.tenantId,
-        level: e.level,
-      };
-      state.events.push(event);
-      this.eventIndex.set(e.eventId, { threadId: cmd.threadId, seq: event.seq });
-      return event;
-    });
-    state.record.lastSeq = last + appended.length;
-    state.record.updatedAt = now;
-    this.unpersisted.push({ id: String(this.nextEntryId++), threadId: cmd.threadId, from: last + 1, to: state.record.lastSeq });
-    this.wakePersister?.();
+    const appended = this.write(state, cmd.events, now);
 
     let turn: TurnRecord | undefined;
     if (cmd.submit) {
@@ -122,6 +126,7 @@ export class MemoryHotLog implements HotLog, PersistFeed {
       this.turnIndex.set(turn.turnId, cmd.threadId);
       state.openTurns++;
       state.record.status = "busy";
+      state.dispatch.queue.push(turn.turnId);
       if (idemScope) {
         this.forgetExpiredKeys(now);
         this.idempotency.set(idemScope, {
@@ -132,9 +137,51 @@ export class MemoryHotLog implements HotLog, PersistFeed {
       }
     }
     this.live.publish(cmd.threadId, appended.map(copy));
+    if (turn && !state.dispatch.running) for (const listener of this.readyListeners) listener(cmd.threadId);
     const result: AppendResult = { kind: "appended", thread: copy(state.record), events: appended.map(copy) };
     if (turn) result.turn = copy(turn);
     return result;
+  }
+
+  /** Appends the events after the thread's last seq; no checks (the caller made them). */
+  write(state: ThreadState, events: NewEvent[], now: number): StoredEvent[] {
+    const last = state.record.lastSeq;
+    const appended = events.map((e, i) => {
+      const event: StoredEvent = {
+        eventId: e.eventId,
+        threadId: state.record.threadId,
+        turnId: e.turnId,
+        seq: last + 1 + i,
+        type: e.type,
+        payload: structuredClone(e.payload),
+        metadata: { ...e.metadata },
+        schemaVersion: e.schemaVersion,
+        createdAt: now,
+        tenantId: state.record.tenantId,
+        level: e.level,
+      };
+      state.events.push(event);
+      this.eventIndex.set(e.eventId, { threadId: state.record.threadId, seq: event.seq });
+      return event;
+    });
+    state.record.lastSeq = last + appended.length;
+    state.record.updatedAt = now;
+    this.unpersisted.push({ id: String(this.nextEntryId++), threadId: state.record.threadId, from: last + 1, to: state.record.lastSeq });
+    this.wakePersister?.();
+    return appended;
+  }
+
+  /** The live state of a thread, for the dispatcher of this tier. */
+  stateOf(threadId: string): ThreadState | undefined {
+    return this.threads.get(threadId);
+  }
+
+  threadStates(): IterableIterator<ThreadState> {
+    return this.threads.values();
+  }
+
+  threadOfTurn(turnId: string): string | undefined {
+    return this.turnIndex.get(turnId);
   }
 
   /** Redis expires keys by itself; here a sweep now and then keeps the map from growing forever. */
@@ -164,6 +211,7 @@ export class MemoryHotLog implements HotLog, PersistFeed {
     state.events = [];
     state.turns.clear();
     state.openTurns = 0;
+    state.dispatch = { queue: [], notBefore: 0, cancelledLeases: new Set() };
     state.record = { ...state.record, status: "deleted", metadata: {} };
   }
 
@@ -176,6 +224,10 @@ export class MemoryHotLog implements HotLog, PersistFeed {
     const threadId = this.turnIndex.get(turnId);
     const turn = threadId ? this.threads.get(threadId)?.turns.get(turnId) : undefined;
     return turn && copy(turn);
+  }
+
+  async threadTurns(threadId: string): Promise<TurnRecord[]> {
+    return [...(this.threads.get(threadId)?.turns.values() ?? [])].map(copy);
   }
 
   async read(threadId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
@@ -252,7 +304,36 @@ function threadState(record: ThreadRecord, turns: TurnRecord[] = []): ThreadStat
     persistedSeq: record.lastSeq,
     turns: new Map(turns.map((t) => [t.turnId, t])),
     openTurns: turns.filter((t) => t.status === "queued" || t.status === "running").length,
+    dispatch: restoredDispatch(turns),
   };
+}
+
+/**
+ * Dispatch state rebuilt from turns (the warm projection): open turns queue
+ * in submission order; a turn that was running has lost its lease (the tier
+ * that held it is gone), so the sweeper requeues it as a lapsed lease.
+ */
+function restoredDispatch(turns: TurnRecord[]): DispatchState {
+  const open = turns.filter((t) => t.status === "queued" || t.status === "running").sort((a, b) => a.submittedSeq - b.submittedSeq);
+  const running = open.find((t) => t.status === "running");
+  return {
+    queue: open.filter((t) => t !== running).map((t) => t.turnId),
+    notBefore: 0,
+    cancelledLeases: new Set(),
+    running: running && { turnId: running.turnId, leaseId: `${running.threadId}.restored`, agentId: running.agentId, until: 0 },
+  };
+}
+
+/** Fencing: appends to a running turn must carry its lease. */
+function checkLease(state: ThreadState, turnId: string, leaseId: string | undefined): void {
+  const running = state.dispatch.running;
+  if (running?.turnId === turnId) {
+    if (leaseId === running.leaseId) return;
+    throw new LeaseLost(leaseId ? `lease ${leaseId} does not hold turn ${turnId}; nothing was written` : `turn ${turnId} is running: lease_id is required`);
+  }
+  if (!leaseId) return;
+  if (state.turns.get(turnId)?.status === "cancelled") throw new TurnCancelled(`turn ${turnId} was cancelled; nothing was written`);
+  throw new LeaseLost(`lease ${leaseId} does not hold turn ${turnId}; nothing was written`);
 }
 
 /** Leases within one process (the embedded default and tests). */

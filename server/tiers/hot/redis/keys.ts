@@ -29,6 +29,31 @@ export class HotKeys {
     return `${this.base(threadId)}:t:${threadId}:turns`;
   }
 
+  /** Hash: "<turn_id>:status|attempt|agent|error|output|started|ended|updated" → the turn's dispatch state. */
+  turnState(threadId: string): string {
+    return `${this.base(threadId)}:t:${threadId}:ts`;
+  }
+
+  /** List: the thread's queued turn ids, in the order they run. */
+  turnQueue(threadId: string): string {
+    return `${this.base(threadId)}:t:${threadId}:q`;
+  }
+
+  /** Sorted set: thread ids whose next turn may start, scored by when (ms). */
+  readyThreads(p: number): string {
+    return `${this.prefix}:{${p}}:ready`;
+  }
+
+  /** Sorted set: lease ids of running turns, scored by expiry (ms). */
+  leases(p: number): string {
+    return `${this.prefix}:{${p}}:leases`;
+  }
+
+  /** Pub/sub channel of dispatch notices ("ready <thread>", "ended <turn> <lease> <1 if cancelled>"). */
+  dispatchChannel(): string {
+    return `${this.prefix}:dispatch`;
+  }
+
   /** The partition log the persister and the live readers follow. */
   partitionLog(p: number): string {
     return `${this.prefix}:{${p}}:log`;

@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import { newId } from "../../../domain/ids.js";
 import type { RedisClientType } from "redis";
-import { EventIdConflict, NotFound, StaleExpectedSeq } from "../../../domain/errors.js";
+import { EventIdConflict, LeaseLost, NotFound, StaleExpectedSeq, ThreadBusy, TurnCancelled } from "../../../domain/errors.js";
 import type { StoredEvent, ThreadRecord, TurnRecord } from "../../../domain/records.js";
 import { ThreadFanout } from "../../../live/fanout.js";
 import { type AppendCommand, type AppendResult, type HotLog, idempotencyScope } from "../hot-log.js";
@@ -79,6 +79,9 @@ export class RedisHotLog implements HotLog {
       String(this.opts.idempotencyTtlSeconds),
       String(cmd.events.length),
       cmd.turnId ?? "",
+      cmd.leaseId ?? "",
+      cmd.submit?.rejectIfBusy ? "1" : "0",
+      k.dispatchChannel(),
     ];
     for (const e of cmd.events) args.push(e.eventId, e.clientSuppliedId ? "1" : "0", encodeBody(e, cmd.tenantId));
     const keys = [
@@ -89,6 +92,9 @@ export class RedisHotLog implements HotLog {
       k.turns(cmd.threadId),
       k.turnIndex(p),
       idemKey,
+      k.turnState(cmd.threadId),
+      k.turnQueue(cmd.threadId),
+      k.readyThreads(p),
     ];
     const reply = (await this.appendScript.run(keys, args)) as string[];
     switch (reply[0]) {
@@ -126,6 +132,14 @@ export class RedisHotLog implements HotLog {
         throw new NotFound("turn", cmd.turnId ?? "");
       case "EXISTS":
         throw new EventIdConflict(cmd.threadId, "thread id already in use");
+      case "BUSY":
+        throw new ThreadBusy(`thread ${cmd.threadId} has a queued or running turn; nothing was written`);
+      case "LEASE_LOST":
+        throw new LeaseLost(
+          cmd.leaseId ? `lease ${cmd.leaseId} does not hold turn ${cmd.turnId}; nothing was written` : `turn ${cmd.turnId} is running: lease_id is required`,
+        );
+      case "CANCELLED":
+        throw new TurnCancelled(`turn ${cmd.turnId} was cancelled; nothing was written`);
       case "STALE":
         throw new StaleExpectedSeq(cmd.expectedLastSeq ?? 0, Number(reply[1]));
       case "CONFLICT":
@@ -159,14 +173,22 @@ export class RedisHotLog implements HotLog {
       thread.status,
       String(open),
     ];
-    for (const turn of turns) args.push(turn.turnId, JSON.stringify(turn));
-    await this.restoreScript.run([k.meta(thread.threadId), k.turns(thread.threadId), k.turnIndex(k.partition(thread.threadId))], args);
+    const inOrder = [...turns].sort((a, b) => a.submittedSeq - b.submittedSeq);
+    for (const turn of inOrder) args.push(turn.turnId, JSON.stringify(turn), turn.status, String(turn.attempt), turn.agentId);
+    const p = k.partition(thread.threadId);
+    await this.restoreScript.run(
+      [k.meta(thread.threadId), k.turns(thread.threadId), k.turnIndex(p), k.turnState(thread.threadId), k.turnQueue(thread.threadId), k.readyThreads(p), k.leases(p)],
+      args,
+    );
   }
 
   async deleteThread(threadId: string): Promise<void> {
     const k = this.keys;
     const p = k.partition(threadId);
-    await this.deleteScript.run([k.meta(threadId), k.stream(threadId), k.turns(threadId), k.eventIndex(p), k.turnIndex(p)], []);
+    await this.deleteScript.run(
+      [k.meta(threadId), k.stream(threadId), k.turns(threadId), k.eventIndex(p), k.turnIndex(p), k.turnState(threadId), k.turnQueue(threadId), k.readyThreads(p), k.leases(p)],
+      [threadId],
+    );
   }
 
   async getThread(threadId: string): Promise<ThreadRecord | undefined> {
@@ -187,8 +209,19 @@ export class RedisHotLog implements HotLog {
   async getTurn(turnId: string): Promise<TurnRecord | undefined> {
     const threadId = await this.probePartitions((p) => this.client.hGet(this.keys.turnIndex(p), turnId));
     if (!threadId) return undefined;
-    const json = await this.client.hGet(this.keys.turns(threadId), turnId);
-    return json ? (JSON.parse(json) as TurnRecord) : undefined;
+    const [json, state] = await Promise.all([
+      this.client.hGet(this.keys.turns(threadId), turnId),
+      this.client.hmGet(this.keys.turnState(threadId), turnStateFields.map((f) => `${turnId}:${f}`)),
+    ]);
+    return json ? withTurnState(JSON.parse(json) as TurnRecord, state) : undefined;
+  }
+
+  /** Every turn the hot tier holds for the thread, with its dispatch state. */
+  async threadTurns(threadId: string): Promise<TurnRecord[]> {
+    const [all, state] = await Promise.all([this.client.hGetAll(this.keys.turns(threadId)), this.client.hGetAll(this.keys.turnState(threadId))]);
+    return Object.entries(all).map(([turnId, json]) =>
+      withTurnState(JSON.parse(json) as TurnRecord, turnStateFields.map((f) => state[`${turnId}:${f}`] ?? null)),
+    );
   }
 
   read(threadId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
@@ -249,6 +282,22 @@ export class RedisHotLog implements HotLog {
     const answers = await Promise.all(Array.from({ length: this.keys.partitions }, (_, p) => lookup(p)));
     return answers.find((a): a is string => typeof a === "string") ?? undefined;
   }
+}
+
+const turnStateFields = ["status", "attempt", "agent", "error", "output", "started", "ended", "updated"] as const;
+
+/** The submitted turn overlaid with what dispatch changed since (turn state hash fields, in turnStateFields order). */
+function withTurnState(turn: TurnRecord, state: (string | null)[]): TurnRecord {
+  const [status, attempt, agent, error, output, started, ended, updated] = state;
+  if (status) turn.status = status as TurnRecord["status"];
+  if (attempt) turn.attempt = Number(attempt);
+  if (agent) turn.agentId = agent;
+  if (error) turn.error = error;
+  if (output) turn.output = JSON.parse(output);
+  if (started) turn.startedAt = Number(started);
+  if (ended) turn.endedAt = Number(ended);
+  if (updated) turn.updatedAt = Number(updated);
+  return turn;
 }
 
 function turnBody(turn: Omit<TurnRecord, "submittedSeq">): object {

@@ -154,6 +154,14 @@ export class PostgresWarmStore implements WarmStore {
     return row ? turnFromRow(row) : undefined;
   }
 
+  async threadsWithOpenTurns(afterThreadId: string, limit: number): Promise<string[]> {
+    const rows = await this.db.any<{ thread_id: string }>(
+      `SELECT DISTINCT thread_id FROM turns WHERE status IN ('queued', 'running') AND thread_id > $1 ORDER BY thread_id LIMIT $2`,
+      [afterThreadId, limit],
+    );
+    return rows.map((r) => r.thread_id);
+  }
+
   async listTurns(threadId: string, pageSize: number, pageToken: string): Promise<Page<TurnRecord>> {
     const after = decodeToken(pageToken);
     const rows = await this.db.any(

@@ -3,18 +3,22 @@
 -- stream and the partition log. Every key shares one {partition} hash tag.
 --
 -- KEYS: 1 meta, 2 stream, 3 partition log, 4 event index, 5 turns,
---       6 turn index, 7 idempotency key
+--       6 turn index, 7 idempotency key, 8 turn state, 9 turn queue,
+--       10 ready threads (partition)
 -- ARGV: 1 thread_id, 2 tenant, 3 expected_last_seq ('' = none),
 --       4 create metadata JSON ('' = thread must exist),
 --       5 turn id ('' = no turn), 6 turn JSON without submittedSeq,
 --       7 idempotency TTL seconds, 8 event count n,
 --       9 a turn id the thread must already hold ('' = none),
+--       10 the caller's lease on that turn ('' = none), 11 '1' = refuse a new
+--       turn while one is open, 12 dispatch notice channel,
 --       then per event: event_id, '1' if the client chose it, body JSON
 -- Returns {status, ...}: OK first last created_at thread_status thread_metadata thread_created_at | NOT_FOUND | NO_TURN | EXISTS |
---   DUP_TURN "<thread> <turn>" | DUP_EVENTS seq... | CONFLICT event_id where | STALE last
+--   DUP_TURN "<thread> <turn>" | DUP_EVENTS seq... | CONFLICT event_id where | STALE last |
+--   BUSY | LEASE_LOST | CANCELLED
 
-local meta, stream, plog, eidx, turns, tidx, idem =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local meta, stream, plog, eidx, turns, tidx, idem, tstate, queue, ready =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local thread_id, tenant = ARGV[1], ARGV[2]
 local n = tonumber(ARGV[8])
 
@@ -32,12 +36,23 @@ elseif owner ~= tenant or redis.call('HGET', meta, 'status') == 'deleted' then
   return {'NOT_FOUND'}
 end
 
-if ARGV[9] ~= '' and redis.call('HEXISTS', turns, ARGV[9]) == 0 then return {'NO_TURN'} end
+if ARGV[9] ~= '' then
+  if redis.call('HEXISTS', turns, ARGV[9]) == 0 then return {'NO_TURN'} end
+  -- Fencing: a running turn takes events only under its current lease.
+  local running, lease = unpack(redis.call('HMGET', meta, 'running', 'lease'))
+  if running == ARGV[9] then
+    if ARGV[10] ~= lease then return {'LEASE_LOST'} end
+  elseif ARGV[10] ~= '' then
+    if redis.call('HGET', tstate, ARGV[9] .. ':status') == 'cancelled' then return {'CANCELLED'} end
+    return {'LEASE_LOST'}
+  end
+end
+if ARGV[11] == '1' and tonumber(redis.call('HGET', meta, 'open_turns') or '0') > 0 then return {'BUSY'} end
 
 -- A retry carries the same client ids: all found means "return the originals".
 local found, first_found = {}, nil
 for i = 0, n - 1 do
-  local id, chosen = ARGV[10 + i * 3], ARGV[11 + i * 3]
+  local id, chosen = ARGV[13 + i * 3], ARGV[14 + i * 3]
   if chosen == '1' then
     local where = redis.call('HGET', eidx, id)
     if where then
@@ -67,8 +82,8 @@ end
 local seq = last
 for i = 0, n - 1 do
   seq = seq + 1
-  local id = ARGV[10 + i * 3]
-  redis.call('XADD', stream, seq .. '-0', 'i', id, 'e', ARGV[12 + i * 3], 'c', now)
+  local id = ARGV[13 + i * 3]
+  redis.call('XADD', stream, seq .. '-0', 'i', id, 'e', ARGV[15 + i * 3], 'c', now)
   redis.call('HSET', eidx, id, thread_id .. ' ' .. seq)
 end
 redis.call('HSET', meta, 'last_seq', seq, 'updated_at', now)
@@ -82,6 +97,13 @@ if ARGV[5] ~= '' then
   redis.call('HSET', tidx, ARGV[5], thread_id)
   redis.call('HINCRBY', meta, 'open_turns', 1)
   redis.call('HSET', meta, 'status', 'busy')
+  redis.call('HSET', tstate, ARGV[5] .. ':status', 'queued', ARGV[5] .. ':attempt', 0)
+  redis.call('RPUSH', queue, ARGV[5])
+  if not redis.call('HGET', meta, 'running') then
+    -- NX: a head waiting out a retry backoff keeps its time.
+    redis.call('ZADD', ready, 'NX', now, thread_id)
+    redis.call('PUBLISH', ARGV[12], 'ready ' .. thread_id)
+  end
   if has_idem then
     redis.call('SET', idem, thread_id .. ' ' .. ARGV[5], 'EX', tonumber(ARGV[7]))
   end

@@ -1,6 +1,11 @@
 -- Erases a thread's hot keys and leaves its meta hash as a tombstone
 -- (status deleted), so appends answer NOT_FOUND and the id is never reused.
--- KEYS: 1 meta, 2 stream, 3 turns, 4 event index, 5 turn index.
+-- KEYS: 1 meta, 2 stream, 3 turns, 4 event index, 5 turn index,
+--       6 turn state, 7 queue, 8 ready (partition), 9 leases (partition).
+-- ARGV: 1 thread_id.
+redis.call('ZREM', KEYS[8], ARGV[1])
+local lease = redis.call('HGET', KEYS[1], 'lease')
+if lease then redis.call('ZREM', KEYS[9], lease) end
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'status', 'deleted')
   return 0
@@ -18,6 +23,7 @@ while true do
   start = '(' .. entries[#entries][1]
 end
 for _, turn_id in ipairs(redis.call('HKEYS', KEYS[3])) do redis.call('HDEL', KEYS[5], turn_id) end
-redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[6], KEYS[7])
+redis.call('HDEL', KEYS[1], 'running', 'lease', 'lease_until', 'sticky_agent', 'sticky_until', 'not_before')
 redis.call('HSET', KEYS[1], 'status', 'deleted', 'metadata', '{}', 'open_turns', '0')
 return 1

@@ -1,0 +1,202 @@
+// Turn dispatch on Redis: per-thread state beside the thread's keys, one Lua
+// script per change (single slot: the thread's partition), notices over
+// pub/sub so agent feeds in every server process wake at once.
+import { readFileSync } from "node:fs";
+import type { JsonObject } from "@bufbuild/protobuf";
+import type { RedisClientType } from "redis";
+import { newId } from "../../../domain/ids.js";
+import { LeaseLost, NotFound, TurnCancelled } from "../../../domain/errors.js";
+import type { TurnRecord } from "../../../domain/records.js";
+import {
+  type ClaimResult,
+  type DispatchNotice,
+  type DispatchPolicy,
+  leaseIdFor,
+  threadOfLease,
+  type TurnDispatch,
+} from "../turn-dispatch.js";
+import type { RedisHotLog } from "./redis-hot-log.js";
+import { ScriptRunner } from "./script-runner.js";
+
+const script = (name: string) => readFileSync(new URL(`./scripts/${name}`, import.meta.url), "utf8");
+const withLib = (name: string) => `${script("dispatch_lib.lua")}\n${script(name)}`;
+
+export class RedisTurnDispatch implements TurnDispatch {
+  private readonly claimScript: ScriptRunner;
+  private readonly renewScript: ScriptRunner;
+  private readonly endScript: ScriptRunner;
+  private readonly cancelScript: ScriptRunner;
+  private readonly unstickScript: ScriptRunner;
+  private readonly listeners = new Set<(notice: DispatchNotice) => void>();
+  private subscriber?: RedisClientType;
+
+  private constructor(
+    private readonly client: RedisClientType,
+    private readonly hot: RedisHotLog,
+    private readonly policy: DispatchPolicy,
+  ) {
+    this.claimScript = new ScriptRunner(client, withLib("claim_turn.lua"));
+    this.renewScript = new ScriptRunner(client, withLib("renew_lease.lua"));
+    this.endScript = new ScriptRunner(client, withLib("end_turn.lua"));
+    this.cancelScript = new ScriptRunner(client, withLib("cancel_turn.lua"));
+    this.unstickScript = new ScriptRunner(client, withLib("unstick_thread.lua"));
+  }
+
+  /** With `listen`, a second connection subscribes to the notices (servers that feed agents do). */
+  static async open(client: RedisClientType, hot: RedisHotLog, policy: DispatchPolicy, listen: boolean): Promise<RedisTurnDispatch> {
+    const dispatch = new RedisTurnDispatch(client, hot, policy);
+    if (listen) {
+      const subscriber = client.duplicate();
+      subscriber.on("error", () => {}); // reconnects by itself; feeds poll meanwhile
+      await subscriber.connect();
+      await subscriber.subscribe(hot.keys.dispatchChannel(), (message) => dispatch.onMessage(message));
+      dispatch.subscriber = subscriber as RedisClientType;
+    }
+    return dispatch;
+  }
+
+  async readyThreads(limit: number): Promise<string[]> {
+    const k = this.hot.keys;
+    const now = Date.now();
+    const perPartition = await Promise.all(
+      Array.from({ length: k.partitions }, (_, p) =>
+        this.client.zRangeByScoreWithScores(k.readyThreads(p), "-inf", now, { LIMIT: { offset: 0, count: limit } }),
+      ),
+    );
+    return perPartition
+      .flat()
+      .sort((a, b) => a.score - b.score)
+      .slice(0, limit)
+      .map((entry) => entry.value);
+  }
+
+  async claim(threadId: string, agentId: string): Promise<ClaimResult> {
+    const leaseId = leaseIdFor(threadId, newId());
+    const reply = (await this.run(this.claimScript, threadId, [agentId, leaseId, String(this.policy.leaseTtlMs), newId()])) as string[];
+    if (reply[0] === "NONE") return { kind: "none" };
+    if (reply[0] === "STICKY") return { kind: "sticky" };
+    const [, turnId, attempt, expires] = reply;
+    const [turn, thread] = await Promise.all([this.hot.getTurn(turnId), this.hot.getThread(threadId)]);
+    if (!turn || !thread) throw new NotFound("turn", turnId);
+    return { kind: "assigned", assignment: { turn, thread, leaseId, leaseExpiresAt: Number(expires), attempt: Number(attempt) } };
+  }
+
+  async renew(leaseId: string): Promise<number> {
+    const threadId = this.threadOf(leaseId);
+    const reply = (await this.run(this.renewScript, threadId, [leaseId, String(this.policy.leaseTtlMs)])) as string[];
+    if (reply[0] === "CANCELLED") throw new TurnCancelled(`the turn under lease ${leaseId} was cancelled`);
+    if (reply[0] === "LOST") throw new LeaseLost(`lease ${leaseId} no longer holds its turn (it lapsed, or the turn ended)`);
+    return Number(reply[1]);
+  }
+
+  async complete(turnId: string, leaseId: string, output: JsonObject): Promise<TurnRecord> {
+    return (await this.end(leaseId, turnId, "complete", JSON.stringify(output), false, false))!;
+  }
+
+  async fail(turnId: string, leaseId: string, error: string, retryable: boolean): Promise<TurnRecord> {
+    return (await this.end(leaseId, turnId, "fail", error, retryable, false))!;
+  }
+
+  async release(leaseId: string, reason: string, onlyIfLapsed: boolean): Promise<void> {
+    if (!threadOfLease(leaseId)) return;
+    await this.end(leaseId, "", "release", reason, true, onlyIfLapsed);
+  }
+
+  async cancel(turnId: string, tenantId: string | undefined, reason: string): Promise<TurnRecord> {
+    const turn = await this.hot.getTurn(turnId);
+    if (!turn || (tenantId !== undefined && turn.tenantId !== tenantId)) throw new NotFound("turn", turnId);
+    const reply = (await this.run(this.cancelScript, turn.threadId, [turnId, reason, newId(), tenantId ?? ""])) as string[];
+    if (reply[0] === "NOT_FOUND") throw new NotFound("turn", turnId);
+    return (await this.hot.getTurn(turnId)) ?? turn;
+  }
+
+  async lapsedLeases(limit: number): Promise<string[]> {
+    const k = this.hot.keys;
+    const now = Date.now();
+    const perPartition = await Promise.all(
+      Array.from({ length: k.partitions }, (_, p) => this.client.zRangeByScore(k.leases(p), "-inf", now, { LIMIT: { offset: 0, count: limit } })),
+    );
+    return perPartition.flat().slice(0, limit);
+  }
+
+  async holds(leaseId: string): Promise<boolean> {
+    const threadId = threadOfLease(leaseId);
+    return threadId !== undefined && (await this.client.hGet(this.hot.keys.meta(threadId), "lease")) === leaseId;
+  }
+
+  async unstick(threadId: string, agentId: string): Promise<void> {
+    await this.run(this.unstickScript, threadId, [agentId]);
+  }
+
+  subscribe(listener: (notice: DispatchNotice) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    const subscriber = this.subscriber;
+    this.subscriber = undefined;
+    if (subscriber?.isOpen) await subscriber.quit().catch(() => subscriber.disconnect());
+  }
+
+  private async end(
+    leaseId: string,
+    turnId: string,
+    mode: "complete" | "fail" | "release",
+    detail: string,
+    retryable: boolean,
+    onlyIfLapsed: boolean,
+  ): Promise<TurnRecord | undefined> {
+    const p = this.policy;
+    const reply = (await this.run(this.endScript, this.threadOf(leaseId), [
+      leaseId,
+      turnId,
+      mode,
+      detail,
+      retryable ? "1" : "0",
+      String(p.maxAttempts),
+      String(p.backoffBaseMs),
+      String(p.backoffMaxMs),
+      newId(),
+      onlyIfLapsed ? "1" : "0",
+    ])) as string[];
+    if (reply[0] === "CANCELLED") throw new TurnCancelled(`turn ${turnId} was cancelled`);
+    if (reply[0] === "LOST") throw new LeaseLost(`lease ${leaseId} does not hold turn ${turnId} (it lapsed, or the turn ended)`);
+    if (reply[0] === "NOOP") return undefined; // release of a lease that no longer holds
+    const turn = await this.hot.getTurn(reply[1]);
+    if (!turn) throw new NotFound("turn", reply[1]);
+    return turn;
+  }
+
+  private threadOf(leaseId: string): string {
+    const threadId = threadOfLease(leaseId);
+    if (!threadId) throw new LeaseLost(`lease ${JSON.stringify(leaseId)} is not a lease eventide gave out`);
+    return threadId;
+  }
+
+  /** KEYS and the first ARGV every dispatch script shares (dispatch_lib.lua). */
+  private run(runner: ScriptRunner, threadId: string, args: string[]): Promise<unknown> {
+    const k = this.hot.keys;
+    const p = k.partition(threadId);
+    const keys = [
+      k.meta(threadId),
+      k.stream(threadId),
+      k.partitionLog(p),
+      k.eventIndex(p),
+      k.turnState(threadId),
+      k.turnQueue(threadId),
+      k.readyThreads(p),
+      k.leases(p),
+      k.turns(threadId),
+    ];
+    return runner.run(keys, [threadId, k.dispatchChannel(), ...args]);
+  }
+
+  private onMessage(message: string): void {
+    const [kind, a, b, c] = message.split(" ");
+    let notice: DispatchNotice | undefined;
+    if (kind === "ready") notice = { kind: "ready", threadId: a };
+    else if (kind === "ended") notice = { kind: "lease-ended", turnId: a, leaseId: b, cancelled: c === "1" };
+    if (notice) for (const listener of this.listeners) listener(notice);
+  }
+}
