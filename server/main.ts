@@ -13,6 +13,8 @@ import { openTiers, type Tiers } from "./tiers/open-tiers.js";
 async function main(): Promise<void> {
   const config = loadConfig(process.env, process.argv.slice(2));
   const log = pino({ level: config.logLevel, base: { service: "eventide" } });
+  // A process that only runs the reference agent talks to a server, never to the tiers.
+  if (config.roles.every((r) => r === "agent")) return runAgentOnly(config, log);
   const tiers = await openTiersPatiently(config, log);
   const core = buildCore(config, tiers, log);
   const root = new AbortController();
@@ -46,6 +48,19 @@ async function main(): Promise<void> {
   };
   process.on("SIGINT", () => void stop("SIGINT"));
   process.on("SIGTERM", () => void stop("SIGTERM"));
+}
+
+async function runAgentOnly(config: Config, log: pino.Logger): Promise<void> {
+  if (!config.agent.url) throw new ConfigError("the agent role without the server role needs EVENTIDE_AGENT_URL");
+  const root = new AbortController();
+  const stopping = startReferenceAgent(config, config.agent.url, log, root.signal);
+  const stop = async () => {
+    root.abort();
+    await stopping;
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void stop());
+  process.on("SIGTERM", () => void stop());
 }
 
 /** A tier that is down at start-up is waited for (a supervisor restart loop would only add noise). */

@@ -51,7 +51,18 @@ export class RedisPersistFeed implements PersistFeed {
     const maxEntries = maxEvents;
     if (partitions.length === 0 || signal.aborted) return { entries: new Map(), events: [] };
     // Our own pending entries first (adopted, or read before a failed commit), then new ones.
-    let reply = await this.readGroup(this.client, partitions, consumer, "0", maxEntries);
+    let reply;
+    try {
+      reply = await this.readGroup(this.client, partitions, consumer, "0", maxEntries);
+    } catch (err) {
+      if (!String(err).includes("NOGROUP")) throw err;
+      // Redis lost the partition logs (flushed, or failed over empty): recreate the groups and go on.
+      for (const p of partitions) {
+        this.groupsReady.delete(p);
+        await this.adopt(p, consumer);
+      }
+      return { entries: new Map(), events: [] };
+    }
     if (!reply?.some((s) => s.messages.length > 0)) {
       reply = await this.readGroup(this.blocking, partitions, consumer, ">", maxEntries, waitMs);
     }
