@@ -5,17 +5,9 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { ArchiveService } from "../../gen/eventide/v1/archive_service_pb.js";
 import type { PostgresWarmStore } from "../../server/tiers/warm/postgres/postgres-warm-store.js";
 import { connectRedis } from "../support/redis.js";
-import { collectTail, startTestServer, type TestServer, tierKinds, waitPersisted } from "../support/server.js";
+import { collectTail, startTestServer, type TestServer, tierKinds, waitPersisted, serverPerTier } from "../support/server.js";
 
-const servers = new Map<string, TestServer>();
-test.before(async () => {
-  for (const tier of tierKinds) {
-    servers.set(tier, await startTestServer(tier, { EVENTIDE_HOT_WINDOW: "10", EVENTIDE_PERSIST_WAIT_MS: "5", EVENTIDE_ARCHIVE_MAX_EVENTS: "100" }));
-  }
-});
-test.after.always(async () => {
-  for (const s of servers.values()) await s.close();
-});
+const servers = serverPerTier(test, { EVENTIDE_HOT_WINDOW: "10", EVENTIDE_PERSIST_WAIT_MS: "5", EVENTIDE_ARCHIVE_MAX_EVENTS: "100" });
 
 const archives = (s: TestServer) => createClient(ArchiveService, s.transport("grpc"));
 const db = (s: TestServer) => (s.tiers.warm as PostgresWarmStore).db;

@@ -1,15 +1,9 @@
 // Every kind of bad input gets its precise code and changes nothing.
 import test from "ava";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { startTestServer, type TestServer, tierKinds } from "../support/server.js";
+import { type TestServer, tierKinds, serverPerTier } from "../support/server.js";
 
-const servers = new Map<string, TestServer>();
-test.before(async () => {
-  for (const tier of tierKinds) servers.set(tier, await startTestServer(tier));
-});
-test.after.always(async () => {
-  for (const s of servers.values()) await s.close();
-});
+const servers = serverPerTier(test);
 
 const missing = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
 const big = "x".repeat(256 * 1024);

@@ -7,24 +7,13 @@ import { AgentService } from "../../gen/eventide/v1/agent_service_pb.js";
 import { TurnStatus } from "../../gen/eventide/v1/resources_pb.js";
 import { MultitaskStrategy } from "../../gen/eventide/v1/turn_service_pb.js";
 import { completeAtOnce, hold, startTestAgent } from "../support/agents.js";
-import { startTestServer, type TestServer, tierKinds } from "../support/server.js";
+import { serverPerTier, type TestServer, tierKinds } from "../support/server.js";
 
-const servers = new Map<string, TestServer>();
-test.before(async () => {
-  for (const tier of tierKinds) {
-    servers.set(
-      tier,
-      await startTestServer(tier, {
-        EVENTIDE_LEASE_TTL: "800ms",
-        EVENTIDE_LEASE_SWEEP: "100ms",
-        EVENTIDE_RETRY_BACKOFF: "100ms",
-        EVENTIDE_MAX_ATTEMPTS: "2",
-      }),
-    );
-  }
-});
-test.after.always(async () => {
-  for (const server of servers.values()) await server.close();
+const servers = serverPerTier(test, {
+  EVENTIDE_LEASE_TTL: "800ms",
+  EVENTIDE_LEASE_SWEEP: "100ms",
+  EVENTIDE_RETRY_BACKOFF: "100ms",
+  EVENTIDE_MAX_ATTEMPTS: "2",
 });
 
 const code = (err: unknown) => ConnectError.from(err).code;

@@ -2,15 +2,9 @@
 import test from "ava";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { TailEventsResponse } from "../../gen/eventide/v1/event_service_pb.js";
-import { collectTail, startTestServer, type TestServer, tierKinds } from "../support/server.js";
+import { collectTail, type TestServer, tierKinds, serverPerTier } from "../support/server.js";
 
-const servers = new Map<string, TestServer>();
-test.before(async () => {
-  for (const tier of tierKinds) servers.set(tier, await startTestServer(tier, { EVENTIDE_HEARTBEAT_MS: "100" }));
-});
-test.after.always(async () => {
-  for (const s of servers.values()) await s.close();
-});
+const servers = serverPerTier(test, { EVENTIDE_HEARTBEAT_MS: "100" });
 
 const seqsOf = (items: TailEventsResponse[]) => items.flatMap((i) => (i.item.case === "event" ? [Number(i.item.value.seq)] : []));
 const codeOf = (err: unknown) => ConnectError.from(err).code;

@@ -7,7 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import test from "ava";
 import { TurnStatus } from "../../gen/eventide/v1/resources_pb.js";
-import { startTestServer, type TestServer, tierKinds } from "../support/server.js";
+import { tierKinds, serverPerTier } from "../support/server.js";
 
 // proto-loader finds google/protobuf/{struct,timestamp}.proto itself (protobufjs ships them).
 const definition = protoLoader.loadSync(["eventide/v1/agent_service.proto", "eventide/v1/event_service.proto"], {
@@ -68,13 +68,7 @@ function unary<T>(client: grpc.Client, method: string, req: object): Promise<T> 
 
 const ms = (ts: Timestamp | null) => Number(ts!.seconds) * 1000 + ts!.nanos / 1e6;
 
-const servers = new Map<string, TestServer>();
-test.before(async () => {
-  for (const tier of tierKinds) servers.set(tier, await startTestServer(tier));
-});
-test.after.always(async () => {
-  for (const s of servers.values()) await s.close();
-});
+const servers = serverPerTier(test);
 
 for (const tier of tierKinds) {
   test(`${tier}: a grpc-js agent receives, streams, renews and completes a turn; appends without its lease are fenced`, async (t) => {

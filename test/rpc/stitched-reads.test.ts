@@ -3,17 +3,9 @@
 import test from "ava";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { TurnStatus } from "../../gen/eventide/v1/resources_pb.js";
-import { collectTail, startTestServer, waitPersisted, type TestServer, tierKinds } from "../support/server.js";
+import { collectTail, waitPersisted, tierKinds, serverPerTier } from "../support/server.js";
 
-const servers = new Map<string, TestServer>();
-test.before(async () => {
-  for (const tier of tierKinds) {
-    servers.set(tier, await startTestServer(tier, { EVENTIDE_HOT_WINDOW: "5", EVENTIDE_PERSIST_WAIT_MS: "5", EVENTIDE_HEARTBEAT_MS: "200" }));
-  }
-});
-test.after.always(async () => {
-  for (const s of servers.values()) await s.close();
-});
+const servers = serverPerTier(test, { EVENTIDE_HOT_WINDOW: "5", EVENTIDE_PERSIST_WAIT_MS: "5", EVENTIDE_HEARTBEAT_MS: "200" });
 
 for (const tier of tierKinds) {
   test(`${tier}: tails started while events move between tiers see every seq once`, async (t) => {

@@ -3,15 +3,9 @@ import test from "ava";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { AgentService } from "../../gen/eventide/v1/agent_service_pb.js";
 import { ThreadStatus, TurnStatus } from "../../gen/eventide/v1/resources_pb.js";
-import { collectTail, protocols, startTestServer, type TestServer, tierKinds } from "../support/server.js";
+import { collectTail, protocols, tierKinds, serverPerTier } from "../support/server.js";
 
-const servers = new Map<string, TestServer>();
-test.before(async () => {
-  for (const tier of tierKinds) servers.set(tier, await startTestServer(tier));
-});
-test.after.always(async () => {
-  for (const s of servers.values()) await s.close();
-});
+const servers = serverPerTier(test);
 
 for (const tier of tierKinds) {
   for (const protocol of protocols) {

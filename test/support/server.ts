@@ -1,5 +1,6 @@
 // A real eventide server on a free loopback port, on the memory tier or on the
 // machine's Redis (own key prefix), with typed clients for each protocol.
+import type { TestFn } from "ava";
 import { randomUUID } from "node:crypto";
 import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
@@ -149,4 +150,16 @@ export async function waitPersisted(server: Pick<TestServer, "tiers">, threadId:
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`thread ${threadId} not persisted through ${seq}`);
+}
+
+/** One server per tier for a whole test file: started before its tests, closed after. */
+export function serverPerTier(test: TestFn, env: Record<string, string> = {}): Map<TierKind, TestServer> {
+  const servers = new Map<TierKind, TestServer>();
+  test.before(async () => {
+    for (const tier of tierKinds) servers.set(tier, await startTestServer(tier, env));
+  });
+  test.after.always(async () => {
+    for (const s of servers.values()) await s.close();
+  });
+  return servers;
 }
