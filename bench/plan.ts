@@ -6,6 +6,7 @@ import { layoutRow, type ScenarioResult } from "./result.js";
 import { appendLatency } from "./scenarios/append-latency.js";
 import { appendThroughput } from "./scenarios/append-throughput.js";
 import { coldReplay } from "./scenarios/cold-replay.js";
+import { dispatchBench } from "./scenarios/dispatch.js";
 import { persistLag } from "./scenarios/persist-lag.js";
 import { persistThroughput } from "./scenarios/persist-throughput.js";
 import { warmReplay } from "./scenarios/replay.js";
@@ -46,12 +47,14 @@ export interface Scenario {
 
 export const profileDir = "/tmp/prof";
 
-export const usage = `Usage: npm run bench -- [--tier redis|memory|both] [--quick] [--only batch,single,latency,tail,persist,lag,replay,cold-replay]
+export const usage = `Usage: npm run bench -- [--tier redis|memory|both] [--quick] [--only batch,single,latency,tail,persist,lag,replay,cold-replay,dispatch]
                           [--tail-rate N] [--cold-events N] [--log-level warn] [--profile]
   --tier       tier(s) to benchmark (default redis: REDIS_URL or redis://127.0.0.1:6379, DATABASE_URL or
                postgres://postgres@127.0.0.1:5432/test; memory: embedded tiers in memory)
   --quick      smaller counts: a smoke run of under a minute
-  --only       run only these scenarios
+  --only       run only these scenarios; dispatch starts server children of its own: 10 bench agents take
+               2000 turns (400 with --quick), then the reference agent (token delay 0) answers 200 turns
+               one at a time (50 with --quick)
   --tail-rate  appends per second in the tail scenario (default 2000, 400 with --quick)
   --cold-events  events of the cold-replay thread, 90% of them archived (default 200000, 100000 with --quick;
                --cold-events 1000000 takes about 5 minutes on a 2-core machine)
@@ -241,6 +244,26 @@ export function scenarios({ quick, tailRate, coldEvents }: Pick<BenchOptions, "q
           goal: { op: ">=", value: 100_000 },
         });
       },
+    },
+    {
+      key: "dispatch",
+      name: "turn dispatch",
+      run: ({ tier, services, logLevel, profileDir }) =>
+        dispatchBench({
+          name: "turn dispatch",
+          tier,
+          services,
+          logLevel,
+          profileDir,
+          agents: 10,
+          maxInFlight: 4,
+          warmupTurns: quick ? 40 : 200,
+          turns: quick ? 400 : 2_000,
+          submitConcurrency: 32,
+          submitConnections: 4,
+          firstDeltaWarmup: quick ? 5 : 20,
+          firstDeltaTurns: quick ? 50 : 200,
+        }),
     },
   ];
 }

@@ -13,6 +13,8 @@ export function formatValue(m: Pick<Measurement, "value" | "unit" | "text">): st
   switch (m.unit) {
     case "events/s":
       return `${Math.round(m.value).toLocaleString("en-US")} ev/s`;
+    case "turns/s":
+      return `${Math.round(m.value).toLocaleString("en-US")} turns/s`;
     case "MB/s":
       return `${m.value.toFixed(m.value < 10 ? 2 : 1)} MB/s`;
     case "ms":
@@ -40,6 +42,9 @@ export const layouts: Record<string, string> = {
     "the bench process itself runs hot.append and the Persister (and the Archiver) on the real tiers; no server",
   "in-process+child":
     "data prepared in-process as above, then read over gRPC from a server child process started on the same tiers",
+  "own server children":
+    "the scenario starts server children of its own on fresh tiers, one after the other (server,persister,dispatcher; " +
+    "then server,persister,dispatcher,agent: the reference agent with EVENTIDE_AGENT_TOKEN_DELAY=0); its agents and clients run in the bench process",
 };
 
 export function table(rows: Row[]): string {

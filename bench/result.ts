@@ -11,7 +11,7 @@ export interface Measurement {
   metric: string;
   value: number;
   /** How to print `value`: a rate, a duration, a plain count, or `text` (a label such as the process layout). */
-  unit: "events/s" | "MB/s" | "ms" | "count" | "text";
+  unit: "events/s" | "turns/s" | "MB/s" | "ms" | "count" | "text";
   /** What a `text` row shows. */
   text?: string;
   goal?: Goal;
