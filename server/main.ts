@@ -28,11 +28,7 @@ async function main(): Promise<void> {
     server = await startServer(config, core, log);
     printBanner(server.port, tiers.describe, config.roles.includes("agent"));
   }
-  if (config.roles.includes("agent")) {
-    const url = config.agent.url || (server ? `http://127.0.0.1:${server.port}` : "");
-    if (!url) throw new ConfigError("the agent role without the server role needs EVENTIDE_AGENT_URL");
-    workers.push(startReferenceAgent(config, url, log, root.signal));
-  }
+  if (config.roles.includes("agent")) workers.push(startReferenceAgent(config, referenceAgentUrl(config, server?.port), log, root.signal));
   log.info({ roles: config.roles, port: server?.port, tiers: tiers.describe }, "eventide started");
 
   let stopping = false;
@@ -51,9 +47,8 @@ async function main(): Promise<void> {
 }
 
 async function runAgentOnly(config: Config, log: pino.Logger): Promise<void> {
-  if (!config.agent.url) throw new ConfigError("the agent role without the server role needs EVENTIDE_AGENT_URL");
   const root = new AbortController();
-  const stopping = startReferenceAgent(config, config.agent.url, log, root.signal);
+  const stopping = startReferenceAgent(config, referenceAgentUrl(config), log, root.signal);
   const stop = async () => {
     root.abort();
     await stopping;
@@ -61,6 +56,13 @@ async function runAgentOnly(config: Config, log: pino.Logger): Promise<void> {
   };
   process.on("SIGINT", () => void stop());
   process.on("SIGTERM", () => void stop());
+}
+
+/** EVENTIDE_AGENT_URL, or this process's own server. */
+function referenceAgentUrl(config: Config, serverPort?: number): string {
+  if (config.agent.url) return config.agent.url;
+  if (serverPort === undefined) throw new ConfigError("the agent role without the server role needs EVENTIDE_AGENT_URL");
+  return `http://127.0.0.1:${serverPort}`;
 }
 
 /** A tier that is down at start-up is waited for (a supervisor restart loop would only add noise). */

@@ -176,7 +176,6 @@ export class EventLog {
     return this.warm.listThreads(tenantId, pageSize, pageToken);
   }
 
-  /** From Postgres: a turn submitted within the persister's lag (milliseconds) shows up a moment later. */
   /** Postgres's page, with the hot tier's fresher state of each turn and, on the last page, the turns not persisted yet. */
   async listTurns(threadId: string, pageSize: number, pageToken: string): Promise<Page<TurnRecord>> {
     const [page, hot] = await Promise.all([this.warm.listTurns(threadId, pageSize, pageToken), this.hot.threadTurns(threadId)]);

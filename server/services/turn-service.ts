@@ -4,6 +4,7 @@ import { newId } from "../domain/ids.js";
 import { MultitaskStrategy, type TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import type { TurnDispatch } from "../tiers/hot/turn-dispatch.js";
 import { callerOf } from "../auth.js";
+import { InvalidInput } from "../domain/errors.js";
 import type { TurnRecord } from "../domain/records.js";
 import { systemEvent } from "../tiers/hot/turn-events.js";
 import type { EventLog } from "../log/event-log.js";
@@ -12,7 +13,6 @@ import type { ThreadEraser } from "../log/thread-eraser.js";
 import { toThread, toTurn } from "./convert.js";
 import { ownedThread, ownedTurn } from "./ownership.js";
 import * as v from "./validation.js";
-import { InvalidInput } from "../domain/errors.js";
 
 export function turnService(deps: { log: EventLog; eraser: ThreadEraser; dispatch: TurnDispatch }): Partial<ServiceImpl<typeof TurnService>> {
   const { log } = deps;
@@ -89,7 +89,7 @@ export function turnService(deps: { log: EventLog; eraser: ThreadEraser; dispatc
       const reason = v.maxChars("reason", req.reason, v.limits.reasonChars);
       const turn = await ownedTurn(log, caller, turnId);
       if (turn.status !== "queued" && turn.status !== "running") return { turn: toTurn(turn) };
-      return { turn: toTurn(await deps.dispatch.cancel(turnId, turn.tenantId, reason || "cancelled by a client")) };
+      return { turn: toTurn(await deps.dispatch.cancel(turn.threadId, turnId, turn.tenantId, reason || "cancelled by a client")) };
     },
 
     async listThreads(req, ctx) {
@@ -116,7 +116,6 @@ export function turnService(deps: { log: EventLog; eraser: ThreadEraser; dispatc
   };
 }
 
-
 function multitaskStrategy(value: MultitaskStrategy): MultitaskStrategy {
   if (value === MultitaskStrategy.UNSPECIFIED) return MultitaskStrategy.ENQUEUE;
   if (!(value in MultitaskStrategy)) throw new InvalidInput(`multitask_strategy ${value} is not one of ENQUEUE, REJECT, INTERRUPT`);
@@ -127,5 +126,5 @@ function multitaskStrategy(value: MultitaskStrategy): MultitaskStrategy {
 async function interruptOpenTurns(log: EventLog, dispatch: TurnDispatch, threadId: string): Promise<void> {
   const turns = await log.hot.threadTurns(threadId);
   const open = turns.filter((t) => t.status === "running" || t.status === "queued").sort((a, b) => a.submittedSeq - b.submittedSeq);
-  for (const t of open) await dispatch.cancel(t.turnId, undefined, "interrupted by a new turn");
+  for (const t of open) await dispatch.cancel(threadId, t.turnId, undefined, "interrupted by a new turn");
 }

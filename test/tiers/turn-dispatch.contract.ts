@@ -113,7 +113,7 @@ export function turnDispatchContract(test: TestFn, name: string, open: (policy: 
     t.is((await tier.hot.getThread(threadId))!.lastSeq, before, "refused appends wrote nothing");
     const ok = await append(a.leaseId);
     t.is(ok.kind, "appended");
-    await tier.dispatch.cancel(turnId, "acme", "stop");
+    await tier.dispatch.cancel(threadId, turnId, "acme", "stop");
     await t.throwsAsync(append(a.leaseId), { instanceOf: TurnCancelled });
     await t.throwsAsync(tier.dispatch.renew(a.leaseId), { instanceOf: TurnCancelled });
     await t.throwsAsync(tier.dispatch.complete(turnId, a.leaseId, {}), { instanceOf: TurnCancelled });
@@ -152,14 +152,14 @@ export function turnDispatchContract(test: TestFn, name: string, open: (policy: 
     const queued = await submit(threadId);
     const last = await submit(threadId);
     const a = await claimed(threadId);
-    t.like(await tier.dispatch.cancel(queued, "acme", "not needed"), { status: "cancelled" });
-    await t.throwsAsync(tier.dispatch.cancel(queued, "other-tenant", "x"), { instanceOf: NotFound });
-    t.like(await tier.dispatch.cancel(running, undefined, "user hit stop"), { status: "cancelled" });
+    t.like(await tier.dispatch.cancel(threadId, queued, "acme", "not needed"), { status: "cancelled" });
+    await t.throwsAsync(tier.dispatch.cancel(threadId, queued, "other-tenant", "x"), { instanceOf: NotFound });
+    t.like(await tier.dispatch.cancel(threadId, running, undefined, "user hit stop"), { status: "cancelled" });
     t.true(notices.some((n) => n.kind === "lease-ended" && n.leaseId === a.leaseId && n.cancelled));
     await t.throwsAsync(tier.dispatch.renew(a.leaseId), { instanceOf: TurnCancelled });
     const next = await claimed(threadId);
     t.is(next.turn.turnId, last, "the cancelled queued turn never runs");
-    const again = await tier.dispatch.cancel(running, "acme", "twice");
+    const again = await tier.dispatch.cancel(threadId, running, "acme", "twice");
     t.is(again.status, "cancelled", "an ended turn is returned unchanged");
     const cancelled = (await tier.hot.read(threadId, 0, 100)).filter((e) => e.type === "turn.cancelled");
     t.deepEqual(cancelled.map((e) => [e.turnId, e.payload.was]), [[queued, "queued"], [running, "running"]]);

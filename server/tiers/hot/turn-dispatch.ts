@@ -59,10 +59,11 @@ export interface TurnDispatch {
   release(leaseId: string, reason: string, onlyIfLapsed: boolean): Promise<void>;
   /**
    * A queued turn leaves the queue; a running one ends and its lease is
-   * revoked. `turn.cancelled` either way. NotFound for another tenant's turn
+   * revoked. `turn.cancelled` either way. NotFound for another tenant's turn,
+   * or one `threadId` does not hold
    * (tenantId undefined: any); an ended turn is returned unchanged.
    */
-  cancel(turnId: string, tenantId: string | undefined, reason: string): Promise<TurnRecord>;
+  cancel(threadId: string, turnId: string, tenantId: string | undefined, reason: string): Promise<TurnRecord>;
   /** Whether the lease still holds its running turn. */
   holds(leaseId: string): Promise<boolean>;
   /** Leases whose expiry passed, for the sweeper to release. */

@@ -49,6 +49,8 @@ export class MemoryHotLog implements HotLog, PersistFeed {
   private readonly turnIndex = new Map<string, string>();
   private readonly idempotency = new Map<string, { threadId: string; turnId: string; expiresAt: number }>();
   private keysSinceSweep = 0;
+  /** Told the id of a thread that gained a turn to start (memory-turn-dispatch.ts listens). */
+  readonly readyListeners = new Set<(threadId: string) => void>();
 
   constructor(private readonly opts: { idempotencyTtlSeconds: number }) {}
 
@@ -57,14 +59,6 @@ export class MemoryHotLog implements HotLog, PersistFeed {
   }
 
   async append(cmd: AppendCommand): Promise<AppendResult> {
-    return this.appendNow(cmd);
-  }
-
-  /** Thread ids that gained a turn to start, for the dispatcher. */
-  readonly readyListeners = new Set<(threadId: string) => void>();
-
-  /** The whole append, synchronously: nothing else runs in between. */
-  appendNow(cmd: AppendCommand): AppendResult {
     const idemScope = idempotencyScope(cmd);
     const now = Date.now();
     if (idemScope) {
@@ -136,14 +130,13 @@ export class MemoryHotLog implements HotLog, PersistFeed {
         });
       }
     }
-    this.live.publish(cmd.threadId, appended.map(copy));
     if (turn && !state.dispatch.running) for (const listener of this.readyListeners) listener(cmd.threadId);
     const result: AppendResult = { kind: "appended", thread: copy(state.record), events: appended.map(copy) };
     if (turn) result.turn = copy(turn);
     return result;
   }
 
-  /** Appends the events after the thread's last seq; no checks (the caller made them). */
+  /** Appends the events after the thread's last seq and publishes them live; no checks (the caller made them). */
   write(state: ThreadState, events: NewEvent[], now: number): StoredEvent[] {
     const last = state.record.lastSeq;
     const appended = events.map((e, i) => {
@@ -168,6 +161,7 @@ export class MemoryHotLog implements HotLog, PersistFeed {
     state.record.updatedAt = now;
     this.unpersisted.push({ id: String(this.nextEntryId++), threadId: state.record.threadId, from: last + 1, to: state.record.lastSeq });
     this.wakePersister?.();
+    this.live.publish(state.record.threadId, appended.map(copy));
     return appended;
   }
 
@@ -178,10 +172,6 @@ export class MemoryHotLog implements HotLog, PersistFeed {
 
   threadStates(): IterableIterator<ThreadState> {
     return this.threads.values();
-  }
-
-  threadOfTurn(turnId: string): string | undefined {
-    return this.turnIndex.get(turnId);
   }
 
   /** Redis expires keys by itself; here a sweep now and then keeps the map from growing forever. */

@@ -50,7 +50,7 @@ export class MemoryTurnDispatch implements TurnDispatch {
     d.running = { turnId: turn.turnId, leaseId, agentId, until };
     d.sticky = { agentId, until };
     Object.assign(turn, { status: "running", attempt: turn.attempt + 1, agentId, startedAt: now, updatedAt: now });
-    this.append(state, systemEvent("turn.started", turn.turnId, { attempt: turn.attempt, agent_id: agentId }), now);
+    this.hot.write(state, [systemEvent("turn.started", turn.turnId, { attempt: turn.attempt, agent_id: agentId })], now);
     return {
       kind: "assigned",
       assignment: { turn: structuredClone(turn), thread: structuredClone(state.record), leaseId, leaseExpiresAt: until, attempt: turn.attempt },
@@ -69,7 +69,7 @@ export class MemoryTurnDispatch implements TurnDispatch {
     const { state, turn } = this.holding(leaseId, turnId);
     const now = Date.now();
     this.end(state, turn, { status: "completed", output }, now);
-    this.append(state, systemEvent("turn.completed", turnId, { output, attempt: turn.attempt }), now);
+    this.hot.write(state, [systemEvent("turn.completed", turnId, { output, attempt: turn.attempt })], now);
     this.afterEnd(state);
     return structuredClone(turn);
   }
@@ -91,8 +91,8 @@ export class MemoryTurnDispatch implements TurnDispatch {
     return this.hot.stateOf(threadOfLease(leaseId) ?? "")?.dispatch.running?.leaseId === leaseId;
   }
 
-  async cancel(turnId: string, tenantId: string | undefined, reason: string): Promise<TurnRecord> {
-    const state = this.hot.stateOf(this.hot.threadOfTurn(turnId) ?? "");
+  async cancel(threadId: string, turnId: string, tenantId: string | undefined, reason: string): Promise<TurnRecord> {
+    const state = this.hot.stateOf(threadId);
     const turn = state?.turns.get(turnId);
     if (!state || !turn || (tenantId !== undefined && state.record.tenantId !== tenantId)) throw new NotFound("turn", turnId);
     const d = state.dispatch;
@@ -107,7 +107,7 @@ export class MemoryTurnDispatch implements TurnDispatch {
     }
     const was = turn.status;
     this.end(state, turn, { status: "cancelled" }, now);
-    this.append(state, systemEvent("turn.cancelled", turnId, { reason, was }), now);
+    this.hot.write(state, [systemEvent("turn.cancelled", turnId, { reason, was })], now);
     this.afterEnd(state);
     return structuredClone(turn);
   }
@@ -161,13 +161,13 @@ export class MemoryTurnDispatch implements TurnDispatch {
       // Another agent may take the retry at once: the one that failed it is not waited for.
       state.dispatch.sticky = undefined;
       Object.assign(turn, { status: "queued", error, updatedAt: now });
-      this.append(state, systemEvent("turn.retrying", turn.turnId, { attempt: turn.attempt, error, retry_at_ms: retryAt }), now);
+      this.hot.write(state, [systemEvent("turn.retrying", turn.turnId, { attempt: turn.attempt, error, retry_at_ms: retryAt })], now);
       // Due later: feeds find it when they poll.
       return;
     }
     const type = retryable ? "turn.dead_lettered" : "turn.failed";
     this.end(state, turn, { status: retryable ? "dead_lettered" : "failed", error }, now);
-    this.append(state, systemEvent(type, turn.turnId, { attempt: turn.attempt, error }), now);
+    this.hot.write(state, [systemEvent(type, turn.turnId, { attempt: turn.attempt, error })], now);
     this.afterEnd(state);
   }
 
@@ -182,11 +182,6 @@ export class MemoryTurnDispatch implements TurnDispatch {
   private afterEnd(state: ThreadState): void {
     const d = state.dispatch;
     if (d.queue.length > 0 && d.notBefore <= Date.now()) this.notify({ kind: "ready", threadId: state.record.threadId });
-  }
-
-  private append(state: ThreadState, event: ReturnType<typeof systemEvent>, now: number): void {
-    const appended = this.hot.write(state, [event], now);
-    this.hot.live.publish(state.record.threadId, structuredClone(appended));
   }
 
   /** The running turn's lease ends, whatever the outcome; its agent's feed learns it. */

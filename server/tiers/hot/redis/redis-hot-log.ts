@@ -208,7 +208,11 @@ export class RedisHotLog implements HotLog {
 
   async getTurn(turnId: string): Promise<TurnRecord | undefined> {
     const threadId = await this.probePartitions((p) => this.client.hGet(this.keys.turnIndex(p), turnId));
-    if (!threadId) return undefined;
+    return threadId ? this.turnOfThread(threadId, turnId) : undefined;
+  }
+
+  /** A turn whose thread is known: no probe of the partitions' turn indexes. */
+  async turnOfThread(threadId: string, turnId: string): Promise<TurnRecord | undefined> {
     const [json, state] = await Promise.all([
       this.client.hGet(this.keys.turns(threadId), turnId),
       this.client.hmGet(this.keys.turnState(threadId), turnStateFields.map((f) => `${turnId}:${f}`)),

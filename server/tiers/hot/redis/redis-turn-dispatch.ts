@@ -76,7 +76,7 @@ export class RedisTurnDispatch implements TurnDispatch {
     if (reply[0] === "NONE") return { kind: "none" };
     if (reply[0] === "STICKY") return { kind: "sticky" };
     const [, turnId, attempt, expires] = reply;
-    const [turn, thread] = await Promise.all([this.hot.getTurn(turnId), this.hot.getThread(threadId)]);
+    const [turn, thread] = await Promise.all([this.hot.turnOfThread(threadId, turnId), this.hot.getThread(threadId)]);
     if (!turn || !thread) throw new NotFound("turn", turnId);
     return { kind: "assigned", assignment: { turn, thread, leaseId, leaseExpiresAt: Number(expires), attempt: Number(attempt) } };
   }
@@ -102,12 +102,12 @@ export class RedisTurnDispatch implements TurnDispatch {
     await this.end(leaseId, "", "release", reason, true, onlyIfLapsed);
   }
 
-  async cancel(turnId: string, tenantId: string | undefined, reason: string): Promise<TurnRecord> {
-    const turn = await this.hot.getTurn(turnId);
-    if (!turn || (tenantId !== undefined && turn.tenantId !== tenantId)) throw new NotFound("turn", turnId);
-    const reply = (await this.run(this.cancelScript, turn.threadId, [turnId, reason, newId(), tenantId ?? ""])) as string[];
-    if (reply[0] === "NOT_FOUND") throw new NotFound("turn", turnId);
-    return (await this.hot.getTurn(turnId)) ?? turn;
+  async cancel(threadId: string, turnId: string, tenantId: string | undefined, reason: string): Promise<TurnRecord> {
+    // The script checks the turn is the thread's and the tenant's.
+    const reply = (await this.run(this.cancelScript, threadId, [turnId, reason, newId(), tenantId ?? ""])) as string[];
+    const turn = reply[0] === "NOT_FOUND" ? undefined : await this.hot.turnOfThread(threadId, turnId);
+    if (!turn) throw new NotFound("turn", turnId);
+    return turn;
   }
 
   async lapsedLeases(limit: number): Promise<string[]> {
@@ -163,7 +163,7 @@ export class RedisTurnDispatch implements TurnDispatch {
     if (reply[0] === "CANCELLED") throw new TurnCancelled(`turn ${turnId} was cancelled`);
     if (reply[0] === "LOST") throw new LeaseLost(`lease ${leaseId} does not hold turn ${turnId} (it lapsed, or the turn ended)`);
     if (reply[0] === "NOOP") return undefined; // release of a lease that no longer holds
-    const turn = await this.hot.getTurn(reply[1]);
+    const turn = await this.hot.turnOfThread(this.threadOf(leaseId), reply[1]);
     if (!turn) throw new NotFound("turn", reply[1]);
     return turn;
   }
