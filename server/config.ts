@@ -1,4 +1,5 @@
 // The one place that reads the environment. Every setting is documented in README.md.
+import { readFileSync } from "node:fs";
 
 export interface Config {
   /** The port for gRPC, gRPC-Web, Connect and HTTP (PORT). */
@@ -66,8 +67,32 @@ export interface Config {
   /** The reference agent role: the server it connects to (EVENTIDE_AGENT_URL; default this process's server),
    * its id (EVENTIDE_AGENT_ID), turns at once (EVENTIDE_AGENT_CONCURRENCY), delay between tokens (EVENTIDE_AGENT_TOKEN_DELAY). */
   agent: { url: string; agentId: string; maxInFlight: number; tokenDelayMs: number };
+  /**
+   * API keys (EVENTIDE_API_KEYS as comma-separated `key:tenant:role`, or EVENTIDE_API_KEYS_FILE with one
+   * entry a line); none = auth off, every caller is the default tenant's admin.
+   */
+  apiKeys: ApiKeyEntry[];
+  /** Per-key limits: requests a second and burst (EVENTIDE_KEY_RATE, EVENTIDE_KEY_BURST; 0 = no limit),
+   * concurrent tails and agent feeds (EVENTIDE_KEY_MAX_STREAMS), request body bytes (EVENTIDE_MAX_REQUEST_BYTES). */
+  limits: { requestsPerSecond: number; burst: number; maxStreamsPerKey: number; maxRequestBytes: number };
+  /** Port of the Prometheus /metrics endpoint; undefined = not served, 0 = any free port (METRICS_PORT). */
+  metricsPort: number | undefined;
+  /** PEM files; both set = HTTPS/HTTP2 with ALPN instead of cleartext (TLS_CERT, TLS_KEY). */
+  tls: { certFile: string; keyFile: string } | undefined;
+  /** How long a SIGTERM'd process may take to stop before it exits anyway (EVENTIDE_SHUTDOWN_TIMEOUT). */
+  shutdownTimeoutMs: number;
   /** Which roles this process runs (EVENTIDE_ROLES or the first CLI argument): server, persister, archiver, dispatcher, agent. */
   roles: Role[];
+}
+
+export const callerRoles = ["client", "agent", "admin"] as const;
+export type CallerRole = (typeof callerRoles)[number];
+
+/** One API key: its secret, the tenant it acts for (`*` = every tenant) and its role. */
+export interface ApiKeyEntry {
+  key: string;
+  tenantId: string;
+  role: CallerRole;
 }
 
 export const allRoles = ["server", "persister", "archiver", "dispatcher", "agent"] as const;
@@ -125,8 +150,73 @@ export function loadConfig(env: Env = process.env, argv: string[] = []): Config 
       maxInFlight: integer(env, "EVENTIDE_AGENT_CONCURRENCY", 16, 1, 1000),
       tokenDelayMs: duration(env, "EVENTIDE_AGENT_TOKEN_DELAY", "20ms"),
     },
+    apiKeys: apiKeys(env),
+    limits: {
+      requestsPerSecond: integer(env, "EVENTIDE_KEY_RATE", 1_000, 0, 10_000_000),
+      burst: integer(env, "EVENTIDE_KEY_BURST", 2_000, 0, 10_000_000),
+      maxStreamsPerKey: integer(env, "EVENTIDE_KEY_MAX_STREAMS", 2_000, 1, 10_000_000),
+      maxRequestBytes: integer(env, "EVENTIDE_MAX_REQUEST_BYTES", 16 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    },
+    metricsPort: env.METRICS_PORT ? integer(env, "METRICS_PORT", 0, 0, 65535) : undefined,
+    tls: tls(env),
+    shutdownTimeoutMs: duration(env, "EVENTIDE_SHUTDOWN_TIMEOUT", "10s"),
     roles: roles(argv[0] || env.EVENTIDE_ROLES || "all"),
   };
+}
+
+/** Tenant ids become archive object keys and Redis values: a safe, short alphabet. */
+export const tenantIdPattern = /^[A-Za-z0-9_.-]{1,64}$/;
+
+function apiKeys(env: Env): ApiKeyEntry[] {
+  const inline = env.EVENTIDE_API_KEYS ?? "";
+  const file = env.EVENTIDE_API_KEYS_FILE ?? "";
+  if (inline && file) throw new ConfigError("set EVENTIDE_API_KEYS or EVENTIDE_API_KEYS_FILE, not both");
+  const entries = file ? readKeysFile(file).split("\n") : inline.split(",");
+  const keys = entries
+    .map((e) => e.trim())
+    .filter((e) => e !== "" && !e.startsWith("#"))
+    .map((entry, i) => apiKey(entry, i + 1));
+  const seen = new Set<string>();
+  for (const k of keys) {
+    if (seen.has(k.key)) throw new ConfigError("an API key appears twice in the key list");
+    seen.add(k.key);
+  }
+  return keys;
+}
+
+function readKeysFile(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    throw new ConfigError(`EVENTIDE_API_KEYS_FILE ${JSON.stringify(path)} cannot be read: ${(err as Error).message}`);
+  }
+}
+
+/** `key:tenant:role`; error messages name the entry by position, never by its secret. */
+function apiKey(entry: string, position: number): ApiKeyEntry {
+  const parts = entry.split(":");
+  const where = `API key entry ${position}`;
+  if (parts.length !== 3) throw new ConfigError(`${where} must be key:tenant:role`);
+  const [key, tenantId, role] = parts;
+  if (!/^[\x21-\x7e]{1,256}$/.test(key)) {
+    throw new ConfigError(`${where}: the key must be 1-256 printable ASCII characters (no spaces, commas or colons)`);
+  }
+  if (tenantId === "*" && role === "client") throw new ConfigError(`${where}: a client key acts for one tenant, not *`);
+  if (tenantId !== "*" && !tenantIdPattern.test(tenantId)) {
+    throw new ConfigError(`${where}: the tenant must be * or 1-64 characters of [A-Za-z0-9_.-], got ${JSON.stringify(tenantId)}`);
+  }
+  if (!(callerRoles as readonly string[]).includes(role)) {
+    throw new ConfigError(`${where}: the role must be one of ${callerRoles.join(", ")}, got ${JSON.stringify(role)}`);
+  }
+  return { key, tenantId, role: role as CallerRole };
+}
+
+function tls(env: Env): Config["tls"] {
+  const certFile = env.TLS_CERT ?? "";
+  const keyFile = env.TLS_KEY ?? "";
+  if (!certFile && !keyFile) return undefined;
+  if (!certFile || !keyFile) throw new ConfigError("TLS needs both TLS_CERT and TLS_KEY");
+  return { certFile, keyFile };
 }
 
 function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
