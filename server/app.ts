@@ -12,7 +12,10 @@ import { file_grpc_reflection_v1_reflection } from "../gen/grpc/reflection/v1/re
 import { file_grpc_reflection_v1alpha_reflection } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import type { Config } from "./config.js";
 import type { Core } from "./core.js";
-import { errorInterceptor } from "./errors.js";
+import { authenticate } from "./interceptors/auth.js";
+import { errorInterceptor } from "./interceptors/errors.js";
+import { observeRpcs } from "./interceptors/observe.js";
+import { validateRequests } from "./interceptors/validate.js";
 import { type ListeningServer, listen, withCors } from "./http-server.js";
 import { agentService } from "./services/agent-service.js";
 import { archiveService } from "./services/archive-service.js";
@@ -31,9 +34,6 @@ const announcedFiles: DescFile[] = [
   file_grpc_reflection_v1_reflection,
   file_grpc_reflection_v1alpha_reflection,
 ];
-
-/** Requests larger than this are refused before decoding (1,000 events of typical size fit). */
-const maxRequestBytes = 16 * 1024 * 1024;
 
 export interface RunningServer {
   port: number;
@@ -55,8 +55,11 @@ export async function startServer(config: Config, core: Core, log: Logger): Prom
   };
   const handler = connectNodeAdapter({
     routes,
-    interceptors: [errorInterceptor(log)],
-    readMaxBytes: maxRequestBytes,
+    // Outermost first: observation sees every call's final code (auth refusals too),
+    // auth runs before validation (an anonymous caller learns nothing about a request's shape).
+    interceptors: [observeRpcs(log, core.metrics), authenticate(core.auth), validateRequests(), errorInterceptor(log)],
+    // Larger requests are refused (RESOURCE_EXHAUSTED) before decoding.
+    readMaxBytes: config.limits.maxRequestBytes,
     // Appends echo their events: gzipping every response costs more CPU than it saves
     // on loopback and LAN links; only really large responses are worth it.
     compressMinBytes: 4 * 1024 * 1024,

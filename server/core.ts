@@ -1,7 +1,11 @@
 // The objects every role shares, built once from the config and the tiers.
 import type { Logger } from "pino";
 import { Archiver } from "../workers/archiver/archiver.js";
+import { ApiKeys } from "./auth.js";
 import type { Config } from "./config.js";
+import { CallerLimits } from "./interceptors/caller-limits.js";
+import type { AuthDeps } from "./interceptors/auth.js";
+import { Metrics } from "./observability/metrics.js";
 import { ArchiveReader } from "./log/archive-reader.js";
 import { EventLog } from "./log/event-log.js";
 import { ThreadEraser } from "./log/thread-eraser.js";
@@ -13,6 +17,8 @@ export interface Core {
   eraser: ThreadEraser;
   archiver: Archiver;
   dispatch: TurnDispatch;
+  auth: AuthDeps;
+  metrics: Metrics;
 }
 
 export function buildCore(config: Config, tiers: Tiers, log: Logger): Core {
@@ -30,5 +36,6 @@ export function buildCore(config: Config, tiers: Tiers, log: Logger): Core {
     retentionMs: config.retentionMs,
     eraseIfIdle: (thread, cutoff) => eraser.eraseIfIdle(thread, cutoff),
   });
-  return { events, eraser, archiver, dispatch: tiers.dispatch };
+  const auth = { keys: new ApiKeys(config.apiKeys), limits: new CallerLimits(config.limits) };
+  return { events, eraser, archiver, dispatch: tiers.dispatch, auth, metrics: new Metrics() };
 }

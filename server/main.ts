@@ -7,7 +7,7 @@ import { type Config, ConfigError, loadConfig } from "./config.js";
 import { buildCore } from "./core.js";
 import { startArchiver, startDispatcher, startPersister, startReferenceAgent } from "./roles.js";
 import { sleep } from "./domain/wait.js";
-import { isConnectionError } from "./errors.js";
+import { isConnectionError } from "./interceptors/errors.js";
 import { openTiers, type Tiers } from "./tiers/open-tiers.js";
 
 async function main(): Promise<void> {

@@ -5,13 +5,13 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { newId } from "../domain/ids.js";
 import type { EventInput } from "../../gen/eventide/v1/resources_pb.js";
 import { type EventService, type TailEventsResponse, TailEventsResponseSchema } from "../../gen/eventide/v1/event_service_pb.js";
-import { callerOf } from "../auth.js";
+import { anyTenant, callerOf } from "../auth.js";
 import { InvalidInput, NotFound, OutOfRange } from "../domain/errors.js";
 import type { NewEvent } from "../domain/records.js";
 import type { EventLog } from "../log/event-log.js";
 import { tail, type TailItem } from "../reads/tail.js";
 import { toEvent } from "./convert.js";
-import { ownedThread, visibleTo } from "./ownership.js";
+import { ownedThread, tenantOfWrite, visibleTo } from "./ownership.js";
 import * as v from "./validation.js";
 
 export interface EventServiceDeps {
@@ -24,13 +24,13 @@ export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof
   const { log } = deps;
   return {
     async appendEvents(req, ctx) {
-      const { tenantId } = callerOf(ctx);
       const threadId = v.requireUlid("thread_id", req.threadId);
       const turnId = v.optionalUlid("turn_id", req.turnId);
       const expectedLastSeq = req.expectedLastSeq === undefined ? undefined : v.seq("expected_last_seq", req.expectedLastSeq);
       const events = newEvents(req.events, turnId);
       const leaseId = v.maxChars("lease_id", req.leaseId, v.limits.leaseIdChars);
       if (leaseId && !turnId) throw new InvalidInput("lease_id needs the turn_id it holds");
+      const tenantId = await tenantOfWrite(log, callerOf(ctx), threadId);
       const res = await log.append({ tenantId, threadId, turnId: turnId || undefined, leaseId: leaseId || undefined, expectedLastSeq, events });
       if (res.kind === "duplicate-turn") throw new Error("an event append cannot be a turn retry");
       return {
@@ -68,8 +68,8 @@ export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof
       const caller = callerOf(ctx);
       const threadId = v.optionalUlid("thread_id", req.threadId);
       if (threadId) await ownedThread(log, caller, threadId);
-      // A non-admin sees only its tenant; an admin may name one (or see all).
-      const tenantId = caller.role === "admin" ? req.tenantId || undefined : caller.tenantId;
+      // A one-tenant key sees only its tenant; an every-tenant key may name one (or see all).
+      const tenantId = caller.tenantId === anyTenant ? req.tenantId || undefined : caller.tenantId;
       const page = await log.listEvents(
         {
           threadId: threadId || undefined,

@@ -1,12 +1,11 @@
 // Tenant scoping of reads: another tenant's id is exactly as unknown as a missing one.
-import type { Caller } from "../auth.js";
+import { anyTenant, type Caller, tenantForNewThreads, visibleTo } from "../auth.js";
 import { NotFound } from "../domain/errors.js";
 import type { ThreadRecord, TurnRecord } from "../domain/records.js";
 import type { EventLog } from "../log/event-log.js";
+import { requireUlid } from "./validation.js";
 
-export function visibleTo(caller: Caller, tenantId: string): boolean {
-  return caller.role === "admin" || caller.tenantId === tenantId;
-}
+export { visibleTo };
 
 export async function ownedThread(events: EventLog, caller: Caller, threadId: string): Promise<ThreadRecord> {
   const thread = await events.getThread(threadId);
@@ -18,4 +17,15 @@ export async function ownedTurn(events: EventLog, caller: Caller, turnId: string
   const turn = await events.getTurn(turnId);
   if (!turn || !visibleTo(caller, turn.tenantId)) throw new NotFound("turn", turnId);
   return turn;
+}
+
+/**
+ * The tenant a write to `threadId` ("" = a new thread) is made as. A caller of
+ * one tenant writes as it (the hot tier refuses another tenant's thread as
+ * unknown); a caller of every tenant writes as the thread's owner.
+ */
+export async function tenantOfWrite(events: EventLog, caller: Caller, threadId: string): Promise<string> {
+  if (threadId === "") return tenantForNewThreads(caller);
+  if (caller.tenantId !== anyTenant) return caller.tenantId;
+  return (await ownedThread(events, caller, requireUlid("thread_id", threadId))).tenantId;
 }

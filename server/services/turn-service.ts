@@ -3,7 +3,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { newId } from "../domain/ids.js";
 import { MultitaskStrategy, type TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import type { TurnDispatch } from "../tiers/hot/turn-dispatch.js";
-import { callerOf } from "../auth.js";
+import { callerOf, tenantFilter, tenantForNewThreads } from "../auth.js";
 import { InvalidInput } from "../domain/errors.js";
 import type { TurnRecord } from "../domain/records.js";
 import { systemEvent } from "../tiers/hot/turn-events.js";
@@ -11,7 +11,7 @@ import type { EventLog } from "../log/event-log.js";
 import { scopeOfIdempotencyKey } from "../tiers/hot/hot-log.js";
 import type { ThreadEraser } from "../log/thread-eraser.js";
 import { toThread, toTurn } from "./convert.js";
-import { ownedThread, ownedTurn } from "./ownership.js";
+import { ownedThread, ownedTurn, tenantOfWrite } from "./ownership.js";
 import * as v from "./validation.js";
 
 export function turnService(deps: { log: EventLog; eraser: ThreadEraser; dispatch: TurnDispatch }): Partial<ServiceImpl<typeof TurnService>> {
@@ -19,7 +19,7 @@ export function turnService(deps: { log: EventLog; eraser: ThreadEraser; dispatc
   const { hot } = log;
   return {
     async createThread(req, ctx) {
-      const { tenantId } = callerOf(ctx);
+      const tenantId = tenantForNewThreads(callerOf(ctx));
       const metadata = v.metadata("metadata", req.metadata);
       const threadId = hot.newThreadId();
       const res = await log.append({
@@ -36,12 +36,13 @@ export function turnService(deps: { log: EventLog; eraser: ThreadEraser; dispatc
     },
 
     async submitTurn(req, ctx) {
-      const { tenantId } = callerOf(ctx);
+      const caller = callerOf(ctx);
       const input = v.jsonObject("input", req.input);
       const metadata = v.metadata("metadata", req.metadata);
       const idempotencyKey = v.maxChars("idempotency_key", req.idempotencyKey, v.limits.idempotencyKeyChars);
       const strategy = multitaskStrategy(req.multitaskStrategy);
       const creating = req.threadId === "";
+      const tenantId = await tenantOfWrite(log, caller, creating ? "" : req.threadId);
       const threadId = creating
         ? hot.newThreadId(idempotencyKey ? scopeOfIdempotencyKey(tenantId, "", idempotencyKey) : undefined)
         : v.requireUlid("thread_id", req.threadId);
@@ -64,7 +65,7 @@ export function turnService(deps: { log: EventLog; eraser: ThreadEraser; dispatc
       const events = [systemEvent("turn.submitted", turnId, { input, metadata, ...(idempotencyKey ? { idempotency_key: idempotencyKey } : {}) })];
       if (creating) events.unshift(systemEvent("thread.created", "", { metadata: {} }));
       if (strategy === MultitaskStrategy.INTERRUPT && !creating) {
-        await ownedThread(log, callerOf(ctx), threadId);
+        await ownedThread(log, caller, threadId);
         await interruptOpenTurns(log, deps.dispatch, threadId);
       }
       const res = await log.append({
@@ -95,7 +96,7 @@ export function turnService(deps: { log: EventLog; eraser: ThreadEraser; dispatc
     async listThreads(req, ctx) {
       const caller = callerOf(ctx);
       const page = await log.listThreads(
-        caller.role === "admin" ? undefined : caller.tenantId,
+        tenantFilter(caller),
         v.pageSize("page_size", req.pageSize, 50),
         req.pageToken,
       );

@@ -15,7 +15,7 @@ import {
   ThreadBusy,
   TierUnavailable,
   TurnCancelled,
-} from "./domain/errors.js";
+} from "../domain/errors.js";
 
 export function toConnectError(err: unknown, log: Logger): ConnectError {
   if (err instanceof ConnectError) return err;

@@ -1,0 +1,75 @@
+// Authenticates every eventide RPC (`Authorization: Bearer <key>`), checks the
+// key's role may call the method, spends the key's limits, and hands the
+// caller to the services through the context. Health and reflection stay open:
+// load balancers and grpcurl call them without keys.
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { type ApiKeys, type Caller, callerKey } from "../auth.js";
+import type { CallerRole } from "../config.js";
+import type { CallerLimits } from "./caller-limits.js";
+
+export interface AuthDeps {
+  keys: ApiKeys;
+  limits: CallerLimits;
+}
+
+const openServices = new Set(["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]);
+
+const reads = ["GetThread", "ListThreads", "GetTurn", "ListTurns", "TailEvents", "ListEvents", "GetEvent", "ListArchives", "GetArchive"];
+const clientWrites = ["CreateThread", "SubmitTurn", "CancelTurn", "DeleteThread"];
+const agentWork = ["ReceiveTurns", "RenewLease", "CompleteTurn", "FailTurn", "AppendEvents"];
+
+/**
+ * What each role may call (admin: everything). Clients submit, cancel and read;
+ * agents run turns and read the history they need; moving data to the cold
+ * tier (ArchiveThread) is an operator's call.
+ */
+const allowedMethods: Record<CallerRole, Set<string> | "all"> = {
+  client: new Set([...reads, ...clientWrites]),
+  agent: new Set([...reads, ...agentWork]),
+  admin: "all",
+};
+
+export function mayCall(role: CallerRole, method: string): boolean {
+  const allowed = allowedMethods[role];
+  return allowed === "all" || allowed.has(method);
+}
+
+export function authenticate(deps: AuthDeps): Interceptor {
+  return (next) => async (req) => {
+    if (!deps.keys.enabled || openServices.has(req.service.typeName)) return next(req);
+    const caller = callerOfRequest(deps.keys, req.header.get("authorization"));
+    const method = req.method.name;
+    if (!mayCall(caller.role, method)) {
+      throw new ConnectError(`an API key with role ${caller.role} may not call ${req.service.typeName}/${method}`, Code.PermissionDenied);
+    }
+    await deps.limits.spendRequest(caller);
+    req.contextValues.set(callerKey, caller);
+    if (req.method.methodKind !== "server_streaming") return next(req);
+    const release = deps.limits.openStream(caller);
+    try {
+      const res = await next(req);
+      if (!res.stream) return res;
+      return { ...res, message: releasingAtEnd(res.message, release) };
+    } catch (err) {
+      release();
+      throw err;
+    }
+  };
+}
+
+function callerOfRequest(keys: ApiKeys, authorization: string | null): Caller {
+  if (!authorization) throw new ConnectError("this server requires an API key: send `Authorization: Bearer <key>`", Code.Unauthenticated);
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+  if (!match) throw new ConnectError("the Authorization header must be `Bearer <key>`", Code.Unauthenticated);
+  const caller = keys.callerFor(match[1]);
+  if (!caller) throw new ConnectError("unknown API key", Code.Unauthenticated);
+  return caller;
+}
+
+async function* releasingAtEnd<T>(messages: AsyncIterable<T>, release: () => void): AsyncIterable<T> {
+  try {
+    yield* messages;
+  } finally {
+    release();
+  }
+}
