@@ -48,8 +48,7 @@ export async function startServer(config: Config, core: Core, log: Logger): Prom
     router.service(TurnService, turnService({ log: events, eraser: core.eraser, dispatch: core.dispatch }));
     router.service(EventService, eventService({ log: events, heartbeatMs: config.heartbeatMs, tailBuffer: config.tailBuffer }));
     router.service(ArchiveService, archiveService({ log: events, archiver: core.archiver }));
-    // Declared now, implemented by a later milestone: calls answer UNIMPLEMENTED.
-    router.service(AgentService, agentService({ dispatch: core.dispatch, pollMs: config.dispatch.sweepIntervalMs, log }));
+    router.service(AgentService, agentService({ dispatch: core.dispatch, events, pollMs: config.dispatch.sweepIntervalMs, log }));
     router.service(Health, healthService(health));
     registerReflection(router, announcedFiles);
   };

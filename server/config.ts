@@ -65,8 +65,9 @@ export interface Config {
    * are swept (EVENTIDE_LEASE_SWEEP). */
   dispatch: { leaseTtlMs: number; maxAttempts: number; backoffBaseMs: number; backoffMaxMs: number; sweepIntervalMs: number };
   /** The reference agent role: the server it connects to (EVENTIDE_AGENT_URL; default this process's server),
-   * its id (EVENTIDE_AGENT_ID), turns at once (EVENTIDE_AGENT_CONCURRENCY), delay between tokens (EVENTIDE_AGENT_TOKEN_DELAY). */
-  agent: { url: string; agentId: string; maxInFlight: number; tokenDelayMs: number };
+   * its id (EVENTIDE_AGENT_ID), turns at once (EVENTIDE_AGENT_CONCURRENCY), delay between tokens (EVENTIDE_AGENT_TOKEN_DELAY),
+   * the API key it sends (EVENTIDE_AGENT_API_KEY; default the first agent key of every tenant, else of one tenant). */
+  agent: { url: string; agentId: string; maxInFlight: number; tokenDelayMs: number; apiKey: string };
   /**
    * API keys (EVENTIDE_API_KEYS as comma-separated `key:tenant:role`, or EVENTIDE_API_KEYS_FILE with one
    * entry a line); none = auth off, every caller is the default tenant's admin.
@@ -103,7 +104,7 @@ export class ConfigError extends Error {}
 type Env = Record<string, string | undefined>;
 
 export function loadConfig(env: Env = process.env, argv: string[] = []): Config {
-  return {
+  const config: Config = {
     port: integer(env, "PORT", 8080, 0, 65535),
     host: env.HOST || "0.0.0.0",
     redisUrl: env.REDIS_URL ?? "",
@@ -149,6 +150,7 @@ export function loadConfig(env: Env = process.env, argv: string[] = []): Config 
       agentId: env.EVENTIDE_AGENT_ID || "reference-agent",
       maxInFlight: integer(env, "EVENTIDE_AGENT_CONCURRENCY", 16, 1, 1000),
       tokenDelayMs: duration(env, "EVENTIDE_AGENT_TOKEN_DELAY", "20ms"),
+      apiKey: env.EVENTIDE_AGENT_API_KEY ?? "",
     },
     apiKeys: apiKeys(env),
     limits: {
@@ -162,6 +164,16 @@ export function loadConfig(env: Env = process.env, argv: string[] = []): Config 
     shutdownTimeoutMs: duration(env, "EVENTIDE_SHUTDOWN_TIMEOUT", "10s"),
     roles: roles(argv[0] || env.EVENTIDE_ROLES || "all"),
   };
+  const agentHasNoKey = config.apiKeys.length > 0 && !config.agent.apiKey && !config.apiKeys.some((k) => k.role === "agent");
+  const rolesNamed = argv[0] || env.EVENTIDE_ROLES || "all";
+  // "all" quietly leaves out a reference agent that could not authenticate; naming it is a mistake to report.
+  if (agentHasNoKey && rolesNamed === "all") config.roles = config.roles.filter((r) => r !== "agent");
+  if (agentHasNoKey && config.roles.includes("agent")) {
+    throw new ConfigError(
+      "the reference agent role needs an API key once keys are configured: add a key:tenant:agent entry, set EVENTIDE_AGENT_API_KEY, or leave agent out of EVENTIDE_ROLES",
+    );
+  }
+  return config;
 }
 
 /** Tenant ids become archive object keys and Redis values: a safe, short alphabet. */

@@ -50,6 +50,14 @@ export function startReferenceAgent(config: Config, baseUrl: string, log: Logger
     agentId: config.agent.agentId,
     maxInFlight: config.agent.maxInFlight,
     tokenDelayMs: config.agent.tokenDelayMs,
+    apiKey: referenceAgentKey(config),
     log: log.child({ role: "agent" }),
   }).run(signal);
+}
+
+/** The key the reference agent authenticates with: its own setting, else an agent key from the list. */
+function referenceAgentKey(config: Config): string | undefined {
+  if (config.agent.apiKey) return config.agent.apiKey;
+  const agentKeys = config.apiKeys.filter((k) => k.role === "agent");
+  return (agentKeys.find((k) => k.tenantId === "*") ?? agentKeys[0])?.key;
 }

@@ -9,6 +9,8 @@ export type FeedItem = { kind: "assignment"; assignment: Assignment } | { kind: 
 
 export interface AgentFeedOptions {
   agentId: string;
+  /** The tenant whose turns the agent runs; undefined = every tenant. */
+  tenantId?: string;
   maxInFlight: number;
   dispatch: TurnDispatch;
   /** Notices are at most once: the feed also looks for work (and checks its leases) this often. */
@@ -22,6 +24,8 @@ export async function* agentFeed(opts: AgentFeedOptions, signal: AbortSignal): A
   const held = new Map<string, string>();
   /** Threads that stick to this agent because it ran their turns. */
   const ran = new Set<string>();
+  /** Ready threads of tenants this agent does not serve, skipped without asking the tier again. */
+  const foreign = new Set<string>();
   const outbox: FeedItem[] = [];
   let wait = waitFor(0, signal);
   let workMaybe = true;
@@ -43,10 +47,14 @@ export async function* agentFeed(opts: AgentFeedOptions, signal: AbortSignal): A
       while (outbox.length > 0) yield outbox.shift()!;
       if (workMaybe && held.size < opts.maxInFlight) {
         workMaybe = false;
-        const threads = await dispatch.readyThreads(opts.maxInFlight - held.size + 16);
+        // Known foreign threads come first in the list too: ask for enough to see past them.
+        const wanted = opts.maxInFlight - held.size + 16 + Math.min(foreign.size, maxForeignSkipped);
+        const threads = await dispatch.readyThreads(wanted);
         for (const threadId of threads) {
           if (held.size >= opts.maxInFlight || signal.aborted) break;
-          const claimed = await dispatch.claim(threadId, agentId);
+          if (foreign.has(threadId)) continue;
+          const claimed = await dispatch.claim(threadId, agentId, opts.tenantId);
+          if (claimed.kind === "other-tenant") rememberForeign(foreign, threadId);
           if (claimed.kind !== "assigned") continue;
           const { assignment } = claimed;
           held.set(assignment.leaseId, assignment.turn.turnId);
@@ -70,6 +78,15 @@ export async function* agentFeed(opts: AgentFeedOptions, signal: AbortSignal): A
     unsubscribe();
     await letGo(opts, held, ran);
   }
+}
+
+const maxForeignSkipped = 1_000;
+const maxForeignRemembered = 10_000;
+
+function rememberForeign(foreign: Set<string>, threadId: string): void {
+  // Oldest first out: a Set iterates in insertion order.
+  if (foreign.size >= maxForeignRemembered) foreign.delete(foreign.values().next().value!);
+  foreign.add(threadId);
 }
 
 /** Leases that ended without a notice reaching this process (lost pub/sub message). */

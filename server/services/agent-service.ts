@@ -6,42 +6,50 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { type AgentService, type ReceiveTurnsResponse, ReceiveTurnsResponseSchema } from "../../gen/eventide/v1/agent_service_pb.js";
 import { agentFeed, type FeedItem } from "../dispatch/agent-feed.js";
+import { callerOf, tenantFilter } from "../auth.js";
+import type { EventLog } from "../log/event-log.js";
 import type { TurnDispatch } from "../tiers/hot/turn-dispatch.js";
+import { ownedLease } from "./ownership.js";
 import { toThread, toTurn } from "./convert.js";
 import * as v from "./validation.js";
 
 export interface AgentServiceDeps {
   dispatch: TurnDispatch;
+  events: EventLog;
   /** How often an idle feed looks for work it was not told about. */
   pollMs: number;
   log: Logger;
 }
 
 export function agentService(deps: AgentServiceDeps): Partial<ServiceImpl<typeof AgentService>> {
-  const { dispatch } = deps;
+  const { dispatch, events } = deps;
   return {
     async *receiveTurns(req, ctx) {
       const agentId = v.agentId("agent_id", req.agentId);
       const maxInFlight = v.maxInFlight("max_in_flight", req.maxInFlight);
-      const feed = agentFeed({ agentId, maxInFlight, dispatch, pollMs: deps.pollMs, log: deps.log }, ctx.signal);
+      const tenantId = tenantFilter(callerOf(ctx));
+      const feed = agentFeed({ agentId, tenantId, maxInFlight, dispatch, pollMs: deps.pollMs, log: deps.log }, ctx.signal);
       for await (const item of feed) yield feedResponse(item);
     },
 
-    async renewLease(req) {
-      const expires = await dispatch.renew(v.leaseId("lease_id", req.leaseId));
+    async renewLease(req, ctx) {
+      const leaseId = await ownedLease(events, callerOf(ctx), v.leaseId("lease_id", req.leaseId));
+      const expires = await dispatch.renew(leaseId);
       return { leaseExpiresAt: timestampFromMs(expires) };
     },
 
-    async completeTurn(req) {
+    async completeTurn(req, ctx) {
       const turnId = v.requireUlid("turn_id", req.turnId);
       const output = v.jsonObject("output", req.output);
-      return { turn: toTurn(await dispatch.complete(turnId, v.leaseId("lease_id", req.leaseId), output)) };
+      const leaseId = await ownedLease(events, callerOf(ctx), v.leaseId("lease_id", req.leaseId));
+      return { turn: toTurn(await dispatch.complete(turnId, leaseId, output)) };
     },
 
-    async failTurn(req) {
+    async failTurn(req, ctx) {
       const turnId = v.requireUlid("turn_id", req.turnId);
       const error = v.maxChars("error", req.error, v.limits.errorChars);
-      return { turn: toTurn(await dispatch.fail(turnId, v.leaseId("lease_id", req.leaseId), error, req.retryable)) };
+      const leaseId = await ownedLease(events, callerOf(ctx), v.leaseId("lease_id", req.leaseId));
+      return { turn: toTurn(await dispatch.fail(turnId, leaseId, error, req.retryable)) };
     },
   };
 }

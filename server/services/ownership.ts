@@ -1,6 +1,7 @@
 // Tenant scoping of reads: another tenant's id is exactly as unknown as a missing one.
 import { anyTenant, type Caller, tenantForNewThreads, visibleTo } from "../auth.js";
-import { NotFound } from "../domain/errors.js";
+import { LeaseLost, NotFound } from "../domain/errors.js";
+import { threadOfLease } from "../tiers/hot/turn-dispatch.js";
 import type { ThreadRecord, TurnRecord } from "../domain/records.js";
 import type { EventLog } from "../log/event-log.js";
 import { requireUlid } from "./validation.js";
@@ -28,4 +29,13 @@ export async function tenantOfWrite(events: EventLog, caller: Caller, threadId: 
   if (threadId === "") return tenantForNewThreads(caller);
   if (caller.tenantId !== anyTenant) return caller.tenantId;
   return (await ownedThread(events, caller, requireUlid("thread_id", threadId))).tenantId;
+}
+
+/** A lease of another tenant's thread is refused exactly like a lease that was never given out. */
+export async function ownedLease(events: EventLog, caller: Caller, leaseId: string): Promise<string> {
+  if (caller.tenantId === anyTenant) return leaseId;
+  const threadId = threadOfLease(leaseId);
+  const thread = threadId ? await events.getThread(threadId) : undefined;
+  if (!thread || !visibleTo(caller, thread.tenantId)) throw new LeaseLost(`lease ${leaseId} no longer holds its turn (it lapsed, or the turn ended)`);
+  return leaseId;
 }

@@ -57,6 +57,18 @@ export function turnDispatchContract(test: TestFn, name: string, open: (policy: 
 
   const types = async (threadId: string) => (await tier.hot.read(threadId, 0, 1000)).map((e) => e.type);
 
+  test(`${name}: an agent of one tenant cannot claim another tenant's turn, and the try changes nothing`, async (t) => {
+    const threadId = await newThread("globex");
+    const turnId = await submit(threadId, { tenantId: "globex" });
+    const before = await types(threadId);
+    t.deepEqual(await tier.dispatch.claim(threadId, "agent-a", "acme"), { kind: "other-tenant", tenantId: "globex" });
+    t.deepEqual(await types(threadId), before);
+    t.true((await tier.dispatch.readyThreads(1000)).includes(threadId), "the thread still waits for an agent of its tenant");
+    const res = await tier.dispatch.claim(threadId, "agent-b", "globex");
+    t.is(res.kind, "assigned");
+    if (res.kind === "assigned") await tier.dispatch.complete(turnId, res.assignment.leaseId, {});
+  });
+
   test(`${name}: turns of a thread run one at a time, in submission order`, async (t) => {
     const threadId = await newThread();
     const first = await submit(threadId);

@@ -4,7 +4,7 @@
 // its leases and stops a turn when told it was cancelled or its lease is lost.
 import type { JsonObject } from "@bufbuild/protobuf";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { AgentService, type TurnAssignment } from "../../gen/eventide/v1/agent_service_pb.js";
@@ -17,6 +17,8 @@ export interface ReferenceAgentOptions {
   maxInFlight: number;
   /** Pause between two tokens (0: as fast as the server takes them). */
   tokenDelayMs: number;
+  /** Sent as `Authorization: Bearer …` when the server has API keys. */
+  apiKey?: string;
   log: Logger;
 }
 
@@ -33,7 +35,11 @@ export class ReferenceAgent {
   private readonly running = new Map<string, AbortController>();
 
   constructor(private readonly opts: ReferenceAgentOptions) {
-    const transport = createGrpcTransport({ baseUrl: opts.baseUrl });
+    const bearer: Interceptor = (next) => (req) => {
+      req.header.set("authorization", `Bearer ${opts.apiKey}`);
+      return next(req);
+    };
+    const transport = createGrpcTransport({ baseUrl: opts.baseUrl, interceptors: opts.apiKey ? [bearer] : [] });
     this.agents = createClient(AgentService, transport);
     this.events = createClient(EventService, transport);
   }

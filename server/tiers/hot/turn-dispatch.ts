@@ -19,7 +19,9 @@ export type ClaimResult =
   /** The thread sticks to another agent whose lease still lives. */
   | { kind: "sticky" }
   /** Nothing to run: no queued turn, one is running, or its retry is not due yet. */
-  | { kind: "none" };
+  | { kind: "none" }
+  /** The thread belongs to a tenant the agent does not serve (thread tenants never change). */
+  | { kind: "other-tenant"; tenantId: string };
 
 export interface DispatchPolicy {
   leaseTtlMs: number;
@@ -40,8 +42,11 @@ export type DispatchNotice =
 export interface TurnDispatch {
   /** Threads whose next turn may start now, longest waiting first. */
   readyThreads(limit: number): Promise<string[]>;
-  /** Starts the thread's next turn for `agentId` under a new lease: `turn.started`, attempt + 1. */
-  claim(threadId: string, agentId: string): Promise<ClaimResult>;
+  /**
+   * Starts the thread's next turn for `agentId` under a new lease: `turn.started`, attempt + 1.
+   * `tenantId` (undefined: any) is the tenant the agent serves; another tenant's thread is left untouched.
+   */
+  claim(threadId: string, agentId: string, tenantId?: string): Promise<ClaimResult>;
   /** Extends the lease; the new expiry. Throws LeaseLost or TurnCancelled. */
   renew(leaseId: string): Promise<number>;
   /** `turn.completed`; throws LeaseLost or TurnCancelled when `leaseId` no longer holds. */

@@ -38,8 +38,9 @@ export class MemoryTurnDispatch implements TurnDispatch {
     return ready.slice(0, limit).map((s) => s.record.threadId);
   }
 
-  async claim(threadId: string, agentId: string): Promise<ClaimResult> {
+  async claim(threadId: string, agentId: string, tenantId?: string): Promise<ClaimResult> {
     const state = this.hot.stateOf(threadId);
+    if (state && tenantId !== undefined && state.record.tenantId !== tenantId) return { kind: "other-tenant", tenantId: state.record.tenantId };
     const now = Date.now();
     const d = state?.dispatch;
     if (!state || !d || d.running || d.queue.length === 0 || d.notBefore > now || state.record.status === "deleted") return { kind: "none" };

@@ -70,10 +70,11 @@ export class RedisTurnDispatch implements TurnDispatch {
       .map((entry) => entry.value);
   }
 
-  async claim(threadId: string, agentId: string): Promise<ClaimResult> {
+  async claim(threadId: string, agentId: string, tenantId?: string): Promise<ClaimResult> {
     const leaseId = leaseIdFor(threadId, newId());
-    const reply = (await this.run(this.claimScript, threadId, [agentId, leaseId, String(this.policy.leaseTtlMs), newId()])) as string[];
+    const reply = (await this.run(this.claimScript, threadId, [agentId, leaseId, String(this.policy.leaseTtlMs), newId(), tenantId ?? ""])) as string[];
     if (reply[0] === "NONE") return { kind: "none" };
+    if (reply[0] === "TENANT") return { kind: "other-tenant", tenantId: reply[1] };
     if (reply[0] === "STICKY") return { kind: "sticky" };
     const [, turnId, attempt, expires] = reply;
     const [turn, thread] = await Promise.all([this.hot.turnOfThread(threadId, turnId), this.hot.getThread(threadId)]);

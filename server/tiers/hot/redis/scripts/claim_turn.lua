@@ -1,9 +1,11 @@
 -- Starts the thread's next queued turn for an agent under a new lease and
--- appends `turn.started`. ARGV: 3 agent_id, 4 lease_id, 5 ttl ms, 6 event id.
--- Returns NONE | STICKY | OK turn_id attempt lease_until turn_json.
-local agent, lease, ttl, event_id = ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
+-- appends `turn.started`. ARGV: 3 agent_id, 4 lease_id, 5 ttl ms, 6 event id,
+-- 7 the tenant the agent serves ('' = any).
+-- Returns NONE | STICKY | TENANT owner | OK turn_id attempt lease_until turn_json.
+local agent, lease, ttl, event_id, served = ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7]
 local m = redis.call('HMGET', meta, 'tenant', 'status', 'running', 'not_before', 'sticky_agent', 'sticky_until')
 local now = now_ms()
+if m[1] and served ~= '' and m[1] ~= served then return {'TENANT', m[1]} end
 if not m[1] or m[2] == 'deleted' or m[3] then
   redis.call('ZREM', ready, thread_id)
   return {'NONE'}
