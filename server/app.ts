@@ -17,6 +17,8 @@ import { errorInterceptor } from "./interceptors/errors.js";
 import { observeRpcs } from "./interceptors/observe.js";
 import { validateRequests } from "./interceptors/validate.js";
 import { type ListeningServer, listen, withCors } from "./http-server.js";
+import { consoleRoutes } from "./http/console.js";
+import { withHttpRoutes } from "./http/routes.js";
 import { agentService } from "./services/agent-service.js";
 import { archiveService } from "./services/archive-service.js";
 import { eventService } from "./services/event-service.js";
@@ -52,7 +54,7 @@ export async function startServer(config: Config, core: Core, log: Logger): Prom
     router.service(Health, healthService(health));
     registerReflection(router, announcedFiles);
   };
-  const handler = connectNodeAdapter({
+  const rpcHandler = connectNodeAdapter({
     routes,
     // Outermost first: observation sees every call's final code (auth refusals too),
     // auth runs before validation (an anonymous caller learns nothing about a request's shape).
@@ -63,6 +65,8 @@ export async function startServer(config: Config, core: Core, log: Logger): Prom
     // on loopback and LAN links; only really large responses are worth it.
     compressMinBytes: 4 * 1024 * 1024,
   });
+  const httpRoutes = [...consoleRoutes(config.consoleDir)];
+  const handler = withHttpRoutes(httpRoutes, rpcHandler, (err) => log.error({ err }, "HTTP route failed"));
   const server: ListeningServer = await listen(withCors(config.corsOrigins, handler), config.port, config.host);
   return {
     port: server.port,

@@ -82,6 +82,8 @@ export interface Config {
   tls: { certFile: string; keyFile: string } | undefined;
   /** How long a SIGTERM'd process may take to stop before it exits anyway (EVENTIDE_SHUTDOWN_TIMEOUT). */
   shutdownTimeoutMs: number;
+  /** Where the built web console is served from (EVENTIDE_CONSOLE_DIR). */
+  consoleDir: string;
   /** Which roles this process runs (EVENTIDE_ROLES or the first CLI argument): server, persister, archiver, dispatcher, agent. */
   roles: Role[];
 }
@@ -162,6 +164,7 @@ export function loadConfig(env: Env = process.env, argv: string[] = []): Config 
     metricsPort: env.METRICS_PORT ? integer(env, "METRICS_PORT", 0, 0, 65535) : undefined,
     tls: tls(env),
     shutdownTimeoutMs: duration(env, "EVENTIDE_SHUTDOWN_TIMEOUT", "10s"),
+    consoleDir: env.EVENTIDE_CONSOLE_DIR || "dist/console",
     roles: roles(argv[0] || env.EVENTIDE_ROLES || "all"),
   };
   const agentHasNoKey = config.apiKeys.length > 0 && !config.agent.apiKey && !config.apiKeys.some((k) => k.role === "agent");
