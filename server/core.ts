@@ -22,8 +22,9 @@ export interface Core {
 }
 
 export function buildCore(config: Config, tiers: Tiers, log: Logger): Core {
+  const metrics = new Metrics({ dispatch: tiers.dispatch });
   const archives = new ArchiveReader(tiers.cold, config.archiveCacheBytes);
-  const events = new EventLog(tiers.hot, tiers.warm, archives);
+  const events = new EventLog(tiers.hot, tiers.warm, archives, metrics);
   const eraser = new ThreadEraser(tiers, archives, log);
   const archiver = new Archiver({
     warm: tiers.warm,
@@ -35,7 +36,8 @@ export function buildCore(config: Config, tiers: Tiers, log: Logger): Core {
     leaseMs: 5 * 60_000,
     retentionMs: config.retentionMs,
     eraseIfIdle: (thread, cutoff) => eraser.eraseIfIdle(thread, cutoff),
+    metrics,
   });
   const auth = { keys: new ApiKeys(config.apiKeys), limits: new CallerLimits(config.limits) };
-  return { events, eraser, archiver, dispatch: tiers.dispatch, auth, metrics: new Metrics() };
+  return { events, eraser, archiver, dispatch: tiers.dispatch, auth, metrics };
 }

@@ -8,20 +8,23 @@ import { buildCore } from "./core.js";
 import { startArchiver, startDispatcher, startPersister, startReferenceAgent } from "./roles.js";
 import { sleep } from "./domain/wait.js";
 import { isConnectionError } from "./interceptors/errors.js";
+import { createLogger } from "./observability/logger.js";
+import { serveMetrics } from "./observability/metrics-server.js";
 import { openTiers, type Tiers } from "./tiers/open-tiers.js";
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env, process.argv.slice(2));
-  const log = pino({ level: config.logLevel, base: { service: "eventide" } });
+  const log = createLogger(config);
   // A process that only runs the reference agent talks to a server, never to the tiers.
   if (config.roles.every((r) => r === "agent")) return runAgentOnly(config, log);
   const tiers = await openTiersPatiently(config, log);
   const core = buildCore(config, tiers, log);
+  const metricsServer = config.metricsPort === undefined ? undefined : await serveMetrics(core.metrics, config.metricsPort, config.host);
   const root = new AbortController();
   const workers: Promise<void>[] = [];
   let server: RunningServer | undefined;
 
-  if (config.roles.includes("persister")) workers.push(startPersister(config, tiers, log, root.signal));
+  if (config.roles.includes("persister")) workers.push(startPersister(config, tiers, log, root.signal, core.metrics));
   if (config.roles.includes("archiver")) workers.push(startArchiver(core, root.signal));
   if (config.roles.includes("dispatcher")) workers.push(startDispatcher(config, core, log, root.signal));
   if (config.roles.includes("server")) {
@@ -29,7 +32,7 @@ async function main(): Promise<void> {
     printBanner(server.port, tiers.describe, config.roles.includes("agent"));
   }
   if (config.roles.includes("agent")) workers.push(startReferenceAgent(config, referenceAgentUrl(config, server?.port), log, root.signal));
-  log.info({ roles: config.roles, port: server?.port, tiers: tiers.describe }, "eventide started");
+  log.info({ roles: config.roles, port: server?.port, metricsPort: metricsServer?.port, tiers: tiers.describe }, "eventide started");
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -40,6 +43,7 @@ async function main(): Promise<void> {
     root.abort();
     await Promise.all(workers);
     await tiers.close();
+    await metricsServer?.close();
     process.exit(0);
   };
   process.on("SIGINT", () => void stop("SIGINT"));

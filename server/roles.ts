@@ -4,9 +4,9 @@ import type { Logger } from "pino";
 import { LeaseSweeper } from "../workers/dispatcher/lease-sweeper.js";
 import { Persister } from "../workers/persister/persister.js";
 import { ReferenceAgent } from "../workers/reference-agent/reference-agent.js";
-import type { StoredEvent } from "./domain/records.js";
 import type { Config } from "./config.js";
 import type { Core } from "./core.js";
+import type { Metrics } from "./observability/metrics.js";
 import type { Tiers } from "./tiers/open-tiers.js";
 
 export function startPersister(
@@ -14,7 +14,8 @@ export function startPersister(
   tiers: Tiers,
   log: Logger,
   signal: AbortSignal,
-  onCommitted?: (events: StoredEvent[]) => void,
+  /** The core's metrics (core.metrics): batches, persisted events, lag. */
+  metrics?: Metrics,
 ): Promise<void> {
   return new Persister({
     feed: tiers.feed,
@@ -25,7 +26,7 @@ export function startPersister(
     batchWaitMs: config.persistWaitMs,
     hotWindow: config.hotWindow,
     leaseMs: config.persistLeaseMs,
-    onCommitted,
+    metrics,
   }).run(signal);
 }
 
@@ -40,6 +41,7 @@ export function startDispatcher(config: Config, core: Core, log: Logger, signal:
     logger: log.child({ role: "dispatcher" }),
     intervalMs: config.dispatch.sweepIntervalMs,
     rebuildIntervalMs: 60_000,
+    metrics: core.metrics,
   }).run(signal);
 }
 

@@ -3,7 +3,13 @@
 // catch up from storage instead.
 import type { StoredEvent } from "../domain/records.js";
 import { waitFor } from "../domain/wait.js";
+import type { FanoutDropReason } from "../observability/metrics.js";
 import type { LiveSource } from "../tiers/hot/hot-log.js";
+
+/** A live source that wants to know when a tailer's buffered events were dropped (metrics). */
+export interface CountedLiveSource extends LiveSource {
+  dropped?(reason: FanoutDropReason): void;
+}
 
 export type Wake =
   | { kind: "events"; events: StoredEvent[] }
@@ -16,13 +22,14 @@ export class LiveSubscription {
   private wake?: () => void;
   private readonly unsubscribe: () => void;
 
-  constructor(source: LiveSource, threadId: string, private readonly bound: number) {
+  constructor(private readonly source: CountedLiveSource, threadId: string, private readonly bound: number) {
     this.unsubscribe = source.subscribe(threadId, (update) => this.push(update));
   }
 
   private push(events: StoredEvent[] | "resync"): void {
     if (this.overflowed) return;
     if (events === "resync" || this.buffered.length + events.length > this.bound) {
+      this.source.dropped?.(events === "resync" ? "resync" : "buffer");
       this.buffered = [];
       this.overflowed = true;
     } else {

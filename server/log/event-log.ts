@@ -5,6 +5,8 @@ import { DataLoss, EventIdConflict, NotFound, OutOfRange } from "../domain/error
 import { decodeToken, encodeToken } from "../domain/page-token.js";
 import type { StoredEvent, ThreadRecord, TurnRecord } from "../domain/records.js";
 import type { AppendCommand, AppendResult, HotLog } from "../tiers/hot/hot-log.js";
+import type { CountedLiveSource } from "../live/subscription.js";
+import type { Metrics } from "../observability/metrics.js";
 import type { EventFilter, Page, WarmStore } from "../tiers/warm/warm-store.js";
 import type { ArchiveReader } from "./archive-reader.js";
 
@@ -12,15 +14,22 @@ import type { ArchiveReader } from "./archive-reader.js";
 const pageSize = 1_000;
 
 export class EventLog {
-  constructor(readonly hot: HotLog, readonly warm: WarmStore, readonly archives?: ArchiveReader) {}
+  /** The hot tier's live feed; with metrics, it also counts what slow tailers drop. */
+  readonly live: CountedLiveSource;
 
-  get live() {
-    return this.hot.live;
+  constructor(readonly hot: HotLog, readonly warm: WarmStore, readonly archives?: ArchiveReader, private readonly metrics?: Metrics) {
+    this.live = metrics ? { subscribe: (threadId, onUpdate) => hot.live.subscribe(threadId, onUpdate), dropped: (reason) => metrics.fanoutDropped(reason) } : hot.live;
   }
 
   async append(cmd: AppendCommand): Promise<AppendResult> {
     const retried = await this.retriedFromWarm(cmd);
     if (retried) return retried;
+    const res = await this.appendToHot(cmd);
+    if (res.kind === "appended") this.metrics?.eventsAppended.inc(res.events.length);
+    return res;
+  }
+
+  private async appendToHot(cmd: AppendCommand): Promise<AppendResult> {
     try {
       return await this.hot.append(cmd);
     } catch (err) {

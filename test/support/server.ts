@@ -4,7 +4,7 @@ import type { TestFn } from "ava";
 import { randomUUID } from "node:crypto";
 import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
-import { pino } from "pino";
+import { type Logger, pino } from "pino";
 import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
 import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { startServer } from "../../server/app.js";
@@ -40,7 +40,7 @@ export interface TestServer {
  * A persister and the lease sweeper run in-process unless EVENTIDE_ROLES says otherwise;
  * the archiver and the reference agent only when it names them.
  */
-export async function startTestServer(tier: TierKind, env: Record<string, string> = {}): Promise<TestServer> {
+export async function startTestServer(tier: TierKind, env: Record<string, string> = {}, options: { log?: Logger } = {}): Promise<TestServer> {
   const id = randomUUID().slice(0, 8);
   const s3 = tier === "redis" ? await startS3() : undefined;
   const prefix = `ettest-${id}`;
@@ -64,11 +64,11 @@ export async function startTestServer(tier: TierKind, env: Record<string, string
       : { EVENTIDE_DATA_DIR: inMemory }),
     ...env,
   });
-  const log = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+  const log = options.log ?? pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
   const tiers = await openTiers(config, log);
   const workers = new AbortController();
-  const persisting = config.roles.includes("persister") ? startPersister(config, tiers, log, workers.signal) : Promise.resolve();
   const core = buildCore(config, tiers, log);
+  const persisting = config.roles.includes("persister") ? startPersister(config, tiers, log, workers.signal, core.metrics) : Promise.resolve();
   const archiving = config.roles.includes("archiver") && env.EVENTIDE_ROLES ? startArchiver(core, workers.signal) : Promise.resolve();
   const dispatching = config.roles.includes("dispatcher") ? startDispatcher(config, core, log, workers.signal) : Promise.resolve();
   const server = await startServer(config, core, log);

@@ -4,6 +4,7 @@
 // and (thread_id, from_seq) is unique, so a crash at any step is resumed by
 // doing the same again: nothing lost, nothing twice.
 import type { Logger } from "pino";
+import type { Metrics } from "../../server/observability/metrics.js";
 import { newId } from "../../server/domain/ids.js";
 import type { ArchiveRecord, WarmStore } from "../../server/tiers/warm/warm-store.js";
 import type { ColdStore } from "../../server/tiers/cold/cold-store.js";
@@ -26,6 +27,7 @@ export interface ArchiverOptions {
   retentionMs: number;
   /** Erases a thread from every tier (the same path as DeleteThread) if still idle since the cutoff. */
   eraseIfIdle: (thread: { threadId: string; tenantId: string }, cutoff: number) => Promise<boolean>;
+  metrics?: Metrics;
 }
 
 export class ArchiveVerificationFailed extends Error {}
@@ -136,6 +138,7 @@ export class Archiver {
       throw new ArchiveVerificationFailed(`object ${record.objectKey} did not read back as written (${JSON.stringify(stored)})`);
     }
     await this.opts.warm.commitArchive(record);
+    this.opts.metrics?.archived(record);
     return record;
   }
 }

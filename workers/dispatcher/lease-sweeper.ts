@@ -5,6 +5,7 @@
 import type { Logger } from "pino";
 import { sleep } from "../../server/domain/wait.js";
 import type { EventLog } from "../../server/log/event-log.js";
+import type { Metrics } from "../../server/observability/metrics.js";
 import type { TurnDispatch } from "../../server/tiers/hot/turn-dispatch.js";
 
 export interface LeaseSweeperOptions {
@@ -14,6 +15,7 @@ export interface LeaseSweeperOptions {
   intervalMs: number;
   /** How often the warm projection is checked for threads the hot tier lost. */
   rebuildIntervalMs: number;
+  metrics?: Metrics;
 }
 
 export class LeaseSweeper {
@@ -42,6 +44,7 @@ export class LeaseSweeper {
       const lapsed = await this.opts.dispatch.lapsedLeases(100);
       for (const leaseId of lapsed) {
         await this.opts.dispatch.release(leaseId, "lease lapsed", true);
+        this.opts.metrics?.leaseExpiries.inc();
         this.opts.logger.info({ leaseId }, "lease lapsed; turn requeued");
       }
       released += lapsed.length;

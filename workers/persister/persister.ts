@@ -8,6 +8,7 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { StoredEvent } from "../../server/domain/records.js";
+import type { Metrics } from "../../server/observability/metrics.js";
 import type { FeedBatch, PartitionLeases, PersistFeed } from "../../server/tiers/hot/hot-log.js";
 import type { WarmStore } from "../../server/tiers/warm/warm-store.js";
 import { sleep } from "../../server/domain/wait.js";
@@ -26,6 +27,7 @@ export interface PersisterOptions {
   leaseMs: number;
   /** Called after each committed batch (metrics, benchmarks). */
   onCommitted?: (events: StoredEvent[]) => void;
+  metrics?: Metrics;
 }
 
 export class Persister {
@@ -68,6 +70,7 @@ export class Persister {
     const persistedThrough = new Map<string, number>();
     for (const e of batch.events) persistedThrough.set(e.threadId, Math.max(persistedThrough.get(e.threadId) ?? 0, e.seq));
     await Promise.all([...persistedThrough].map(([threadId, seq]) => this.opts.feed.markPersisted(threadId, seq, this.opts.hotWindow)));
+    this.opts.metrics?.persisted(batch.events);
     this.opts.onCommitted?.(batch.events);
     this.opts.log.debug({ events: batch.events.length, threads: persistedThrough.size }, "batch persisted");
   }

@@ -42,6 +42,8 @@ export type DispatchNotice =
 export interface TurnDispatch {
   /** Threads whose next turn may start now, longest waiting first. */
   readyThreads(limit: number): Promise<string[]>;
+  /** How many threads have a turn ready to start, every partition (the dispatch queue depth, for metrics). */
+  readyCount(): Promise<number>;
   /**
    * Starts the thread's next turn for `agentId` under a new lease: `turn.started`, attempt + 1.
    * `tenantId` (undefined: any) is the tenant the agent serves; another tenant's thread is left untouched.

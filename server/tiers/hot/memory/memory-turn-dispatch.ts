@@ -38,6 +38,13 @@ export class MemoryTurnDispatch implements TurnDispatch {
     return ready.slice(0, limit).map((s) => s.record.threadId);
   }
 
+  async readyCount(): Promise<number> {
+    const now = Date.now();
+    let count = 0;
+    for (const { dispatch: d } of this.hot.threadStates()) if (d.queue.length > 0 && !d.running && d.notBefore <= now) count++;
+    return count;
+  }
+
   async claim(threadId: string, agentId: string, tenantId?: string): Promise<ClaimResult> {
     const state = this.hot.stateOf(threadId);
     if (state && tenantId !== undefined && state.record.tenantId !== tenantId) return { kind: "other-tenant", tenantId: state.record.tenantId };

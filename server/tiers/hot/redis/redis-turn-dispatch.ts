@@ -70,6 +70,13 @@ export class RedisTurnDispatch implements TurnDispatch {
       .map((entry) => entry.value);
   }
 
+  async readyCount(): Promise<number> {
+    const k = this.hot.keys;
+    const now = Date.now();
+    const counts = await Promise.all(Array.from({ length: k.partitions }, (_, p) => this.client.zCount(k.readyThreads(p), "-inf", now)));
+    return counts.reduce((sum, n) => sum + n, 0);
+  }
+
   async claim(threadId: string, agentId: string, tenantId?: string): Promise<ClaimResult> {
     const leaseId = leaseIdFor(threadId, newId());
     const reply = (await this.run(this.claimScript, threadId, [agentId, leaseId, String(this.policy.leaseTtlMs), newId(), tenantId ?? ""])) as string[];
