@@ -1,5 +1,8 @@
-// Input rules that do not fit the proto (yet): every failure names the field
-// and the rule, and is thrown before anything is written.
+// Input rules checked in code: every failure names the field and the rule, and
+// is thrown before anything is written. Most of them are also declared in the
+// proto (protovalidate, enforced first by server/interceptors/validate.ts) and
+// stay here as a second line with the same limits; the JSON byte size, reserved
+// types and duplicate event ids of a batch exist only here.
 import type { JsonObject } from "@bufbuild/protobuf";
 import { InvalidInput } from "../domain/errors.js";
 import { type EventLevel, eventLevels } from "../domain/records.js";
@@ -77,8 +80,8 @@ export function metadata(field: string, value: Record<string, string>): Record<s
   const entries = Object.entries(value);
   if (entries.length > limits.metadataEntries) throw new InvalidInput(`${field} has ${entries.length} entries; the limit is ${limits.metadataEntries}`);
   for (const [k, v] of entries) {
-    if (k.length === 0 || k.length > limits.metadataKeyChars) throw new InvalidInput(`${field} keys must be 1-${limits.metadataKeyChars} characters, got ${quote(k)}`);
-    if (v.length > limits.metadataValueChars) throw new InvalidInput(`${field}[${quote(k)}] is longer than ${limits.metadataValueChars} characters`);
+    if (k.length === 0 || chars(k, limits.metadataKeyChars) > limits.metadataKeyChars) throw new InvalidInput(`${field} keys must be 1-${limits.metadataKeyChars} characters, got ${quote(k)}`);
+    if (chars(v, limits.metadataValueChars) > limits.metadataValueChars) throw new InvalidInput(`${field}[${quote(k)}] is longer than ${limits.metadataValueChars} characters`);
   }
   return { ...value };
 }
@@ -110,7 +113,7 @@ export function pageSize(field: string, value: number, fallback: number): number
 }
 
 export function maxChars(field: string, value: string, max: number): string {
-  if (value.length > max) throw new InvalidInput(`${field} is longer than ${max} characters`);
+  if (chars(value, max) > max) throw new InvalidInput(`${field} is longer than ${max} characters`);
   return value;
 }
 
@@ -132,6 +135,14 @@ export function maxInFlight(field: string, value: number): number {
   if (value === 0) return 1;
   if (value < 0 || value > limits.maxInFlight) throw new InvalidInput(`${field} must be from 1 to ${limits.maxInFlight} (0 means 1), got ${value}`);
   return value;
+}
+
+/** Characters as protovalidate counts them: code points, not UTF-16 units (counted only past `max` units). */
+function chars(value: string, max: number): number {
+  if (value.length <= max) return value.length;
+  let n = 0;
+  for (const _ of value) n++;
+  return n;
 }
 
 function quote(value: string): string {

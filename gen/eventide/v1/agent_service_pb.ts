@@ -4,6 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { Thread, Turn } from "./resources_pb.js";
 import { file_eventide_v1_resources } from "./resources_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -14,7 +15,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file eventide/v1/agent_service.proto.
  */
 export const file_eventide_v1_agent_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9ldmVudGlkZS92MS9hZ2VudF9zZXJ2aWNlLnByb3RvEgtldmVudGlkZS52MSI+ChNSZWNlaXZlVHVybnNSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEhUKDW1heF9pbl9mbGlnaHQYAiABKAUiiAEKFFJlY2VpdmVUdXJuc1Jlc3BvbnNlEjEKCmFzc2lnbm1lbnQYASABKAsyGy5ldmVudGlkZS52MS5UdXJuQXNzaWdubWVudEgAEjUKDGNhbmNlbGxhdGlvbhgCIAEoCzIdLmV2ZW50aWRlLnYxLlR1cm5DYW5jZWxsYXRpb25IAEIGCgRpdGVtIq8BCg5UdXJuQXNzaWdubWVudBIfCgR0dXJuGAEgASgLMhEuZXZlbnRpZGUudjEuVHVybhIjCgZ0aHJlYWQYAiABKAsyEy5ldmVudGlkZS52MS5UaHJlYWQSEAoIbGVhc2VfaWQYAyABKAkSNAoQbGVhc2VfZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHYXR0ZW1wdBgFIAEoBSI1ChBUdXJuQ2FuY2VsbGF0aW9uEg8KB3R1cm5faWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkiJQoRUmVuZXdMZWFzZVJlcXVlc3QSEAoIbGVhc2VfaWQYASABKAkiSgoSUmVuZXdMZWFzZVJlc3BvbnNlEjQKEGxlYXNlX2V4cGlyZXNfYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImEKE0NvbXBsZXRlVHVyblJlcXVlc3QSDwoHdHVybl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRInCgZvdXRwdXQYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IjcKFENvbXBsZXRlVHVyblJlc3BvbnNlEh8KBHR1cm4YASABKAsyES5ldmVudGlkZS52MS5UdXJuIlYKD0ZhaWxUdXJuUmVxdWVzdBIPCgd0dXJuX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEg0KBWVycm9yGAMgASgJEhEKCXJldHJ5YWJsZRgEIAEoCCIzChBGYWlsVHVyblJlc3BvbnNlEh8KBHR1cm4YASABKAsyES5ldmVudGlkZS52MS5UdXJuMtICCgxBZ2VudFNlcnZpY2USVQoMUmVjZWl2ZVR1cm5zEiAuZXZlbnRpZGUudjEuUmVjZWl2ZVR1cm5zUmVxdWVzdBohLmV2ZW50aWRlLnYxLlJlY2VpdmVUdXJuc1Jlc3BvbnNlMAESTQoKUmVuZXdMZWFzZRIeLmV2ZW50aWRlLnYxLlJlbmV3TGVhc2VSZXF1ZXN0Gh8uZXZlbnRpZGUudjEuUmVuZXdMZWFzZVJlc3BvbnNlElMKDENvbXBsZXRlVHVybhIgLmV2ZW50aWRlLnYxLkNvbXBsZXRlVHVyblJlcXVlc3QaIS5ldmVudGlkZS52MS5Db21wbGV0ZVR1cm5SZXNwb25zZRJHCghGYWlsVHVybhIcLmV2ZW50aWRlLnYxLkZhaWxUdXJuUmVxdWVzdBodLmV2ZW50aWRlLnYxLkZhaWxUdXJuUmVzcG9uc2ViBnByb3RvMw", [file_eventide_v1_resources, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Ch9ldmVudGlkZS92MS9hZ2VudF9zZXJ2aWNlLnByb3RvEgtldmVudGlkZS52MSJgChNSZWNlaXZlVHVybnNSZXF1ZXN0EiYKCGFnZW50X2lkGAEgASgJQhS6SBFyDxABGIABMgheWyEtfl0rJBIhCg1tYXhfaW5fZmxpZ2h0GAIgASgFQgq6SAcaBRjoBygAIogBChRSZWNlaXZlVHVybnNSZXNwb25zZRIxCgphc3NpZ25tZW50GAEgASgLMhsuZXZlbnRpZGUudjEuVHVybkFzc2lnbm1lbnRIABI1CgxjYW5jZWxsYXRpb24YAiABKAsyHS5ldmVudGlkZS52MS5UdXJuQ2FuY2VsbGF0aW9uSABCBgoEaXRlbSKvAQoOVHVybkFzc2lnbm1lbnQSHwoEdHVybhgBIAEoCzIRLmV2ZW50aWRlLnYxLlR1cm4SIwoGdGhyZWFkGAIgASgLMhMuZXZlbnRpZGUudjEuVGhyZWFkEhAKCGxlYXNlX2lkGAMgASgJEjQKEGxlYXNlX2V4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2F0dGVtcHQYBSABKAUiNQoQVHVybkNhbmNlbGxhdGlvbhIPCgd0dXJuX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJIjAKEVJlbmV3TGVhc2VSZXF1ZXN0EhsKCGxlYXNlX2lkGAEgASgJQgm6SAZyBBABGEAiSgoSUmVuZXdMZWFzZVJlc3BvbnNlEjQKEGxlYXNlX2V4cGlyZXNfYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIo0BChNDb21wbGV0ZVR1cm5SZXF1ZXN0EjAKB3R1cm5faWQYASABKAlCH7pIHHIaMhheWzAtOUEtSEpLTU5QLVRWLVpdezI2fSQSGwoIbGVhc2VfaWQYAiABKAlCCbpIBnIEEAEYQBInCgZvdXRwdXQYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IjcKFENvbXBsZXRlVHVyblJlc3BvbnNlEh8KBHR1cm4YASABKAsyES5ldmVudGlkZS52MS5UdXJuIowBCg9GYWlsVHVyblJlcXVlc3QSMAoHdHVybl9pZBgBIAEoCUIfukgcchoyGF5bMC05QS1ISktNTlAtVFYtWl17MjZ9JBIbCghsZWFzZV9pZBgCIAEoCUIJukgGcgQQARhAEhcKBWVycm9yGAMgASgJQgi6SAVyAxiAIBIRCglyZXRyeWFibGUYBCABKAgiMwoQRmFpbFR1cm5SZXNwb25zZRIfCgR0dXJuGAEgASgLMhEuZXZlbnRpZGUudjEuVHVybjLSAgoMQWdlbnRTZXJ2aWNlElUKDFJlY2VpdmVUdXJucxIgLmV2ZW50aWRlLnYxLlJlY2VpdmVUdXJuc1JlcXVlc3QaIS5ldmVudGlkZS52MS5SZWNlaXZlVHVybnNSZXNwb25zZTABEk0KClJlbmV3TGVhc2USHi5ldmVudGlkZS52MS5SZW5ld0xlYXNlUmVxdWVzdBofLmV2ZW50aWRlLnYxLlJlbmV3TGVhc2VSZXNwb25zZRJTCgxDb21wbGV0ZVR1cm4SIC5ldmVudGlkZS52MS5Db21wbGV0ZVR1cm5SZXF1ZXN0GiEuZXZlbnRpZGUudjEuQ29tcGxldGVUdXJuUmVzcG9uc2USRwoIRmFpbFR1cm4SHC5ldmVudGlkZS52MS5GYWlsVHVyblJlcXVlc3QaHS5ldmVudGlkZS52MS5GYWlsVHVyblJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_eventide_v1_resources, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * ReceiveTurns' input.
@@ -23,14 +24,15 @@ export const file_eventide_v1_agent_service: GenFile = /*@__PURE__*/
  */
 export type ReceiveTurnsRequest = Message<"eventide.v1.ReceiveTurnsRequest"> & {
   /**
-   * The agent's stable id (1-128 characters).
+   * The agent's stable id: 1-128 printable ASCII characters, no spaces.
    *
    * @generated from field: string agent_id = 1;
    */
   agentId: string;
 
   /**
-   * At most this many turns assigned at once (default 1).
+   * At most this many turns assigned at once (0 = the default 1; at most
+   * 1000).
    *
    * @generated from field: int32 max_in_flight = 2;
    */
@@ -165,7 +167,8 @@ export const TurnCancellationSchema: GenMessage<TurnCancellation> = /*@__PURE__*
  */
 export type RenewLeaseRequest = Message<"eventide.v1.RenewLeaseRequest"> & {
   /**
-   * The lease to extend.
+   * The lease to extend (the `lease_id` of a TurnAssignment, 1-64
+   * characters).
    *
    * @generated from field: string lease_id = 1;
    */
@@ -207,14 +210,14 @@ export const RenewLeaseResponseSchema: GenMessage<RenewLeaseResponse> = /*@__PUR
  */
 export type CompleteTurnRequest = Message<"eventide.v1.CompleteTurnRequest"> & {
   /**
-   * The turn.
+   * The turn (a ULID).
    *
    * @generated from field: string turn_id = 1;
    */
   turnId: string;
 
   /**
-   * The agent's lease on it.
+   * The agent's lease on it (1-64 characters).
    *
    * @generated from field: string lease_id = 2;
    */
@@ -263,14 +266,14 @@ export const CompleteTurnResponseSchema: GenMessage<CompleteTurnResponse> = /*@_
  */
 export type FailTurnRequest = Message<"eventide.v1.FailTurnRequest"> & {
   /**
-   * The turn.
+   * The turn (a ULID).
    *
    * @generated from field: string turn_id = 1;
    */
   turnId: string;
 
   /**
-   * The agent's lease on it.
+   * The agent's lease on it (1-64 characters).
    *
    * @generated from field: string lease_id = 2;
    */

@@ -4,6 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file eventide/v1/archive_service.proto.
  */
 export const file_eventide_v1_archive_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFldmVudGlkZS92MS9hcmNoaXZlX3NlcnZpY2UucHJvdG8SC2V2ZW50aWRlLnYxIt0BCgdBcmNoaXZlEhIKCmFyY2hpdmVfaWQYASABKAkSEQoJdGhyZWFkX2lkGAIgASgJEhEKCXRlbmFudF9pZBgDIAEoCRIQCghmcm9tX3NlcRgEIAEoAxIOCgZ0b19zZXEYBSABKAMSEgoKb2JqZWN0X2tleRgGIAEoCRITCgtldmVudF9jb3VudBgHIAEoAxINCgVieXRlcxgIIAEoAxIOCgZzaGEyNTYYCSABKAkSLgoKY3JlYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiPAoUQXJjaGl2ZVRocmVhZFJlcXVlc3QSEQoJdGhyZWFkX2lkGAEgASgJEhEKCXVwX3RvX3NlcRgCIAEoAyI/ChVBcmNoaXZlVGhyZWFkUmVzcG9uc2USJgoIYXJjaGl2ZXMYASADKAsyFC5ldmVudGlkZS52MS5BcmNoaXZlIigKE0xpc3RBcmNoaXZlc1JlcXVlc3QSEQoJdGhyZWFkX2lkGAEgASgJIj4KFExpc3RBcmNoaXZlc1Jlc3BvbnNlEiYKCGFyY2hpdmVzGAEgAygLMhQuZXZlbnRpZGUudjEuQXJjaGl2ZSInChFHZXRBcmNoaXZlUmVxdWVzdBISCgphcmNoaXZlX2lkGAEgASgJIjsKEkdldEFyY2hpdmVSZXNwb25zZRIlCgdhcmNoaXZlGAEgASgLMhQuZXZlbnRpZGUudjEuQXJjaGl2ZTKMAgoOQXJjaGl2ZVNlcnZpY2USVgoNQXJjaGl2ZVRocmVhZBIhLmV2ZW50aWRlLnYxLkFyY2hpdmVUaHJlYWRSZXF1ZXN0GiIuZXZlbnRpZGUudjEuQXJjaGl2ZVRocmVhZFJlc3BvbnNlElMKDExpc3RBcmNoaXZlcxIgLmV2ZW50aWRlLnYxLkxpc3RBcmNoaXZlc1JlcXVlc3QaIS5ldmVudGlkZS52MS5MaXN0QXJjaGl2ZXNSZXNwb25zZRJNCgpHZXRBcmNoaXZlEh4uZXZlbnRpZGUudjEuR2V0QXJjaGl2ZVJlcXVlc3QaHy5ldmVudGlkZS52MS5HZXRBcmNoaXZlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiFldmVudGlkZS92MS9hcmNoaXZlX3NlcnZpY2UucHJvdG8SC2V2ZW50aWRlLnYxIt0BCgdBcmNoaXZlEhIKCmFyY2hpdmVfaWQYASABKAkSEQoJdGhyZWFkX2lkGAIgASgJEhEKCXRlbmFudF9pZBgDIAEoCRIQCghmcm9tX3NlcRgEIAEoAxIOCgZ0b19zZXEYBSABKAMSEgoKb2JqZWN0X2tleRgGIAEoCRITCgtldmVudF9jb3VudBgHIAEoAxINCgVieXRlcxgIIAEoAxIOCgZzaGEyNTYYCSABKAkSLgoKY3JlYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAibwoUQXJjaGl2ZVRocmVhZFJlcXVlc3QSMgoJdGhyZWFkX2lkGAEgASgJQh+6SBxyGjIYXlswLTlBLUhKS01OUC1UVi1aXXsyNn0kEiMKCXVwX3RvX3NlcRgCIAEoA0IQukgNIgsY/////////w8oACI/ChVBcmNoaXZlVGhyZWFkUmVzcG9uc2USJgoIYXJjaGl2ZXMYASADKAsyFC5ldmVudGlkZS52MS5BcmNoaXZlIkkKE0xpc3RBcmNoaXZlc1JlcXVlc3QSMgoJdGhyZWFkX2lkGAEgASgJQh+6SBxyGjIYXlswLTlBLUhKS01OUC1UVi1aXXsyNn0kIj4KFExpc3RBcmNoaXZlc1Jlc3BvbnNlEiYKCGFyY2hpdmVzGAEgAygLMhQuZXZlbnRpZGUudjEuQXJjaGl2ZSJIChFHZXRBcmNoaXZlUmVxdWVzdBIzCgphcmNoaXZlX2lkGAEgASgJQh+6SBxyGjIYXlswLTlBLUhKS01OUC1UVi1aXXsyNn0kIjsKEkdldEFyY2hpdmVSZXNwb25zZRIlCgdhcmNoaXZlGAEgASgLMhQuZXZlbnRpZGUudjEuQXJjaGl2ZTKMAgoOQXJjaGl2ZVNlcnZpY2USVgoNQXJjaGl2ZVRocmVhZBIhLmV2ZW50aWRlLnYxLkFyY2hpdmVUaHJlYWRSZXF1ZXN0GiIuZXZlbnRpZGUudjEuQXJjaGl2ZVRocmVhZFJlc3BvbnNlElMKDExpc3RBcmNoaXZlcxIgLmV2ZW50aWRlLnYxLkxpc3RBcmNoaXZlc1JlcXVlc3QaIS5ldmVudGlkZS52MS5MaXN0QXJjaGl2ZXNSZXNwb25zZRJNCgpHZXRBcmNoaXZlEh4uZXZlbnRpZGUudjEuR2V0QXJjaGl2ZVJlcXVlc3QaHy5ldmVudGlkZS52MS5HZXRBcmNoaXZlUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * One archived object: a contiguous seq range of one thread.
@@ -105,14 +106,14 @@ export const ArchiveSchema: GenMessage<Archive> = /*@__PURE__*/
  */
 export type ArchiveThreadRequest = Message<"eventide.v1.ArchiveThreadRequest"> & {
   /**
-   * The thread to archive.
+   * The thread to archive (a ULID).
    *
    * @generated from field: string thread_id = 1;
    */
   threadId: string;
 
   /**
-   * Archive events up to this seq (0 = everything persisted).
+   * Archive events up to this seq (0 = everything persisted; at most 2^53-1).
    *
    * @generated from field: int64 up_to_seq = 2;
    */
@@ -154,7 +155,7 @@ export const ArchiveThreadResponseSchema: GenMessage<ArchiveThreadResponse> = /*
  */
 export type ListArchivesRequest = Message<"eventide.v1.ListArchivesRequest"> & {
   /**
-   * The thread whose archives to list.
+   * The thread whose archives to list (a ULID).
    *
    * @generated from field: string thread_id = 1;
    */

@@ -4,6 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { Event, EventInput } from "./resources_pb.js";
 import { file_eventide_v1_resources } from "./resources_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -14,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file eventide/v1/event_service.proto.
  */
 export const file_eventide_v1_event_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9ldmVudGlkZS92MS9ldmVudF9zZXJ2aWNlLnByb3RvEgtldmVudGlkZS52MSKqAQoTQXBwZW5kRXZlbnRzUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSDwoHdHVybl9pZBgCIAEoCRIQCghsZWFzZV9pZBgDIAEoCRIeChFleHBlY3RlZF9sYXN0X3NlcRgEIAEoA0gAiAEBEicKBmV2ZW50cxgFIAMoCzIXLmV2ZW50aWRlLnYxLkV2ZW50SW5wdXRCFAoSX2V4cGVjdGVkX2xhc3Rfc2VxIl8KFEFwcGVuZEV2ZW50c1Jlc3BvbnNlEhEKCWZpcnN0X3NlcRgBIAEoAxIQCghsYXN0X3NlcRgCIAEoAxIiCgZldmVudHMYAyADKAsyEi5ldmVudGlkZS52MS5FdmVudCJpChFUYWlsRXZlbnRzUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSEQoJYWZ0ZXJfc2VxGAIgASgDEg4KBmZvbGxvdxgDIAEoCBINCgV0eXBlcxgEIAMoCRIPCgd0dXJuX2lkGAUgASgJIpoBChJUYWlsRXZlbnRzUmVzcG9uc2USIwoFZXZlbnQYASABKAsyEi5ldmVudGlkZS52MS5FdmVudEgAEioKCWNhdWdodF91cBgCIAEoCzIVLmV2ZW50aWRlLnYxLkNhdWdodFVwSAASKwoJaGVhcnRiZWF0GAMgASgLMhYuZXZlbnRpZGUudjEuSGVhcnRiZWF0SABCBgoEaXRlbSIcCghDYXVnaHRVcBIQCghsYXN0X3NlcRgBIAEoAyJNCglIZWFydGJlYXQSEwoLc2Nhbm5lZF9zZXEYASABKAMSKwoHc2VudF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi+gEKEUxpc3RFdmVudHNSZXF1ZXN0EhEKCXRocmVhZF9pZBgBIAEoCRIPCgd0dXJuX2lkGAIgASgJEg0KBXR5cGVzGAMgAygJEjEKDWNyZWF0ZWRfYWZ0ZXIYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglhZnRlcl9zZXEYBiABKAMSEQoJcGFnZV9zaXplGAcgASgFEhIKCnBhZ2VfdG9rZW4YCCABKAkSEQoJdGVuYW50X2lkGAkgASgJIlEKEkxpc3RFdmVudHNSZXNwb25zZRIiCgZldmVudHMYASADKAsyEi5ldmVudGlkZS52MS5FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIwoPR2V0RXZlbnRSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJIjUKEEdldEV2ZW50UmVzcG9uc2USIQoFZXZlbnQYASABKAsyEi5ldmVudGlkZS52MS5FdmVudDLMAgoMRXZlbnRTZXJ2aWNlElMKDEFwcGVuZEV2ZW50cxIgLmV2ZW50aWRlLnYxLkFwcGVuZEV2ZW50c1JlcXVlc3QaIS5ldmVudGlkZS52MS5BcHBlbmRFdmVudHNSZXNwb25zZRJPCgpUYWlsRXZlbnRzEh4uZXZlbnRpZGUudjEuVGFpbEV2ZW50c1JlcXVlc3QaHy5ldmVudGlkZS52MS5UYWlsRXZlbnRzUmVzcG9uc2UwARJNCgpMaXN0RXZlbnRzEh4uZXZlbnRpZGUudjEuTGlzdEV2ZW50c1JlcXVlc3QaHy5ldmVudGlkZS52MS5MaXN0RXZlbnRzUmVzcG9uc2USRwoIR2V0RXZlbnQSHC5ldmVudGlkZS52MS5HZXRFdmVudFJlcXVlc3QaHS5ldmVudGlkZS52MS5HZXRFdmVudFJlc3BvbnNlYgZwcm90bzM", [file_eventide_v1_resources, file_google_protobuf_timestamp]);
+  fileDesc("Ch9ldmVudGlkZS92MS9ldmVudF9zZXJ2aWNlLnByb3RvEgtldmVudGlkZS52MSKGAwoTQXBwZW5kRXZlbnRzUmVxdWVzdBIyCgl0aHJlYWRfaWQYASABKAlCH7pIHHIaMhheWzAtOUEtSEpLTU5QLVRWLVpdezI2fSQSMwoHdHVybl9pZBgCIAEoCUIiukgf2AEBchoyGF5bMC05QS1ISktNTlAtVFYtWl17MjZ9JBIZCghsZWFzZV9pZBgDIAEoCUIHukgEcgIYQBIwChFleHBlY3RlZF9sYXN0X3NlcRgEIAEoA0IQukgNIgsY/////////w8oAEgAiAEBEjQKBmV2ZW50cxgFIAMoCzIXLmV2ZW50aWRlLnYxLkV2ZW50SW5wdXRCC7pICJIBBQgBEOgHOm26SGoaaAoWbGVhc2VfaWRfbmVlZHNfdHVybl9pZBIjbGVhc2VfaWQgbmVlZHMgdGhlIHR1cm5faWQgaXQgaG9sZHMaKXRoaXMubGVhc2VfaWQgPT0gJycgfHwgdGhpcy50dXJuX2lkICE9ICcnQhQKEl9leHBlY3RlZF9sYXN0X3NlcSJfChRBcHBlbmRFdmVudHNSZXNwb25zZRIRCglmaXJzdF9zZXEYASABKAMSEAoIbGFzdF9zZXEYAiABKAMSIgoGZXZlbnRzGAMgAygLMhIuZXZlbnRpZGUudjEuRXZlbnQi4wEKEVRhaWxFdmVudHNSZXF1ZXN0EjIKCXRocmVhZF9pZBgBIAEoCUIfukgcchoyGF5bMC05QS1ISktNTlAtVFYtWl17MjZ9JBIjCglhZnRlcl9zZXEYAiABKANCELpIDSILGP////////8PKAASDgoGZm9sbG93GAMgASgIEjAKBXR5cGVzGAQgAygJQiG6SB6SARsQICIXchUyE15bYS16MC05Xy5dezEsMTI4fSQSMwoHdHVybl9pZBgFIAEoCUIiukgf2AEBchoyGF5bMC05QS1ISktNTlAtVFYtWl17MjZ9JCKaAQoSVGFpbEV2ZW50c1Jlc3BvbnNlEiMKBWV2ZW50GAEgASgLMhIuZXZlbnRpZGUudjEuRXZlbnRIABIqCgljYXVnaHRfdXAYAiABKAsyFS5ldmVudGlkZS52MS5DYXVnaHRVcEgAEisKCWhlYXJ0YmVhdBgDIAEoCzIWLmV2ZW50aWRlLnYxLkhlYXJ0YmVhdEgAQgYKBGl0ZW0iHAoIQ2F1Z2h0VXASEAoIbGFzdF9zZXEYASABKAMiTQoJSGVhcnRiZWF0EhMKC3NjYW5uZWRfc2VxGAEgASgDEisKB3NlbnRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIoMDChFMaXN0RXZlbnRzUmVxdWVzdBI1Cgl0aHJlYWRfaWQYASABKAlCIrpIH9gBAXIaMhheWzAtOUEtSEpLTU5QLVRWLVpdezI2fSQSMwoHdHVybl9pZBgCIAEoCUIiukgf2AEBchoyGF5bMC05QS1ISktNTlAtVFYtWl17MjZ9JBIwCgV0eXBlcxgDIAMoCUIhukgekgEbECAiF3IVMhNeW2EtejAtOV8uXXsxLDEyOH0kEjEKDWNyZWF0ZWRfYWZ0ZXIYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIjCglhZnRlcl9zZXEYBiABKANCELpIDSILGP////////8PKAASHQoJcGFnZV9zaXplGAcgASgFQgq6SAcaBRjoBygAEhIKCnBhZ2VfdG9rZW4YCCABKAkSEQoJdGVuYW50X2lkGAkgASgJIlEKEkxpc3RFdmVudHNSZXNwb25zZRIiCgZldmVudHMYASADKAsyEi5ldmVudGlkZS52MS5FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiQQoPR2V0RXZlbnRSZXF1ZXN0Ei4KCGV2ZW50X2lkGAEgASgJQhy6SBlyFzIVXltBLVphLXowLTlfLV17MSw2NH0kIjUKEEdldEV2ZW50UmVzcG9uc2USIQoFZXZlbnQYASABKAsyEi5ldmVudGlkZS52MS5FdmVudDLMAgoMRXZlbnRTZXJ2aWNlElMKDEFwcGVuZEV2ZW50cxIgLmV2ZW50aWRlLnYxLkFwcGVuZEV2ZW50c1JlcXVlc3QaIS5ldmVudGlkZS52MS5BcHBlbmRFdmVudHNSZXNwb25zZRJPCgpUYWlsRXZlbnRzEh4uZXZlbnRpZGUudjEuVGFpbEV2ZW50c1JlcXVlc3QaHy5ldmVudGlkZS52MS5UYWlsRXZlbnRzUmVzcG9uc2UwARJNCgpMaXN0RXZlbnRzEh4uZXZlbnRpZGUudjEuTGlzdEV2ZW50c1JlcXVlc3QaHy5ldmVudGlkZS52MS5MaXN0RXZlbnRzUmVzcG9uc2USRwoIR2V0RXZlbnQSHC5ldmVudGlkZS52MS5HZXRFdmVudFJlcXVlc3QaHS5ldmVudGlkZS52MS5HZXRFdmVudFJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_eventide_v1_resources, file_google_protobuf_timestamp]);
 
 /**
  * AppendEvents' input.
@@ -23,28 +24,30 @@ export const file_eventide_v1_event_service: GenFile = /*@__PURE__*/
  */
 export type AppendEventsRequest = Message<"eventide.v1.AppendEventsRequest"> & {
   /**
-   * The thread to append to.
+   * The thread to append to (a ULID).
    *
    * @generated from field: string thread_id = 1;
    */
   threadId: string;
 
   /**
-   * The turn the events belong to, if any.
+   * The turn the events belong to (a ULID), if any.
    *
    * @generated from field: string turn_id = 2;
    */
   turnId: string;
 
   /**
-   * The agent's lease on `turn_id` when the turn is running (fencing).
+   * The agent's lease on `turn_id` when the turn is running (fencing; at
+   * most 64 characters, and only with `turn_id`).
    *
    * @generated from field: string lease_id = 3;
    */
   leaseId: string;
 
   /**
-   * When set: append only if the thread's last seq is exactly this.
+   * When set: append only if the thread's last seq is exactly this (0 to
+   * 2^53-1).
    *
    * @generated from field: optional int64 expected_last_seq = 4;
    */
@@ -107,14 +110,15 @@ export const AppendEventsResponseSchema: GenMessage<AppendEventsResponse> = /*@_
  */
 export type TailEventsRequest = Message<"eventide.v1.TailEventsRequest"> & {
   /**
-   * The thread to tail.
+   * The thread to tail (a ULID).
    *
    * @generated from field: string thread_id = 1;
    */
   threadId: string;
 
   /**
-   * Deliver events with seq greater than this (0 = from the start).
+   * Deliver events with seq greater than this (0 = from the start; at most
+   * 2^53-1).
    *
    * @generated from field: int64 after_seq = 2;
    */
@@ -129,14 +133,15 @@ export type TailEventsRequest = Message<"eventide.v1.TailEventsRequest"> & {
 
   /**
    * Deliver only events whose type starts with one of these prefixes
-   * (e.g. `message.` or `turn.completed`); empty delivers every type.
+   * (e.g. `message.` or `turn.completed`); empty delivers every type. At
+   * most 32 prefixes, each 1-128 characters of `[a-z0-9_.]`.
    *
    * @generated from field: repeated string types = 4;
    */
   types: string[];
 
   /**
-   * Deliver only this turn's events.
+   * Deliver only this turn's events (a ULID).
    *
    * @generated from field: string turn_id = 5;
    */
@@ -252,21 +257,22 @@ export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
  */
 export type ListEventsRequest = Message<"eventide.v1.ListEventsRequest"> & {
   /**
-   * Only this thread's events.
+   * Only this thread's events (a ULID).
    *
    * @generated from field: string thread_id = 1;
    */
   threadId: string;
 
   /**
-   * Only this turn's events.
+   * Only this turn's events (a ULID).
    *
    * @generated from field: string turn_id = 2;
    */
   turnId: string;
 
   /**
-   * Only types starting with one of these prefixes.
+   * Only types starting with one of these prefixes (at most 32, each 1-128
+   * characters of `[a-z0-9_.]`).
    *
    * @generated from field: repeated string types = 3;
    */
@@ -287,14 +293,15 @@ export type ListEventsRequest = Message<"eventide.v1.ListEventsRequest"> & {
   createdBefore?: Timestamp | undefined;
 
   /**
-   * Only events with seq greater than this (with `thread_id`).
+   * Only events with seq greater than this (with `thread_id`; at most
+   * 2^53-1).
    *
    * @generated from field: int64 after_seq = 6;
    */
   afterSeq: bigint;
 
   /**
-   * At most this many events (default 100, at most 1000).
+   * At most this many events (0 = the default 100; at most 1000).
    *
    * @generated from field: int32 page_size = 7;
    */
@@ -357,7 +364,7 @@ export const ListEventsResponseSchema: GenMessage<ListEventsResponse> = /*@__PUR
  */
 export type GetEventRequest = Message<"eventide.v1.GetEventRequest"> & {
   /**
-   * The event's id.
+   * The event's id (1-64 characters of `[A-Za-z0-9_-]`).
    *
    * @generated from field: string event_id = 1;
    */

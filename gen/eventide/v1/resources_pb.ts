@@ -4,6 +4,7 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
@@ -12,7 +13,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file eventide/v1/resources.proto.
  */
 export const file_eventide_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("ChtldmVudGlkZS92MS9yZXNvdXJjZXMucHJvdG8SC2V2ZW50aWRlLnYxIrECCgZUaHJlYWQSEQoJdGhyZWFkX2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIpCgZzdGF0dXMYAyABKA4yGS5ldmVudGlkZS52MS5UaHJlYWRTdGF0dXMSEAoIbGFzdF9zZXEYBCABKAMSMwoIbWV0YWRhdGEYBSADKAsyIS5ldmVudGlkZS52MS5UaHJlYWQuTWV0YWRhdGFFbnRyeRIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiuwQKBFR1cm4SDwoHdHVybl9pZBgBIAEoCRIRCgl0aHJlYWRfaWQYAiABKAkSEQoJdGVuYW50X2lkGAMgASgJEicKBnN0YXR1cxgEIAEoDjIXLmV2ZW50aWRlLnYxLlR1cm5TdGF0dXMSJgoFaW5wdXQYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EicKBm91dHB1dBgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDQoFZXJyb3IYByABKAkSDwoHYXR0ZW1wdBgIIAEoBRIQCghhZ2VudF9pZBgJIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYCiABKAkSMQoIbWV0YWRhdGEYCyADKAsyHy5ldmVudGlkZS52MS5UdXJuLk1ldGFkYXRhRW50cnkSFQoNc3VibWl0dGVkX3NlcRgMIAEoAxIuCgpjcmVhdGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRlZF9hdBgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBItECCgVFdmVudBIQCghldmVudF9pZBgBIAEoCRIRCgl0aHJlYWRfaWQYAiABKAkSDwoHdHVybl9pZBgDIAEoCRILCgNzZXEYBCABKAMSDAoEdHlwZRgFIAEoCRIoCgdwYXlsb2FkGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIyCghtZXRhZGF0YRgHIAMoCzIgLmV2ZW50aWRlLnYxLkV2ZW50Lk1ldGFkYXRhRW50cnkSFgoOc2NoZW1hX3ZlcnNpb24YCCABKAUSLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJdGVuYW50X2lkGAogASgJEg0KBWxldmVsGAsgASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLnAQoKRXZlbnRJbnB1dBIQCghldmVudF9pZBgBIAEoCRIMCgR0eXBlGAIgASgJEigKB3BheWxvYWQYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EjcKCG1ldGFkYXRhGAQgAygLMiUuZXZlbnRpZGUudjEuRXZlbnRJbnB1dC5NZXRhZGF0YUVudHJ5EhYKDnNjaGVtYV92ZXJzaW9uGAUgASgFEg0KBWxldmVsGAYgASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASp4CgxUaHJlYWRTdGF0dXMSHQoZVEhSRUFEX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKElRIUkVBRF9TVEFUVVNfSURMRRABEhYKElRIUkVBRF9TVEFUVVNfQlVTWRACEhkKFVRIUkVBRF9TVEFUVVNfREVMRVRFRBADKscBCgpUdXJuU3RhdHVzEhsKF1RVUk5fU1RBVFVTX1VOU1BFQ0lGSUVEEAASFgoSVFVSTl9TVEFUVVNfUVVFVUVEEAESFwoTVFVSTl9TVEFUVVNfUlVOTklORxACEhkKFVRVUk5fU1RBVFVTX0NPTVBMRVRFRBADEhYKElRVUk5fU1RBVFVTX0ZBSUxFRBAEEhkKFVRVUk5fU1RBVFVTX0NBTkNFTExFRBAFEh0KGVRVUk5fU1RBVFVTX0RFQURfTEVUVEVSRUQQBmIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChtldmVudGlkZS92MS9yZXNvdXJjZXMucHJvdG8SC2V2ZW50aWRlLnYxIrECCgZUaHJlYWQSEQoJdGhyZWFkX2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIpCgZzdGF0dXMYAyABKA4yGS5ldmVudGlkZS52MS5UaHJlYWRTdGF0dXMSEAoIbGFzdF9zZXEYBCABKAMSMwoIbWV0YWRhdGEYBSADKAsyIS5ldmVudGlkZS52MS5UaHJlYWQuTWV0YWRhdGFFbnRyeRIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiuwQKBFR1cm4SDwoHdHVybl9pZBgBIAEoCRIRCgl0aHJlYWRfaWQYAiABKAkSEQoJdGVuYW50X2lkGAMgASgJEicKBnN0YXR1cxgEIAEoDjIXLmV2ZW50aWRlLnYxLlR1cm5TdGF0dXMSJgoFaW5wdXQYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EicKBm91dHB1dBgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDQoFZXJyb3IYByABKAkSDwoHYXR0ZW1wdBgIIAEoBRIQCghhZ2VudF9pZBgJIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYCiABKAkSMQoIbWV0YWRhdGEYCyADKAsyHy5ldmVudGlkZS52MS5UdXJuLk1ldGFkYXRhRW50cnkSFQoNc3VibWl0dGVkX3NlcRgMIAEoAxIuCgpjcmVhdGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRlZF9hdBgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBItECCgVFdmVudBIQCghldmVudF9pZBgBIAEoCRIRCgl0aHJlYWRfaWQYAiABKAkSDwoHdHVybl9pZBgDIAEoCRILCgNzZXEYBCABKAMSDAoEdHlwZRgFIAEoCRIoCgdwYXlsb2FkGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIyCghtZXRhZGF0YRgHIAMoCzIgLmV2ZW50aWRlLnYxLkV2ZW50Lk1ldGFkYXRhRW50cnkSFgoOc2NoZW1hX3ZlcnNpb24YCCABKAUSLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJdGVuYW50X2lkGAogASgJEg0KBWxldmVsGAsgASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKEAwoKRXZlbnRJbnB1dBIxCghldmVudF9pZBgBIAEoCUIfukgc2AEBchcyFV5bQS1aYS16MC05Xy1dezEsNjR9JBI9CgR0eXBlGAIgASgJQi+6SCxyKhiAATIlXlthLXpdW2EtejAtOV9dKihcLlthLXpdW2EtejAtOV9dKikqJBIoCgdwYXlsb2FkGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBJRCghtZXRhZGF0YRgEIAMoCzIlLmV2ZW50aWRlLnYxLkV2ZW50SW5wdXQuTWV0YWRhdGFFbnRyeUIYukgVmgESEEAiB3IFEAEYgAEqBXIDGIAIEiMKDnNjaGVtYV92ZXJzaW9uGAUgASgFQgu6SAgaBhjAhD0oABIxCgVsZXZlbBgGIAEoCUIiukgf2AEBchpSBWRlYnVnUgRpbmZvUgR3YXJuUgVlcnJvchovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEqeAoMVGhyZWFkU3RhdHVzEh0KGVRIUkVBRF9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJUSFJFQURfU1RBVFVTX0lETEUQARIWChJUSFJFQURfU1RBVFVTX0JVU1kQAhIZChVUSFJFQURfU1RBVFVTX0RFTEVURUQQAyrHAQoKVHVyblN0YXR1cxIbChdUVVJOX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKElRVUk5fU1RBVFVTX1FVRVVFRBABEhcKE1RVUk5fU1RBVFVTX1JVTk5JTkcQAhIZChVUVVJOX1NUQVRVU19DT01QTEVURUQQAxIWChJUVVJOX1NUQVRVU19GQUlMRUQQBBIZChVUVVJOX1NUQVRVU19DQU5DRUxMRUQQBRIdChlUVVJOX1NUQVRVU19ERUFEX0xFVFRFUkVEEAZiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A thread: an ordered conversation between users and agents. Its state is a
@@ -329,35 +330,38 @@ export type EventInput = Message<"eventide.v1.EventInput"> & {
 
   /**
    * Lowercase dot notation matching `^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$`,
-   * at most 128 characters.
+   * at most 128 characters. `thread.created` and `turn.*` are appended by
+   * eventide only (refused here).
    *
    * @generated from field: string type = 2;
    */
   type: string;
 
   /**
-   * The event's data, a JSON object of at most 256 KiB.
+   * The event's data, a JSON object of at most 256 KiB (as JSON).
    *
    * @generated from field: google.protobuf.Struct payload = 3;
    */
   payload?: JsonObject | undefined;
 
   /**
-   * Correlation data (at most 64 entries).
+   * Correlation data (at most 64 entries, keys 1-128 and values up to 1024
+   * characters).
    *
    * @generated from field: map<string, string> metadata = 4;
    */
   metadata: { [key: string]: string };
 
   /**
-   * The version of the payload's schema (default 1).
+   * The version of the payload's schema (0 = the default 1; at most
+   * 1000000).
    *
    * @generated from field: int32 schema_version = 5;
    */
   schemaVersion: number;
 
   /**
-   * `debug`, `info`, `warn` or `error`; default `info`.
+   * `debug`, `info`, `warn` or `error`; empty = `info`.
    *
    * @generated from field: string level = 6;
    */

@@ -4,6 +4,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { Thread, Turn } from "./resources_pb.js";
 import { file_eventide_v1_resources } from "./resources_pb.js";
 import { file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
@@ -13,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file eventide/v1/turn_service.proto.
  */
 export const file_eventide_v1_turn_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5ldmVudGlkZS92MS90dXJuX3NlcnZpY2UucHJvdG8SC2V2ZW50aWRlLnYxIogBChNDcmVhdGVUaHJlYWRSZXF1ZXN0EkAKCG1ldGFkYXRhGAEgAygLMi4uZXZlbnRpZGUudjEuQ3JlYXRlVGhyZWFkUmVxdWVzdC5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI7ChRDcmVhdGVUaHJlYWRSZXNwb25zZRIjCgZ0aHJlYWQYASABKAsyEy5ldmVudGlkZS52MS5UaHJlYWQiJQoQR2V0VGhyZWFkUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkiOAoRR2V0VGhyZWFkUmVzcG9uc2USIwoGdGhyZWFkGAEgASgLMhMuZXZlbnRpZGUudjEuVGhyZWFkIjsKEkxpc3RUaHJlYWRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJUChNMaXN0VGhyZWFkc1Jlc3BvbnNlEiQKB3RocmVhZHMYASADKAsyEy5ldmVudGlkZS52MS5UaHJlYWQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIpQCChFTdWJtaXRUdXJuUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSJgoFaW5wdXQYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCRI+CghtZXRhZGF0YRgEIAMoCzIsLmV2ZW50aWRlLnYxLlN1Ym1pdFR1cm5SZXF1ZXN0Lk1ldGFkYXRhRW50cnkSOgoSbXVsdGl0YXNrX3N0cmF0ZWd5GAUgASgOMh4uZXZlbnRpZGUudjEuTXVsdGl0YXNrU3RyYXRlZ3kaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImcKElN1Ym1pdFR1cm5SZXNwb25zZRIjCgZ0aHJlYWQYASABKAsyEy5ldmVudGlkZS52MS5UaHJlYWQSHwoEdHVybhgCIAEoCzIRLmV2ZW50aWRlLnYxLlR1cm4SCwoDc2VxGAMgASgDIiEKDkdldFR1cm5SZXF1ZXN0Eg8KB3R1cm5faWQYASABKAkiMgoPR2V0VHVyblJlc3BvbnNlEh8KBHR1cm4YASABKAsyES5ldmVudGlkZS52MS5UdXJuIkwKEExpc3RUdXJuc1JlcXVlc3QSEQoJdGhyZWFkX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIk4KEUxpc3RUdXJuc1Jlc3BvbnNlEiAKBXR1cm5zGAEgAygLMhEuZXZlbnRpZGUudjEuVHVybhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiNAoRQ2FuY2VsVHVyblJlcXVlc3QSDwoHdHVybl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiNQoSQ2FuY2VsVHVyblJlc3BvbnNlEh8KBHR1cm4YASABKAsyES5ldmVudGlkZS52MS5UdXJuIigKE0RlbGV0ZVRocmVhZFJlcXVlc3QSEQoJdGhyZWFkX2lkGAEgASgJIhYKFERlbGV0ZVRocmVhZFJlc3BvbnNlKpgBChFNdWx0aXRhc2tTdHJhdGVneRIiCh5NVUxUSVRBU0tfU1RSQVRFR1lfVU5TUEVDSUZJRUQQABIeChpNVUxUSVRBU0tfU1RSQVRFR1lfRU5RVUVVRRABEh0KGU1VTFRJVEFTS19TVFJBVEVHWV9SRUpFQ1QQAhIgChxNVUxUSVRBU0tfU1RSQVRFR1lfSU5URVJSVVBUEAMyhQUKC1R1cm5TZXJ2aWNlElMKDENyZWF0ZVRocmVhZBIgLmV2ZW50aWRlLnYxLkNyZWF0ZVRocmVhZFJlcXVlc3QaIS5ldmVudGlkZS52MS5DcmVhdGVUaHJlYWRSZXNwb25zZRJKCglHZXRUaHJlYWQSHS5ldmVudGlkZS52MS5HZXRUaHJlYWRSZXF1ZXN0Gh4uZXZlbnRpZGUudjEuR2V0VGhyZWFkUmVzcG9uc2USUAoLTGlzdFRocmVhZHMSHy5ldmVudGlkZS52MS5MaXN0VGhyZWFkc1JlcXVlc3QaIC5ldmVudGlkZS52MS5MaXN0VGhyZWFkc1Jlc3BvbnNlEk0KClN1Ym1pdFR1cm4SHi5ldmVudGlkZS52MS5TdWJtaXRUdXJuUmVxdWVzdBofLmV2ZW50aWRlLnYxLlN1Ym1pdFR1cm5SZXNwb25zZRJECgdHZXRUdXJuEhsuZXZlbnRpZGUudjEuR2V0VHVyblJlcXVlc3QaHC5ldmVudGlkZS52MS5HZXRUdXJuUmVzcG9uc2USSgoJTGlzdFR1cm5zEh0uZXZlbnRpZGUudjEuTGlzdFR1cm5zUmVxdWVzdBoeLmV2ZW50aWRlLnYxLkxpc3RUdXJuc1Jlc3BvbnNlEk0KCkNhbmNlbFR1cm4SHi5ldmVudGlkZS52MS5DYW5jZWxUdXJuUmVxdWVzdBofLmV2ZW50aWRlLnYxLkNhbmNlbFR1cm5SZXNwb25zZRJTCgxEZWxldGVUaHJlYWQSIC5ldmVudGlkZS52MS5EZWxldGVUaHJlYWRSZXF1ZXN0GiEuZXZlbnRpZGUudjEuRGVsZXRlVGhyZWFkUmVzcG9uc2ViBnByb3RvMw", [file_eventide_v1_resources, file_google_protobuf_struct]);
+  fileDesc("Ch5ldmVudGlkZS92MS90dXJuX3NlcnZpY2UucHJvdG8SC2V2ZW50aWRlLnYxIqIBChNDcmVhdGVUaHJlYWRSZXF1ZXN0EloKCG1ldGFkYXRhGAEgAygLMi4uZXZlbnRpZGUudjEuQ3JlYXRlVGhyZWFkUmVxdWVzdC5NZXRhZGF0YUVudHJ5Qhi6SBWaARIQQCIHcgUQARiAASoFcgMYgAgaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjsKFENyZWF0ZVRocmVhZFJlc3BvbnNlEiMKBnRocmVhZBgBIAEoCzITLmV2ZW50aWRlLnYxLlRocmVhZCJGChBHZXRUaHJlYWRSZXF1ZXN0EjIKCXRocmVhZF9pZBgBIAEoCUIfukgcchoyGF5bMC05QS1ISktNTlAtVFYtWl17MjZ9JCI4ChFHZXRUaHJlYWRSZXNwb25zZRIjCgZ0aHJlYWQYASABKAsyEy5ldmVudGlkZS52MS5UaHJlYWQiRwoSTGlzdFRocmVhZHNSZXF1ZXN0Eh0KCXBhZ2Vfc2l6ZRgBIAEoBUIKukgHGgUY6AcoABISCgpwYWdlX3Rva2VuGAIgASgJIlQKE0xpc3RUaHJlYWRzUmVzcG9uc2USJAoHdGhyZWFkcxgBIAMoCzITLmV2ZW50aWRlLnYxLlRocmVhZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki5gIKEVN1Ym1pdFR1cm5SZXF1ZXN0EjUKCXRocmVhZF9pZBgBIAEoCUIiukgf2AEBchoyGF5bMC05QS1ISktNTlAtVFYtWl17MjZ9JBImCgVpbnB1dBgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSIQoPaWRlbXBvdGVuY3lfa2V5GAMgASgJQgi6SAVyAxiAAhJYCghtZXRhZGF0YRgEIAMoCzIsLmV2ZW50aWRlLnYxLlN1Ym1pdFR1cm5SZXF1ZXN0Lk1ldGFkYXRhRW50cnlCGLpIFZoBEhBAIgdyBRABGIABKgVyAxiACBJEChJtdWx0aXRhc2tfc3RyYXRlZ3kYBSABKA4yHi5ldmVudGlkZS52MS5NdWx0aXRhc2tTdHJhdGVneUIIukgFggECEAEaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImcKElN1Ym1pdFR1cm5SZXNwb25zZRIjCgZ0aHJlYWQYASABKAsyEy5ldmVudGlkZS52MS5UaHJlYWQSHwoEdHVybhgCIAEoCzIRLmV2ZW50aWRlLnYxLlR1cm4SCwoDc2VxGAMgASgDIkIKDkdldFR1cm5SZXF1ZXN0EjAKB3R1cm5faWQYASABKAlCH7pIHHIaMhheWzAtOUEtSEpLTU5QLVRWLVpdezI2fSQiMgoPR2V0VHVyblJlc3BvbnNlEh8KBHR1cm4YASABKAsyES5ldmVudGlkZS52MS5UdXJuInkKEExpc3RUdXJuc1JlcXVlc3QSMgoJdGhyZWFkX2lkGAEgASgJQh+6SBxyGjIYXlswLTlBLUhKS01OUC1UVi1aXXsyNn0kEh0KCXBhZ2Vfc2l6ZRgCIAEoBUIKukgHGgUY6AcoABISCgpwYWdlX3Rva2VuGAMgASgJIk4KEUxpc3RUdXJuc1Jlc3BvbnNlEiAKBXR1cm5zGAEgAygLMhEuZXZlbnRpZGUudjEuVHVybhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiXwoRQ2FuY2VsVHVyblJlcXVlc3QSMAoHdHVybl9pZBgBIAEoCUIfukgcchoyGF5bMC05QS1ISktNTlAtVFYtWl17MjZ9JBIYCgZyZWFzb24YAiABKAlCCLpIBXIDGIAIIjUKEkNhbmNlbFR1cm5SZXNwb25zZRIfCgR0dXJuGAEgASgLMhEuZXZlbnRpZGUudjEuVHVybiJJChNEZWxldGVUaHJlYWRSZXF1ZXN0EjIKCXRocmVhZF9pZBgBIAEoCUIfukgcchoyGF5bMC05QS1ISktNTlAtVFYtWl17MjZ9JCIWChREZWxldGVUaHJlYWRSZXNwb25zZSqYAQoRTXVsdGl0YXNrU3RyYXRlZ3kSIgoeTVVMVElUQVNLX1NUUkFURUdZX1VOU1BFQ0lGSUVEEAASHgoaTVVMVElUQVNLX1NUUkFURUdZX0VOUVVFVUUQARIdChlNVUxUSVRBU0tfU1RSQVRFR1lfUkVKRUNUEAISIAocTVVMVElUQVNLX1NUUkFURUdZX0lOVEVSUlVQVBADMoUFCgtUdXJuU2VydmljZRJTCgxDcmVhdGVUaHJlYWQSIC5ldmVudGlkZS52MS5DcmVhdGVUaHJlYWRSZXF1ZXN0GiEuZXZlbnRpZGUudjEuQ3JlYXRlVGhyZWFkUmVzcG9uc2USSgoJR2V0VGhyZWFkEh0uZXZlbnRpZGUudjEuR2V0VGhyZWFkUmVxdWVzdBoeLmV2ZW50aWRlLnYxLkdldFRocmVhZFJlc3BvbnNlElAKC0xpc3RUaHJlYWRzEh8uZXZlbnRpZGUudjEuTGlzdFRocmVhZHNSZXF1ZXN0GiAuZXZlbnRpZGUudjEuTGlzdFRocmVhZHNSZXNwb25zZRJNCgpTdWJtaXRUdXJuEh4uZXZlbnRpZGUudjEuU3VibWl0VHVyblJlcXVlc3QaHy5ldmVudGlkZS52MS5TdWJtaXRUdXJuUmVzcG9uc2USRAoHR2V0VHVybhIbLmV2ZW50aWRlLnYxLkdldFR1cm5SZXF1ZXN0GhwuZXZlbnRpZGUudjEuR2V0VHVyblJlc3BvbnNlEkoKCUxpc3RUdXJucxIdLmV2ZW50aWRlLnYxLkxpc3RUdXJuc1JlcXVlc3QaHi5ldmVudGlkZS52MS5MaXN0VHVybnNSZXNwb25zZRJNCgpDYW5jZWxUdXJuEh4uZXZlbnRpZGUudjEuQ2FuY2VsVHVyblJlcXVlc3QaHy5ldmVudGlkZS52MS5DYW5jZWxUdXJuUmVzcG9uc2USUwoMRGVsZXRlVGhyZWFkEiAuZXZlbnRpZGUudjEuRGVsZXRlVGhyZWFkUmVxdWVzdBohLmV2ZW50aWRlLnYxLkRlbGV0ZVRocmVhZFJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_eventide_v1_resources, file_google_protobuf_struct]);
 
 /**
  * CreateThread's input.
@@ -22,8 +23,8 @@ export const file_eventide_v1_turn_service: GenFile = /*@__PURE__*/
  */
 export type CreateThreadRequest = Message<"eventide.v1.CreateThreadRequest"> & {
   /**
-   * Free-form labels (at most 64 entries, keys up to 128 and values up to
-   * 1024 characters).
+   * Free-form labels (at most 64 entries, keys 1-128 and values up to 1024
+   * characters).
    *
    * @generated from field: map<string, string> metadata = 1;
    */
@@ -65,7 +66,7 @@ export const CreateThreadResponseSchema: GenMessage<CreateThreadResponse> = /*@_
  */
 export type GetThreadRequest = Message<"eventide.v1.GetThreadRequest"> & {
   /**
-   * The thread's ULID.
+   * The thread's ULID (26 characters of Crockford base32, upper case).
    *
    * @generated from field: string thread_id = 1;
    */
@@ -107,7 +108,7 @@ export const GetThreadResponseSchema: GenMessage<GetThreadResponse> = /*@__PURE_
  */
 export type ListThreadsRequest = Message<"eventide.v1.ListThreadsRequest"> & {
   /**
-   * At most this many threads (default 50, at most 1000).
+   * At most this many threads (0 = the default 50; at most 1000).
    *
    * @generated from field: int32 page_size = 1;
    */
@@ -163,7 +164,7 @@ export const ListThreadsResponseSchema: GenMessage<ListThreadsResponse> = /*@__P
  */
 export type SubmitTurnRequest = Message<"eventide.v1.SubmitTurnRequest"> & {
   /**
-   * The thread to run the turn in; empty creates a new thread.
+   * The thread to run the turn in (a ULID); empty creates a new thread.
    *
    * @generated from field: string thread_id = 1;
    */
@@ -186,7 +187,8 @@ export type SubmitTurnRequest = Message<"eventide.v1.SubmitTurnRequest"> & {
   idempotencyKey: string;
 
   /**
-   * Labels for the turn (at most 64 entries).
+   * Labels for the turn (at most 64 entries, keys 1-128 and values up to 1024
+   * characters).
    *
    * @generated from field: map<string, string> metadata = 4;
    */
@@ -194,7 +196,7 @@ export type SubmitTurnRequest = Message<"eventide.v1.SubmitTurnRequest"> & {
 
   /**
    * What to do when the thread already has a queued or running turn
-   * (default ENQUEUE).
+   * (default ENQUEUE; a value not listed is refused).
    *
    * @generated from field: eventide.v1.MultitaskStrategy multitask_strategy = 5;
    */
@@ -293,14 +295,14 @@ export const GetTurnResponseSchema: GenMessage<GetTurnResponse> = /*@__PURE__*/
  */
 export type ListTurnsRequest = Message<"eventide.v1.ListTurnsRequest"> & {
   /**
-   * The thread whose turns to list.
+   * The thread whose turns to list (a ULID).
    *
    * @generated from field: string thread_id = 1;
    */
   threadId: string;
 
   /**
-   * At most this many turns (default 50, at most 1000).
+   * At most this many turns (0 = the default 50; at most 1000).
    *
    * @generated from field: int32 page_size = 2;
    */
@@ -356,7 +358,7 @@ export const ListTurnsResponseSchema: GenMessage<ListTurnsResponse> = /*@__PURE_
  */
 export type CancelTurnRequest = Message<"eventide.v1.CancelTurnRequest"> & {
   /**
-   * The turn to cancel.
+   * The turn to cancel (a ULID).
    *
    * @generated from field: string turn_id = 1;
    */
@@ -405,7 +407,7 @@ export const CancelTurnResponseSchema: GenMessage<CancelTurnResponse> = /*@__PUR
  */
 export type DeleteThreadRequest = Message<"eventide.v1.DeleteThreadRequest"> & {
   /**
-   * The thread to erase.
+   * The thread to erase (a ULID).
    *
    * @generated from field: string thread_id = 1;
    */
