@@ -9,9 +9,10 @@ import test from "ava";
 import { TurnStatus } from "../../gen/eventide/v1/resources_pb.js";
 import { tierKinds, serverPerTier } from "../support/server.js";
 
-// proto-loader finds google/protobuf/{struct,timestamp}.proto itself (protobufjs ships them).
+// proto-loader finds google/protobuf/{struct,timestamp}.proto itself (protobufjs ships them);
+// buf/validate/validate.proto (the request constraints) is vendored under proto/vendor.
 const definition = protoLoader.loadSync(["eventide/v1/agent_service.proto", "eventide/v1/event_service.proto"], {
-  includeDirs: [fileURLToPath(new URL("../../proto", import.meta.url))],
+  includeDirs: [fileURLToPath(new URL("../../proto", import.meta.url)), fileURLToPath(new URL("../../proto/vendor", import.meta.url))],
   keepCase: false,
   longs: String,
   enums: String,
