@@ -45,7 +45,7 @@ export class Persister {
       try {
         await this.keepLeases();
         const batch = await this.opts.feed.nextBatch([...this.owned], this.consumer, this.opts.batchEvents, this.opts.batchWaitMs, signal);
-        if (batch.events.length > 0) await this.persist(batch, signal);
+        if (batch.events.length > 0) await this.persist(batch);
         failures = 0;
       } catch (err) {
         if (signal.aborted) break;
@@ -62,10 +62,14 @@ export class Persister {
     log.info({ consumer: this.consumer }, "persister stopped");
   }
 
-  /** Commit, then acknowledge, then trim: the order is what makes a crash harmless. */
-  private async persist(batch: FeedBatch, signal: AbortSignal): Promise<void> {
+  /**
+   * Commit, then acknowledge, then trim: the order is what makes a crash harmless.
+   * A batch in hand is finished even when the signal aborts (shutdown): the
+   * tiers close only after the persister returns, and a committed batch left
+   * unacknowledged would be redone by the next owner.
+   */
+  private async persist(batch: FeedBatch): Promise<void> {
     await this.opts.warm.persistBatch(batch.events);
-    if (signal.aborted) return;
     await this.opts.feed.ack(batch);
     const persistedThrough = new Map<string, number>();
     for (const e of batch.events) persistedThrough.set(e.threadId, Math.max(persistedThrough.get(e.threadId) ?? 0, e.seq));
