@@ -17,6 +17,7 @@ import { errorInterceptor } from "./interceptors/errors.js";
 import { observeRpcs } from "./interceptors/observe.js";
 import { validateRequests } from "./interceptors/validate.js";
 import { type ListeningServer, listen, withCors } from "./http-server.js";
+import { Readiness, withProbes } from "./health-probes.js";
 import { consoleRoutes } from "./http/console.js";
 import { withHttpRoutes } from "./http/routes.js";
 import { agentService } from "./services/agent-service.js";
@@ -25,6 +26,7 @@ import { eventService } from "./services/event-service.js";
 import { HealthStatus, healthService } from "./services/health-service.js";
 import { registerReflection } from "./services/reflection-service.js";
 import { turnService } from "./services/turn-service.js";
+import { checkTiers, type Tiers } from "./tiers/open-tiers.js";
 
 /** What reflection announces: our four services, health and reflection itself. */
 const announcedFiles: DescFile[] = [
@@ -39,18 +41,20 @@ const announcedFiles: DescFile[] = [
 
 export interface RunningServer {
   port: number;
+  scheme: "http" | "https";
   health: HealthStatus;
-  close(): Promise<void>;
+  /** Ends long streams (UNAVAILABLE), stops taking connections, lets calls finish; drops what is left after graceMs. */
+  close(graceMs?: number): Promise<void>;
 }
 
-export async function startServer(config: Config, core: Core, log: Logger): Promise<RunningServer> {
+export async function startServer(config: Config, core: Core, log: Logger, tiers?: Pick<Tiers, "checkReady">): Promise<RunningServer> {
   const health = new HealthStatus();
   const { events } = core;
   const routes = (router: ConnectRouter) => {
     router.service(TurnService, turnService({ log: events, eraser: core.eraser, dispatch: core.dispatch }));
-    router.service(EventService, eventService({ log: events, heartbeatMs: config.heartbeatMs, tailBuffer: config.tailBuffer }));
+    router.service(EventService, eventService({ log: events, heartbeatMs: config.heartbeatMs, tailBuffer: config.tailBuffer, shutdown: health.shuttingDown }));
     router.service(ArchiveService, archiveService({ log: events, archiver: core.archiver }));
-    router.service(AgentService, agentService({ dispatch: core.dispatch, events, pollMs: config.dispatch.sweepIntervalMs, log }));
+    router.service(AgentService, agentService({ dispatch: core.dispatch, events, pollMs: config.dispatch.sweepIntervalMs, log, shutdown: health.shuttingDown }));
     router.service(Health, healthService(health));
     registerReflection(router, announcedFiles);
   };
@@ -67,13 +71,24 @@ export async function startServer(config: Config, core: Core, log: Logger): Prom
   });
   const httpRoutes = [...consoleRoutes(config.consoleDir)];
   const handler = withHttpRoutes(httpRoutes, rpcHandler, (err) => log.error({ err }, "HTTP route failed"));
-  const server: ListeningServer = await listen(withCors(config.corsOrigins, handler), config.port, config.host);
+  // Without the tiers object (test harnesses), the hot and warm tiers are checked through the event log.
+  const readiness = new Readiness({
+    checkTiers: tiers?.checkReady ?? (() => checkTiers({ hot: core.events.hot, warm: core.events.warm })),
+    health,
+    services: [TurnService.typeName, EventService.typeName, ArchiveService.typeName, AgentService.typeName],
+    log,
+  });
+  const server: ListeningServer = await listen(withProbes(readiness, health, withCors(config.corsOrigins, handler)), config.port, config.host, config.tls);
   return {
     port: server.port,
+    scheme: server.scheme,
     health,
-    async close() {
-      health.markShuttingDown();
-      await server.close();
+    async close(graceMs) {
+      health.markShuttingDown(); // tails and agent feeds end now, with UNAVAILABLE
+      const dropped = await server.close(graceMs);
+      if (dropped.requests + dropped.http1Connections + dropped.http2Sessions > 0) {
+        log.warn({ dropped }, "connections still open after the grace period were dropped");
+      }
     },
   };
 }

@@ -1,6 +1,7 @@
 // Entry point: reads the config, opens the tiers, starts the roles this
-// process runs (`npm start` runs them all), and on SIGINT/SIGTERM aborts one
-// root signal and waits for every role to finish.
+// process runs (`npm start` runs them all), and on SIGINT/SIGTERM shuts down
+// in phases (server drained, workers stopped, tiers closed) within
+// EVENTIDE_SHUTDOWN_TIMEOUT.
 import { pino } from "pino";
 import { type RunningServer, startServer } from "./app.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
@@ -21,39 +22,71 @@ async function main(): Promise<void> {
   const core = buildCore(config, tiers, log);
   const metricsServer = config.metricsPort === undefined ? undefined : await serveMetrics(core.metrics, config.metricsPort, config.host);
   const root = new AbortController();
-  const workers: Promise<void>[] = [];
+  // The reference agent stops before the server drains, so it does not chase its own closing server.
+  const agentStop = new AbortController();
+  /** Role name → its run, for the shutdown log. */
+  const workers = new Map<string, Promise<void>>();
   let server: RunningServer | undefined;
 
-  if (config.roles.includes("persister")) workers.push(startPersister(config, tiers, log, root.signal, core.metrics));
-  if (config.roles.includes("archiver")) workers.push(startArchiver(core, root.signal));
-  if (config.roles.includes("dispatcher")) workers.push(startDispatcher(config, core, log, root.signal));
+  if (config.roles.includes("persister")) workers.set("persister", startPersister(config, tiers, log, root.signal, core.metrics));
+  if (config.roles.includes("archiver")) workers.set("archiver", startArchiver(core, root.signal));
+  if (config.roles.includes("dispatcher")) workers.set("dispatcher", startDispatcher(config, core, log, root.signal));
   if (config.roles.includes("server")) {
-    server = await startServer(config, core, log);
-    printBanner(server.port, tiers.describe, config.roles.includes("agent"));
+    server = await startServer(config, core, log, tiers);
+    printBanner(server, config, tiers.describe, config.roles.includes("agent"));
   }
-  if (config.roles.includes("agent")) workers.push(startReferenceAgent(config, referenceAgentUrl(config, server?.port), log, root.signal));
+  if (config.roles.includes("agent")) workers.set("agent", startReferenceAgent(config, referenceAgentUrl(config, server), log, agentStop.signal));
   log.info({ roles: config.roles, port: server?.port, metricsPort: metricsServer?.port, tiers: tiers.describe }, "eventide started");
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, "shutting down");
-    await server?.close();
-    root.abort();
-    await Promise.all(workers);
+    const deadline = Date.now() + config.shutdownTimeoutMs;
+    let phase = "draining the server";
+    const running = new Set(workers.keys());
+    for (const [name, work] of workers) {
+      const gone = () => running.delete(name);
+      work.then(gone, gone);
+    }
+    exitAtDeadline(log, config.shutdownTimeoutMs, () => ({ phase, workersRunning: [...running] }));
+    log.info({ signal, timeoutMs: config.shutdownTimeoutMs }, "shutting down");
+    agentStop.abort();
+    if (server) {
+      // Health NOT_SERVING; tails and agent feeds end with UNAVAILABLE (feeds requeue their turns
+      // first); no new connections; in-flight calls finish. Half the bound, the rest for the workers.
+      log.info("shutdown: draining the server");
+      await server.close((deadline - Date.now()) / 2);
+      log.info("shutdown: server drained");
+    }
+    phase = "stopping the workers";
+    log.info({ workers: [...running] }, "shutdown: stopping the workers");
+    root.abort(); // the persister finishes the batch in hand
+    await Promise.all(workers.values());
+    phase = "closing the tiers";
+    log.info("shutdown: closing the tiers");
     await tiers.close();
     await metricsServer?.close();
+    log.info("shutdown: done");
     process.exit(0);
   };
   process.on("SIGINT", () => void stop("SIGINT"));
   process.on("SIGTERM", () => void stop("SIGTERM"));
 }
 
+/** Past the bound, say what is still open and exit anyway (1: the stop was not clean). */
+function exitAtDeadline(log: pino.Logger, timeoutMs: number, stillOpen: () => object): void {
+  setTimeout(() => {
+    log.error({ timeoutMs, ...stillOpen() }, "shutdown took longer than EVENTIDE_SHUTDOWN_TIMEOUT; exiting anyway");
+    process.exit(1);
+  }, timeoutMs).unref();
+}
+
 async function runAgentOnly(config: Config, log: pino.Logger): Promise<void> {
   const root = new AbortController();
   const stopping = startReferenceAgent(config, referenceAgentUrl(config), log, root.signal);
   const stop = async () => {
+    exitAtDeadline(log, config.shutdownTimeoutMs, () => ({ phase: "stopping the agent" }));
     root.abort();
     await stopping;
     process.exit(0);
@@ -62,11 +95,11 @@ async function runAgentOnly(config: Config, log: pino.Logger): Promise<void> {
   process.on("SIGTERM", () => void stop());
 }
 
-/** EVENTIDE_AGENT_URL, or this process's own server. */
-function referenceAgentUrl(config: Config, serverPort?: number): string {
+/** EVENTIDE_AGENT_URL, or this process's own server (over TLS when it serves TLS: the agent trusts TLS_CERT). */
+function referenceAgentUrl(config: Config, server?: RunningServer): string {
   if (config.agent.url) return config.agent.url;
-  if (serverPort === undefined) throw new ConfigError("the agent role without the server role needs EVENTIDE_AGENT_URL");
-  return `http://127.0.0.1:${serverPort}`;
+  if (server === undefined) throw new ConfigError("the agent role without the server role needs EVENTIDE_AGENT_URL");
+  return `${server.scheme}://127.0.0.1:${server.port}`;
 }
 
 /** A tier that is down at start-up is waited for (a supervisor restart loop would only add noise). */
@@ -93,11 +126,12 @@ async function openTiersPatiently(config: Config, log: pino.Logger): Promise<Tie
   }
 }
 
-function printBanner(port: number, tiers: Record<string, string>, agent: boolean): void {
-  const url = `http://127.0.0.1:${port}`;
-  const curl = `npx buf curl --protocol grpc --http2-prior-knowledge`;
+function printBanner(server: RunningServer, config: Config, tiers: Record<string, string>, agent: boolean): void {
+  const url = `${server.scheme}://127.0.0.1:${server.port}`;
+  // Over TLS, ALPN picks HTTP/2; --cacert trusts a self-signed TLS_CERT.
+  const curl = config.tls ? `npx buf curl --protocol grpc --cacert ${config.tls.certFile}` : `npx buf curl --protocol grpc --http2-prior-knowledge`;
   process.stdout.write(`
-eventide is up on ${url} (gRPC, gRPC-Web and Connect on one port)
+eventide is up on ${url} (gRPC, gRPC-Web and Connect on one port${config.tls ? ", TLS with HTTP/2 and HTTP/1.1" : ""}; /healthz, /readyz)
 ${Object.entries(tiers).map(([k, v]) => `  ${k.padEnd(5)} ${v}`).join("\n")}
   auth  off (every caller is tenant "default")
   agent ${agent ? "the reference agent answers every turn (EVENTIDE_ROLES without agent to run your own)" : "none in this process: connect yours to AgentService.ReceiveTurns"}

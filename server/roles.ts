@@ -1,5 +1,6 @@
 // The background roles, built from the config and the tiers; main.ts and the
 // test harness start them the same way.
+import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
 import { LeaseSweeper } from "../workers/dispatcher/lease-sweeper.js";
 import { Persister } from "../workers/persister/persister.js";
@@ -53,6 +54,8 @@ export function startReferenceAgent(config: Config, baseUrl: string, log: Logger
     maxInFlight: config.agent.maxInFlight,
     tokenDelayMs: config.agent.tokenDelayMs,
     apiKey: referenceAgentKey(config),
+    // With TLS on, the agent trusts the configured certificate (self-signed is fine).
+    trustedCertPem: config.tls ? readFileSync(config.tls.certFile, "utf8") : undefined,
     log: log.child({ role: "agent" }),
   }).run(signal);
 }

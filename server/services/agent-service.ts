@@ -11,6 +11,7 @@ import type { EventLog } from "../log/event-log.js";
 import type { TurnDispatch } from "../tiers/hot/turn-dispatch.js";
 import { ownedLease } from "./ownership.js";
 import { toThread, toTurn } from "./convert.js";
+import { endingAtShutdown } from "./shutdown.js";
 import * as v from "./validation.js";
 
 export interface AgentServiceDeps {
@@ -19,6 +20,8 @@ export interface AgentServiceDeps {
   /** How often an idle feed looks for work it was not told about. */
   pollMs: number;
   log: Logger;
+  /** Aborts when the server shuts down: feeds requeue what they hold and end with UNAVAILABLE. */
+  shutdown?: AbortSignal;
 }
 
 export function agentService(deps: AgentServiceDeps): Partial<ServiceImpl<typeof AgentService>> {
@@ -28,7 +31,12 @@ export function agentService(deps: AgentServiceDeps): Partial<ServiceImpl<typeof
       const agentId = v.agentId("agent_id", req.agentId);
       const maxInFlight = v.maxInFlight("max_in_flight", req.maxInFlight);
       const tenantId = tenantFilter(callerOf(ctx));
-      const feed = agentFeed({ agentId, tenantId, maxInFlight, dispatch, pollMs: deps.pollMs, log: deps.log }, ctx.signal);
+      const feed = endingAtShutdown(
+        (signal) => agentFeed({ agentId, tenantId, maxInFlight, dispatch, pollMs: deps.pollMs, log: deps.log }, signal),
+        ctx.signal,
+        deps.shutdown,
+        "server shutting down; the turns this feed held were requeued: reconnect to another server",
+      );
       for await (const item of feed) yield feedResponse(item);
     },
 

@@ -11,6 +11,7 @@ import type { NewEvent } from "../domain/records.js";
 import type { EventLog } from "../log/event-log.js";
 import { tail, type TailItem } from "../reads/tail.js";
 import { toEvent } from "./convert.js";
+import { endingAtShutdown } from "./shutdown.js";
 import { ownedThread, tenantOfWrite, visibleTo } from "./ownership.js";
 import * as v from "./validation.js";
 
@@ -18,6 +19,8 @@ export interface EventServiceDeps {
   log: EventLog;
   heartbeatMs: number;
   tailBuffer: number;
+  /** Aborts when the server shuts down: open tails end with UNAVAILABLE. */
+  shutdown?: AbortSignal;
 }
 
 export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof EventService>> {
@@ -49,10 +52,16 @@ export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof
       if (afterSeq > thread.lastSeq) {
         throw new OutOfRange(`after_seq ${afterSeq} is beyond the thread's last seq ${thread.lastSeq}`);
       }
-      const items = tail(
-        { threadId, afterSeq, follow: req.follow, types, turnId },
-        { reader: log, live: log.live, heartbeatMs: deps.heartbeatMs, bufferBound: deps.tailBuffer },
+      const items = endingAtShutdown(
+        (signal) =>
+          tail(
+            { threadId, afterSeq, follow: req.follow, types, turnId },
+            { reader: log, live: log.live, heartbeatMs: deps.heartbeatMs, bufferBound: deps.tailBuffer },
+            signal,
+          ),
         ctx.signal,
+        deps.shutdown,
+        "server shutting down; resume from your last seq elsewhere",
       );
       for await (const item of items) yield tailResponse(item);
     },

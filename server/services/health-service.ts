@@ -8,7 +8,7 @@ import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../.
 export class HealthStatus {
   private readonly statuses = new Map<string, ServingStatus>();
   private readonly emitter = new EventEmitter();
-  private shuttingDown = false;
+  private readonly shutdown = new AbortController();
 
   /** The overall status starts SERVING, as in grpc-go: a server that answers is up. */
   constructor(overall: ServingStatus = ServingStatus.SERVING) {
@@ -22,15 +22,23 @@ export class HealthStatus {
 
   set(service: string, status: ServingStatus): void {
     // Once shutting down, a late set(SERVING) must not invite new traffic.
-    if (this.shuttingDown || this.statuses.get(service) === status) return;
+    if (this.shutdown.signal.aborted || this.statuses.get(service) === status) return;
     this.statuses.set(service, status);
     this.emitter.emit("change", service);
   }
 
-  /** Every known service goes NOT_SERVING and stays so; call before draining connections. */
+  /**
+   * Every known service goes NOT_SERVING and stays so, and `shuttingDown`
+   * aborts (long streams end); call before draining connections.
+   */
   markShuttingDown(): void {
     for (const service of this.statuses.keys()) this.set(service, ServingStatus.NOT_SERVING);
-    this.shuttingDown = true;
+    this.shutdown.abort();
+  }
+
+  /** Aborts when the server starts shutting down. */
+  get shuttingDown(): AbortSignal {
+    return this.shutdown.signal;
   }
 
   /** Yields [service] for each status change from now on; throws AbortError when signal aborts. */
@@ -47,11 +55,12 @@ export function healthService(status: HealthStatus): ServiceImpl<typeof Health> 
       return { status: current };
     },
     async *watch(req, ctx) {
+      const signal = AbortSignal.any([ctx.signal, status.shuttingDown]);
       // Subscribe before the first read, so a change in between is not lost.
-      const changes = status.changes(ctx.signal);
+      const changes = status.changes(signal);
       const current = () => status.get(req.service) ?? ServingStatus.SERVICE_UNKNOWN;
+      let sent = current();
       try {
-        let sent = current();
         yield { status: sent };
         for await (const [service] of changes) {
           if (service !== req.service || current() === sent) continue;
@@ -59,10 +68,14 @@ export function healthService(status: HealthStatus): ServiceImpl<typeof Health> 
           yield { status: sent };
         }
       } catch (err) {
-        if (!ctx.signal.aborted) throw err; // abort = client gone or server ending the call
+        if (!signal.aborted) throw err; // abort = client gone, server ending the call, or shutdown
       } finally {
         await changes.return?.();
       }
+      if (ctx.signal.aborted || !status.shuttingDown.aborted) return;
+      // Shutdown: the watcher learns NOT_SERVING, then goes elsewhere.
+      if (current() !== sent) yield { status: current() };
+      throw new ConnectError("server shutting down", Code.Unavailable);
     },
   };
 }

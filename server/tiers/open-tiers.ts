@@ -32,9 +32,49 @@ export interface Tiers {
   /** Turn queues and leases, beside the hot log. */
   dispatch: TurnDispatch;
   cold: ColdStore;
-  /** Which implementation each tier runs on, for the banner and /readyz. */
+  /** Which implementation each tier runs on, for the banner and logs. */
   describe: { hot: string; warm: string; cold: string };
+  /** Pings every tier (PING, SELECT 1, HeadBucket or a directory check): what /readyz reports. */
+  checkReady(): Promise<TierReadiness>;
   close(): Promise<void>;
+}
+
+export type TierName = "hot" | "warm" | "cold";
+
+export interface TierCheck {
+  state: "ok" | "unreachable" | "timeout";
+  /** Why not; for logs only (it may name hosts). */
+  error?: string;
+}
+
+export interface TierReadiness {
+  ready: boolean;
+  tiers: Partial<Record<TierName, TierCheck>>;
+}
+
+/** Under the 1 s that probes (Kubernetes' default) wait for an answer. */
+const pingTimeoutMs = 800;
+
+/** Pings the tiers at once, each bounded: a hung connection must not hang a probe. */
+export async function checkTiers(stores: Partial<Record<TierName, { ping(): Promise<void> }>>, timeoutMs = pingTimeoutMs): Promise<TierReadiness> {
+  const checks = await Promise.all(
+    Object.entries(stores).map(async ([name, store]): Promise<[string, TierCheck]> => {
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<TierCheck>((resolve) => {
+        timer = setTimeout(() => resolve({ state: "timeout", error: `no answer in ${timeoutMs} ms` }), timeoutMs);
+      });
+      const pinged = store.ping().then(
+        (): TierCheck => ({ state: "ok" }),
+        (err): TierCheck => ({ state: "unreachable", error: String(err) }),
+      );
+      try {
+        return [name, await Promise.race([pinged, timedOut])];
+      } finally {
+        clearTimeout(timer);
+      }
+    }),
+  );
+  return { ready: checks.every(([, c]) => c.state === "ok"), tiers: Object.fromEntries(checks) };
 }
 
 export async function openTiers(config: Config, log: Logger): Promise<Tiers> {
@@ -48,6 +88,7 @@ export async function openTiers(config: Config, log: Logger): Promise<Tiers> {
       ...warm,
       cold,
       describe: { hot: hot.describe, warm: warm.describe, cold: cold.describe },
+      checkReady: () => checkTiers({ hot: hot.hot, warm: warm.warm, cold }),
       async close() {
         for (const close of closers.reverse()) await close();
       },

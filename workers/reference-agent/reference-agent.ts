@@ -2,6 +2,7 @@
 // a reply token by token as `message.delta` events (a deterministic echo of
 // the input text), then `message.completed`, then completes the turn. It renews
 // its leases and stops a turn when told it was cancelled or its lease is lost.
+import { rootCertificates } from "node:tls";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
@@ -19,6 +20,8 @@ export interface ReferenceAgentOptions {
   tokenDelayMs: number;
   /** Sent as `Authorization: Bearer …` when the server has API keys. */
   apiKey?: string;
+  /** A PEM certificate trusted beside the system CAs (its own server's self-signed TLS_CERT). */
+  trustedCertPem?: string;
   log: Logger;
 }
 
@@ -39,7 +42,11 @@ export class ReferenceAgent {
       req.header.set("authorization", `Bearer ${opts.apiKey}`);
       return next(req);
     };
-    const transport = createGrpcTransport({ baseUrl: opts.baseUrl, interceptors: opts.apiKey ? [bearer] : [] });
+    const transport = createGrpcTransport({
+      baseUrl: opts.baseUrl,
+      interceptors: opts.apiKey ? [bearer] : [],
+      nodeOptions: opts.trustedCertPem ? { ca: [...rootCertificates, opts.trustedCertPem] } : undefined,
+    });
     this.agents = createClient(AgentService, transport);
     this.events = createClient(EventService, transport);
   }
