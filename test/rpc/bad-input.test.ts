@@ -6,6 +6,7 @@ import test from "ava";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { ViolationsSchema } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import { AgentService } from "../../gen/eventide/v1/agent_service_pb.js";
+import { MultitaskStrategy } from "../../gen/eventide/v1/turn_service_pb.js";
 import { type TestServer, tierKinds, serverPerTier } from "../support/server.js";
 
 const servers = serverPerTier(test);
@@ -44,7 +45,7 @@ const cases: Case[] = [
   ["submit: input over 256 KiB", Code.InvalidArgument, "input is 262154 bytes as JSON; the limit is 262144", (s, th) => s.turns().submitTurn({ threadId: th, input: { big } })],
   ["submit: idempotency_key over 256 characters", Code.InvalidArgument, "idempotency_key: must be at most 256 characters [string.max_len]", (s, th) => s.turns().submitTurn({ threadId: th, input: {}, idempotencyKey: "k".repeat(257) })],
   ["submit: bad thread_id", Code.InvalidArgument, `thread_id: ${ulidRule}`, (s) => s.turns().submitTurn({ threadId: "01ARZ3NDEKTSV4RRFFQ69G5FA!", input: {} })],
-  ["submit: undefined multitask_strategy", Code.InvalidArgument, "multitask_strategy: value must be one of the defined enum values [enum.defined_only]", (s, th) => s.turns().submitTurn({ threadId: th, input: {}, multitaskStrategy: 7 })],
+  ["submit: undefined multitask_strategy", Code.InvalidArgument, "multitask_strategy: value must be one of the defined enum values [enum.defined_only]", (s, th) => s.turns().submitTurn({ threadId: th, input: {}, multitaskStrategy: 7 as MultitaskStrategy })],
   ["create: empty metadata key", Code.InvalidArgument, 'metadata[""]: must be at least 1 characters [string.min_len]', (s) => s.turns().createThread({ metadata: { "": "v" } })],
   ["get thread: empty id", Code.InvalidArgument, `thread_id: ${ulidRule}`, (s) => s.turns().getThread({ threadId: "" })],
   ["get thread: lower-case ULID", Code.InvalidArgument, `thread_id: ${ulidRule}`, (s, th) => s.turns().getThread({ threadId: th.toLowerCase() })],
@@ -84,7 +85,7 @@ for (const tier of tierKinds) {
       const violations = connectErr.findDetails(ViolationsSchema).flatMap((d) => d.violations);
       const listed = message.split("; ").filter((part) => /\[[\w.]+\]$/.test(part)).length;
       t.is(violations.length, listed + Number(/and (\d+) more violations?$/.exec(message)?.[1] ?? 0));
-      t.is(violations[0]?.ruleId, /\[([\w.]+)\]$/.exec(message.split("; ")[0])?.[1]);
+      t.is<string | undefined>(violations[0]?.ruleId, /\[([\w.]+)\]$/.exec(message.split("; ")[0])?.[1]);
       t.is((await server.turns().getThread({ threadId })).thread!.lastSeq, 2n);
     });
   }
