@@ -85,7 +85,7 @@ for (const tier of tierKinds) {
       const violations = connectErr.findDetails(ViolationsSchema).flatMap((d) => d.violations);
       const listed = message.split("; ").filter((part) => /\[[\w.]+\]$/.test(part)).length;
       t.is(violations.length, listed + Number(/and (\d+) more violations?$/.exec(message)?.[1] ?? 0));
-      t.is<string | undefined>(violations[0]?.ruleId, /\[([\w.]+)\]$/.exec(message.split("; ")[0])?.[1]);
+      t.is<string | undefined, string | undefined>(violations[0]?.ruleId, /\[([\w.]+)\]$/.exec(message.split("; ")[0])?.[1]);
       t.is((await server.turns().getThread({ threadId })).thread!.lastSeq, 2n);
     });
   }
