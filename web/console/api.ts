@@ -1,0 +1,60 @@
+// The console's clients: Connect over HTTP/1.1 (fetch) to the server that
+// served the page, with the API key (if one was entered) as a bearer token.
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-web";
+import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
+import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
+
+const keyItem = "eventide.apiKey";
+
+/** The key entered in this tab (sessionStorage: gone when the tab closes). */
+export function apiKey(): string | null {
+  return sessionStorage.getItem(keyItem);
+}
+
+export function setApiKey(key: string | null): void {
+  if (key) sessionStorage.setItem(keyItem, key);
+  else sessionStorage.removeItem(keyItem);
+}
+
+const bearer: Interceptor = (next) => (req) => {
+  const key = apiKey();
+  if (key) req.header.set("authorization", `Bearer ${key}`);
+  return next(req);
+};
+
+const transport = createConnectTransport({ baseUrl: location.origin, interceptors: [bearer] });
+export const turns = createClient(TurnService, transport);
+export const events = createClient(EventService, transport);
+
+export function isUnauthenticated(err: unknown): boolean {
+  return ConnectError.from(err).code === Code.Unauthenticated;
+}
+
+/**
+ * Asks for a key when a call is refused as UNAUTHENTICATED. Set by the page;
+ * every caller waiting at once shares one prompt.
+ */
+let promptForKey: (reason: string) => Promise<void> = () => Promise.reject(new Error("no key prompt"));
+let pending: Promise<void> | undefined;
+
+export function onKeyNeeded(prompt: (reason: string) => Promise<void>): void {
+  promptForKey = prompt;
+}
+
+export function askForKey(reason: string): Promise<void> {
+  pending ??= promptForKey(reason).finally(() => (pending = undefined));
+  return pending;
+}
+
+/** Runs a call; when it is refused for want of a (valid) key, asks for one and tries again. */
+export async function withKey<T>(call: () => Promise<T>): Promise<T> {
+  for (;;) {
+    try {
+      return await call();
+    } catch (err) {
+      if (!isUnauthenticated(err)) throw err;
+      await askForKey(apiKey() ? "That key was refused." : "This server requires an API key.");
+    }
+  }
+}
