@@ -31,12 +31,8 @@ async function main(): Promise<void> {
   if (config.roles.includes("persister")) workers.set("persister", startPersister(config, tiers, log, root.signal, core.metrics));
   if (config.roles.includes("archiver")) workers.set("archiver", startArchiver(core, root.signal));
   if (config.roles.includes("dispatcher")) workers.set("dispatcher", startDispatcher(config, core, log, root.signal));
-  if (config.roles.includes("server")) {
-    server = await startServer(config, core, log, tiers);
-    printBanner(server, config, tiers.describe, config.roles.includes("agent"));
-  }
+  if (config.roles.includes("server")) server = await startServer(config, core, log, tiers);
   if (config.roles.includes("agent")) workers.set("agent", startReferenceAgent(config, referenceAgentUrl(config, server), log, agentStop.signal));
-  log.info({ roles: config.roles, port: server?.port, metricsPort: metricsServer?.port, tiers: tiers.describe }, "eventide started");
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -72,6 +68,9 @@ async function main(): Promise<void> {
   };
   process.on("SIGINT", () => void stop("SIGINT"));
   process.on("SIGTERM", () => void stop("SIGTERM"));
+  // Announced once a signal would stop it gracefully (supervisors and tests read the banner).
+  if (server) printBanner(server, config, tiers.describe, config.roles.includes("agent"));
+  log.info({ roles: config.roles, port: server?.port, metricsPort: metricsServer?.port, tiers: tiers.describe }, "eventide started");
 }
 
 /** Past the bound, say what is still open and exit anyway (1: the stop was not clean). */

@@ -52,8 +52,8 @@ export interface TierReadiness {
   tiers: Partial<Record<TierName, TierCheck>>;
 }
 
-/** Under the 1 s that probes (Kubernetes' default) wait for an answer. */
-const pingTimeoutMs = 800;
+/** A tier that has not answered a ping in this long counts as down (a busy process answers well within it). */
+const pingTimeoutMs = 2_000;
 
 /** Pings the tiers at once, each bounded: a hung connection must not hang a probe. */
 export async function checkTiers(stores: Partial<Record<TierName, { ping(): Promise<void> }>>, timeoutMs = pingTimeoutMs): Promise<TierReadiness> {

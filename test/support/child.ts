@@ -22,3 +22,44 @@ export async function kill(child: ChildProcess, signal: NodeJS.Signals = "SIGKIL
   child.kill(signal);
   await exited(child);
 }
+
+export interface ServerChild {
+  child: ChildProcess;
+  /** Where the banner says it listens: http(s)://127.0.0.1:<port>. */
+  url: string;
+  /** Everything it printed on stdout so far (banner, JSON log lines). */
+  output(): string;
+}
+
+/**
+ * A process running the server role (and whatever else `roles` names) on a
+ * free loopback port; resolves once its start-up banner names the address.
+ */
+export async function spawnServer(roles: string, env: Record<string, string>, timeoutMs = 45_000): Promise<ServerChild> {
+  const child = spawn(process.execPath, ["--import", "tsx", main, roles], {
+    env: { ...process.env, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn", PORT: "0", HOST: "127.0.0.1", ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let output = "";
+  child.stdout!.setEncoding("utf8");
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error(`no start-up banner within ${timeoutMs} ms:\n${output}`)), timeoutMs);
+    const onExit = () => fail(new Error(`the server exited before it was up (code ${child.exitCode}):\n${output}`));
+    const fail = (err: Error) => {
+      clearTimeout(timer);
+      child.off("exit", onExit);
+      child.kill("SIGKILL");
+      reject(err);
+    };
+    child.once("exit", onExit);
+    child.stdout!.on("data", (chunk: string) => {
+      output += chunk;
+      const match = /eventide is up on (https?:\/\/127\.0\.0\.1:\d+)/.exec(output);
+      if (!match) return;
+      clearTimeout(timer);
+      child.off("exit", onExit);
+      resolve(match[1]);
+    });
+  });
+  return { child, url, output: () => output };
+}
