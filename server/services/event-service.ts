@@ -40,6 +40,7 @@ export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof
         firstSeq: BigInt(res.events[0].seq),
         lastSeq: BigInt(res.events[res.events.length - 1].seq),
         events: res.events.map(toEvent),
+        duplicate: res.kind === "duplicate-events",
       };
     },
 

@@ -58,6 +58,8 @@ for (const tier of tierKinds) {
     const retry = await server.events().appendEvents({ ...batch, expectedLastSeq: 1n });
     t.deepEqual([retry.firstSeq, retry.lastSeq], [first.firstSeq, first.lastSeq]);
     t.deepEqual(retry.events.map((e) => e.eventId), [`a-${tier}`, `b-${tier}`]);
+    t.false(first.duplicate);
+    t.true(retry.duplicate, "the retry says it appended nothing");
     t.is((await server.turns().getThread({ threadId })).thread!.lastSeq, 4n);
     const reuse = await t.throwsAsync(server.events().appendEvents({ threadId, events: [{ eventId: `a-${tier}`, type: "custom" }, { type: "custom" }] }));
     t.is(codeOf(reuse), Code.AlreadyExists);
