@@ -52,14 +52,18 @@ function showThread(threadId: string | null): void {
   }
   tail = new AbortController();
   let duplicates = 0;
+  let live = false;
   void followThread(
     threadId,
     {
       event: (event) => {
         timeline.add(event);
         showSeq(Number(event.seq));
+        // A live turn started or ended: the thread list's status and counts changed.
+        if (live && event.type.startsWith("turn.")) void threads.refresh();
       },
       status: (status, lastSeq, detail) => {
+        live = status === "live";
         setStatus(status, statusText[status], detail);
         showSeq(lastSeq);
         if (status === "failed") showError(`The tail stopped: ${detail}`);

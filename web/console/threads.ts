@@ -11,6 +11,7 @@ export class ThreadList {
   private active: string | null = null;
   private threads: Thread[] = [];
   private refreshing: Promise<void> | undefined;
+  private again = false;
 
   constructor(
     private readonly list: HTMLElement,
@@ -25,8 +26,18 @@ export class ThreadList {
     }, pollMs);
   }
 
+  /** Loads the list; asked again while loading, it loads once more after (the first answer may predate the change). */
   refresh(): Promise<void> {
-    this.refreshing ??= this.load().finally(() => (this.refreshing = undefined));
+    if (this.refreshing) {
+      this.again = true;
+      return this.refreshing;
+    }
+    this.refreshing = (async () => {
+      do {
+        this.again = false;
+        await this.load();
+      } while (this.again);
+    })().finally(() => (this.refreshing = undefined));
     return this.refreshing;
   }
 
