@@ -1,6 +1,6 @@
 // Builds the RPC surface on the tiers and serves it on one port.
 import type { DescFile } from "@bufbuild/protobuf";
-import type { ConnectRouter } from "@connectrpc/connect";
+import { type ConnectRouter, createRouterTransport } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { AgentService, file_eventide_v1_agent_service } from "../gen/eventide/v1/agent_service_pb.js";
@@ -19,6 +19,7 @@ import { validateRequests } from "./interceptors/validate.js";
 import { type ListeningServer, listen, withCors } from "./http-server.js";
 import { Readiness, withProbes } from "./health-probes.js";
 import { consoleRoutes } from "./http/console.js";
+import { originalApiRoutes } from "./http/original-api.js";
 import { withHttpRoutes } from "./http/routes.js";
 import { agentService } from "./services/agent-service.js";
 import { archiveService } from "./services/archive-service.js";
@@ -58,18 +59,21 @@ export async function startServer(config: Config, core: Core, log: Logger, tiers
     router.service(Health, healthService(health));
     registerReflection(router, announcedFiles);
   };
+  // Outermost first: observation sees every call's final code (auth refusals too),
+  // auth runs before validation (an anonymous caller learns nothing about a request's shape).
+  const interceptors = [observeRpcs(log, core.metrics), authenticate(core.auth), validateRequests(), errorInterceptor(log)];
   const rpcHandler = connectNodeAdapter({
     routes,
-    // Outermost first: observation sees every call's final code (auth refusals too),
-    // auth runs before validation (an anonymous caller learns nothing about a request's shape).
-    interceptors: [observeRpcs(log, core.metrics), authenticate(core.auth), validateRequests(), errorInterceptor(log)],
+    interceptors,
     // Larger requests are refused (RESOURCE_EXHAUSTED) before decoding.
     readMaxBytes: config.limits.maxRequestBytes,
     // Appends echo their events: gzipping every response costs more CPU than it saves
     // on loopback and LAN links; only really large responses are worth it.
     compressMinBytes: 4 * 1024 * 1024,
   });
-  const httpRoutes = [...consoleRoutes(config.consoleDir)];
+  // The original HTTP API calls the same services in-process, through the same interceptors.
+  const inProcess = createRouterTransport(routes, { router: { interceptors, readMaxBytes: config.limits.maxRequestBytes } });
+  const httpRoutes = [...consoleRoutes(config.consoleDir), ...originalApiRoutes({ transport: inProcess, maxBodyBytes: config.limits.maxRequestBytes })];
   const handler = withHttpRoutes(httpRoutes, rpcHandler, (err) => log.error({ err }, "HTTP route failed"));
   // Without the tiers object (test harnesses), the hot and warm tiers are checked through the event log.
   const readiness = new Readiness({

@@ -1,0 +1,192 @@
+// The original eventide's HTTP API, so its agents, SDKs and pages keep working:
+//   POST /events:append                  {"event": envelope} → {event_id, seq, duplicated}
+//   GET  /threads/{id}                   the thread
+//   GET  /threads/{id}/events?from_seq=N&limit=M   events with seq > N, from every tier
+//   GET  /threads/{id}/archives          the thread's cold-tier archives
+//   GET  /threads/{id}/events/stream     Server-Sent Events (see sse.ts)
+// Each route calls the same RPCs in-process, so keys, roles, tenants, limits,
+// validation, logs and metrics are exactly those of the RPC API.
+import { toJson } from "@bufbuild/protobuf";
+import { type Client, createClient, type Transport } from "@connectrpc/connect";
+import { ArchiveSchema, ArchiveService } from "../../gen/eventide/v1/archive_service_pb.js";
+import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
+import { ThreadSchema } from "../../gen/eventide/v1/resources_pb.js";
+import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
+import { fromEnvelope, toEnvelope } from "./agent-events.js";
+import { BadRequest, BodyTooLarge, sendError, sendJson } from "./http-replies.js";
+import type { HttpRequest, HttpResponse, HttpRoute } from "./routes.js";
+import { streamEvents } from "./sse.js";
+
+export interface OriginalApiOptions {
+  /** The RPC services, in-process (createRouterTransport with the server's interceptors). */
+  transport: Transport;
+  maxBodyBytes: number;
+}
+
+const maxEventsPerPage = 1_000;
+
+export function originalApiRoutes(opts: OriginalApiOptions): HttpRoute[] {
+  const turns = createClient(TurnService, opts.transport);
+  const events = createClient(EventService, opts.transport);
+  const archives = createClient(ArchiveService, opts.transport);
+
+  return [
+    {
+      method: "POST",
+      path: /^\/events:append$/,
+      async handle(req, res, _params, url) {
+        await answer(res, async () => {
+          const append = fromEnvelope(await readJsonBody(req, opts.maxBodyBytes));
+          const leaseId = header(req, "x-eventide-lease-id");
+          const appended = await events.appendEvents(
+            { threadId: append.threadId, turnId: append.turnId, leaseId, events: [append.input] },
+            callOptions(req, url),
+          );
+          const [event] = appended.events;
+          return { event_id: event.eventId, seq: Number(event.seq), duplicated: appended.duplicate };
+        });
+      },
+    },
+    {
+      method: "GET",
+      path: /^\/threads\/(?<threadId>[^/]+)$/,
+      async handle(req, res, { threadId }, url) {
+        await answer(res, async () => {
+          const { thread } = await turns.getThread({ threadId }, callOptions(req, url));
+          return toJson(ThreadSchema, thread!, { useProtoFieldName: true });
+        });
+      },
+    },
+    {
+      method: "GET",
+      path: /^\/threads\/(?<threadId>[^/]+)\/events$/,
+      async handle(req, res, { threadId }, url) {
+        await answer(res, async () => {
+          const fromSeq = seqParam(url, "from_seq");
+          const limit = intParam(url, "limit", 100, 1, maxEventsPerPage);
+          const page = await readPage(events, threadId, fromSeq, limit, callOptions(req, url));
+          return {
+            events: page.map(toEnvelope),
+            // Where the next page starts; absent on the last page.
+            next_from_seq: page.length === limit ? Number(page[page.length - 1].seq) : undefined,
+          };
+        });
+      },
+    },
+    {
+      method: "GET",
+      path: /^\/threads\/(?<threadId>[^/]+)\/archives$/,
+      async handle(req, res, { threadId }, url) {
+        await answer(res, async () => {
+          const listed = await archives.listArchives({ threadId }, callOptions(req, url));
+          return { archives: listed.archives.map((a) => toJson(ArchiveSchema, a, { useProtoFieldName: true })) };
+        });
+      },
+    },
+    {
+      method: "GET",
+      path: /^\/threads\/(?<threadId>[^/]+)\/events\/stream$/,
+      async handle(req, res, { threadId }, url) {
+        try {
+          const afterSeq = resumeSeq(req, url);
+          const turnIds = url.searchParams.getAll("turn_id").flatMap((v) => v.split(",")).filter(Boolean);
+          await streamEvents({ events, turns }, { threadId, afterSeq, turnIds }, req, res, (signal) => callOptions(req, url, signal));
+        } catch (err) {
+          if (!res.headersSent) sendError(res, err);
+          else res.end();
+        }
+      },
+    },
+  ];
+}
+
+/** The events of a thread after `fromSeq`, stitched from every tier (a tail that does not follow). */
+async function readPage(events: Client<typeof EventService>, threadId: string, fromSeq: bigint, limit: number, call: CallOptions) {
+  const stop = new AbortController();
+  const page = [];
+  try {
+    for await (const item of events.tailEvents({ threadId, afterSeq: fromSeq, follow: false }, { ...call, signal: stop.signal })) {
+      if (item.item.case !== "event") continue;
+      page.push(item.item.value);
+      if (page.length >= limit) break;
+    }
+  } finally {
+    stop.abort();
+  }
+  return page;
+}
+
+export interface CallOptions {
+  headers: Headers;
+  signal?: AbortSignal;
+}
+
+/**
+ * Forwards the caller's credentials: the Authorization header, or for
+ * EventSource (which cannot set headers) an `access_token` query parameter.
+ */
+export function callOptions(req: HttpRequest, url: URL, signal?: AbortSignal): CallOptions {
+  const headers = new Headers();
+  const authorization = header(req, "authorization");
+  const token = url.searchParams.get("access_token");
+  if (authorization) headers.set("authorization", authorization);
+  else if (token) headers.set("authorization", `Bearer ${token}`);
+  const requestId = header(req, "x-request-id");
+  if (requestId) headers.set("x-request-id", requestId);
+  return { headers, signal };
+}
+
+function header(req: HttpRequest, name: string): string {
+  const value = req.headers[name];
+  return typeof value === "string" ? value : "";
+}
+
+/** Runs `produce` and answers its value as JSON, or the error with its HTTP status. */
+async function answer(res: HttpResponse, produce: () => Promise<unknown>): Promise<void> {
+  try {
+    sendJson(res, 200, await produce());
+  } catch (err) {
+    sendError(res, err);
+  }
+}
+
+async function readJsonBody(req: HttpRequest, maxBytes: number): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBytes) throw new BodyTooLarge(`the request body is larger than ${maxBytes} bytes`);
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  } catch {
+    throw new BadRequest("the request body must be JSON");
+  }
+}
+
+/** Last-Event-ID (EventSource's reconnect) wins over ?after_seq=. */
+function resumeSeq(req: HttpRequest, url: URL): bigint {
+  const lastEventId = header(req, "last-event-id");
+  if (lastEventId) return parseSeq("Last-Event-ID", lastEventId);
+  return seqParam(url, "after_seq");
+}
+
+function seqParam(url: URL, name: string): bigint {
+  const raw = url.searchParams.get(name);
+  return raw === null || raw === "" ? 0n : parseSeq(name, raw);
+}
+
+function parseSeq(name: string, raw: string): bigint {
+  if (!/^\d{1,16}$/.test(raw) || Number(raw) > Number.MAX_SAFE_INTEGER) throw new BadRequest(`${name} must be a seq (0 to 2^53-1), got ${JSON.stringify(raw)}`);
+  return BigInt(raw);
+}
+
+function intParam(url: URL, name: string, fallback: number, min: number, max: number): number {
+  const raw = url.searchParams.get(name);
+  if (raw === null || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) throw new BadRequest(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  return value;
+}
+
