@@ -76,7 +76,10 @@ test.serial("a turn streams in token by token; after a server restart mid-stream
     EVENTIDE_RETRY_BACKOFF: "50ms",
   };
   const roles = "server,persister,dispatcher,agent";
+  const started = Date.now();
+  const phase = (name: string) => t.log(`${name}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
   let server: ChildProcess = await startServerProcess(roles, port, env, "console-server-1.log");
+  phase("server up");
   t.teardown(() => kill(server));
   const { page, errors } = await openPage(t);
   await page.goto(baseUrl);
@@ -110,6 +113,7 @@ test.serial("a turn streams in token by token; after a server restart mid-stream
   t.truthy(threadId, "the page opened the new thread");
   await page.locator(`[data-testid=thread-item][data-thread-id="${threadId}"]`).waitFor();
   await page.screenshot({ path: screenshotPath("console-1-turn-completed.png") });
+  phase("first turn completed");
 
   // 2. A long turn; the server is SIGKILLed while its deltas stream.
   const second = { text: Array.from({ length: 48 }, (_, i) => ["events", "arrive", "in", "order", "with", "gapless", "seqs"][i % 7]).join(" ") };
@@ -125,14 +129,17 @@ test.serial("a turn streams in token by token; after a server restart mid-stream
   await tokensOfSecond(6);
   await kill(server, "SIGKILL");
   await page.waitForFunction(() => document.querySelector("[data-testid=tail-status]")?.textContent === "reconnecting…");
+  phase("killed mid-stream, page reconnecting");
   const beforeRestart = await renderedSeqs(page);
   await page.screenshot({ path: screenshotPath("console-3-reconnecting.png") });
 
   // 3. The same port again: the page resumes after its last seq; the turn is retried and completes.
   server = await startServerProcess(roles, port, env, "console-server-2.log");
+  phase("server up again");
   await page.locator('[data-type="turn.completed"]').nth(1).waitFor({ timeout: 60_000 });
   await page.waitForFunction(() => document.querySelector("[data-testid=tail-status]")?.textContent === "live");
   await page.screenshot({ path: screenshotPath("console-4-resumed.png") });
+  phase("retried turn completed");
 
   const seqs = await renderedSeqs(page);
   const events = createClient(EventService, createGrpcTransport({ baseUrl }));

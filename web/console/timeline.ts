@@ -31,7 +31,8 @@ export class Timeline {
 
   add(event: Event): void {
     const payload = (event.payload ?? {}) as JsonObject;
-    const follow = this.atBottom();
+    // Stay at the end if the reader was there (a queued scroll means they were).
+    const follow = this.scrollQueued || this.atBottom();
     if (event.type === "message.delta" && typeof payload.delta === "string") {
       this.addDelta(event, payload.delta, String(payload.message_id ?? ""));
     } else {
@@ -85,6 +86,7 @@ export class Timeline {
     return this.root.scrollHeight - this.root.scrollTop - this.root.clientHeight < 48;
   }
 
+  /** One scroll per frame, however many events arrived in it. */
   private scrollToEnd(): void {
     if (this.scrollQueued) return;
     this.scrollQueued = true;
