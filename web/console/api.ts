@@ -47,6 +47,11 @@ export function askForKey(reason: string): Promise<void> {
   return pending;
 }
 
+/** Why the prompt shows up: no key yet, or the one entered was refused. */
+export function keyRefusal(): string {
+  return apiKey() ? "That key was refused." : "This server requires an API key.";
+}
+
 /** Runs a call; when it is refused for want of a (valid) key, asks for one and tries again. */
 export async function withKey<T>(call: () => Promise<T>): Promise<T> {
   for (;;) {
@@ -54,7 +59,7 @@ export async function withKey<T>(call: () => Promise<T>): Promise<T> {
       return await call();
     } catch (err) {
       if (!isUnauthenticated(err)) throw err;
-      await askForKey(apiKey() ? "That key was refused." : "This server requires an API key.");
+      await askForKey(keyRefusal());
     }
   }
 }

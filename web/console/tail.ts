@@ -3,7 +3,7 @@
 // promise of strictly increasing seqs with no gap and no duplicate.
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Event } from "../../gen/eventide/v1/resources_pb.js";
-import { askForKey, events, isUnauthenticated } from "./api.js";
+import { askForKey, events, isUnauthenticated, keyRefusal } from "./api.js";
 
 export type TailStatus = "connecting" | "live" | "reconnecting" | "needs-key" | "failed";
 
@@ -32,6 +32,7 @@ export async function followThread(threadId: string, view: TailView, signal: Abo
     try {
       const stream = events.tailEvents({ threadId, afterSeq: BigInt(lastSeq), follow: true }, { signal: attempt.signal });
       for await (const res of stream) {
+        if (signal.aborted) break; // the page moved on: nothing more goes to its view
         clearTimeout(silence);
         silence = setTimeout(stop, silenceMs);
         failures = 0;
@@ -52,7 +53,7 @@ export async function followThread(threadId: string, view: TailView, signal: Abo
       if (signal.aborted) break;
       if (isUnauthenticated(err)) {
         view.status("needs-key", lastSeq);
-        await askForKey("This server requires an API key.");
+        await askForKey(keyRefusal());
         view.status("connecting", lastSeq);
         continue;
       }
