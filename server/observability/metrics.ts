@@ -148,8 +148,11 @@ export class Metrics {
     const now = Date.now();
     this.eventsPersisted.inc(events.length);
     this.persistBatchEvents.observe(events.length);
-    // Clamped: created_at comes from the hot tier's clock (Redis TIME), which may run ahead.
-    for (const e of events) this.persistLag.observe(Math.max(0, now - e.createdAt) / 1000);
+    for (const e of events) {
+      // Clamped: created_at comes from the hot tier's clock (Redis TIME), which may run ahead.
+      const lagMs = Math.max(0, now - e.createdAt);
+      if (Number.isFinite(lagMs)) this.persistLag.observe(lagMs / 1000);
+    }
   }
 
   /** An archive object written and recorded. */
