@@ -63,12 +63,15 @@ test.serial("a turn streams in token by token; after a server restart mid-stream
   t.timeout(150_000);
   const real = await openRealTiers();
   t.teardown(() => real.cleanup());
+  const dataDir = await mkdtemp(join(tmpdir(), "eventide-data-"));
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }));
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
   const env = {
     ...real.env,
     EVENTIDE_CONSOLE_DIR: consoleDir,
-    EVENTIDE_DATA_DIR: consoleDir,
+    // The cold tier's directory (no S3 here; the archiver does not run).
+    EVENTIDE_DATA_DIR: dataDir,
     EVENTIDE_AGENT_TOKEN_DELAY: "80ms",
     // The killed process's agent lease lapses soon, so the restarted one retries the turn.
     EVENTIDE_LEASE_TTL: "2s",
