@@ -136,7 +136,12 @@ class Connections {
     };
   }
 
-  /** HTTP/2 sessions get a GOAWAY (their open streams finish); idle HTTP/1.1 connections close. */
+  /**
+   * HTTP/2 sessions get a GOAWAY: their open streams finish; a call the client
+   * sent before it saw the GOAWAY is refused unprocessed (REFUSED_STREAM, safe
+   * to retry; Node has no way to send the shutdown-notice GOAWAY that would
+   * avoid the race). Idle HTTP/1.1 connections close.
+   */
   drain(): void {
     this.draining = true;
     for (const session of this.sessions) session.close();
