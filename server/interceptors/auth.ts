@@ -38,12 +38,13 @@ export function authenticate(deps: AuthDeps): Interceptor {
   return (next) => async (req) => {
     if (!deps.keys.enabled || openServices.has(req.service.typeName)) return next(req);
     const caller = callerOfRequest(deps.keys, req.header.get("authorization"));
+    // Set first, so the log line of a refused call names the key.
+    req.contextValues.set(callerKey, caller);
     const method = req.method.name;
     if (!mayCall(caller.role, method)) {
       throw new ConnectError(`an API key with role ${caller.role} may not call ${req.service.typeName}/${method}`, Code.PermissionDenied);
     }
     await deps.limits.spendRequest(caller);
-    req.contextValues.set(callerKey, caller);
     if (req.method.methodKind !== "server_streaming") return next(req);
     const release = deps.limits.openStream(caller);
     try {
