@@ -55,10 +55,15 @@ export function healthService(status: HealthStatus): ServiceImpl<typeof Health> 
       return { status: current };
     },
     async *watch(req, ctx) {
+      const current = () => status.get(req.service) ?? ServingStatus.SERVICE_UNKNOWN;
+      const shuttingDown = () => new ConnectError("server shutting down", Code.Unavailable);
+      if (status.shuttingDown.aborted) {
+        yield { status: current() };
+        throw shuttingDown();
+      }
       const signal = AbortSignal.any([ctx.signal, status.shuttingDown]);
       // Subscribe before the first read, so a change in between is not lost.
       const changes = status.changes(signal);
-      const current = () => status.get(req.service) ?? ServingStatus.SERVICE_UNKNOWN;
       let sent = current();
       try {
         yield { status: sent };
@@ -75,7 +80,7 @@ export function healthService(status: HealthStatus): ServiceImpl<typeof Health> 
       if (ctx.signal.aborted || !status.shuttingDown.aborted) return;
       // Shutdown: the watcher learns NOT_SERVING, then goes elsewhere.
       if (current() !== sent) yield { status: current() };
-      throw new ConnectError("server shutting down", Code.Unavailable);
+      throw shuttingDown();
     },
   };
 }
