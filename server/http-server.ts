@@ -21,7 +21,7 @@ export interface TlsFiles {
   keyFile: string;
 }
 
-/** What is open right now, for the shutdown log. */
+/** What a server had open, for the shutdown log. */
 export interface OpenConnections {
   http2Sessions: number;
   http1Connections: number;
@@ -38,7 +38,6 @@ export interface ListeningServer {
    * what had to be dropped.
    */
   close(graceMs?: number): Promise<OpenConnections>;
-  open(): OpenConnections;
 }
 
 const h2Preface = Buffer.from("PRI * HTTP/2.0");
@@ -87,7 +86,6 @@ export async function listen(handler: RequestHandler, port: number, host: string
       clearTimeout(timer);
       return dropped;
     },
-    open: () => connections.open(),
   };
 }
 
