@@ -125,17 +125,25 @@ async function openTiersPatiently(config: Config, log: pino.Logger): Promise<Tie
   }
 }
 
+/** Names keys by tenant and role only: the banner never shows a key. */
+function authLine(config: Config): string {
+  if (config.apiKeys.length === 0) return 'off (no EVENTIDE_API_KEYS: every caller is admin, new threads go to tenant "default")';
+  const kinds = config.apiKeys.map((k) => `${k.tenantId}:${k.role}`);
+  return `on: ${config.apiKeys.length} API key${config.apiKeys.length > 1 ? "s" : ""} (${[...new Set(kinds)].join(", ")}); send Authorization: Bearer <key>`;
+}
+
 function printBanner(server: RunningServer, config: Config, tiers: Record<string, string>, agent: boolean): void {
   const url = `${server.scheme}://127.0.0.1:${server.port}`;
   // Over TLS, ALPN picks HTTP/2; --cacert trusts a self-signed TLS_CERT.
   const curl = config.tls ? `npx buf curl --protocol grpc --cacert ${config.tls.certFile}` : `npx buf curl --protocol grpc --http2-prior-knowledge`;
   process.stdout.write(`
 eventide is up on ${url} (gRPC, gRPC-Web and Connect on one port${config.tls ? ", TLS with HTTP/2 and HTTP/1.1" : ""}; /healthz, /readyz)
-${Object.entries(tiers).map(([k, v]) => `  ${k.padEnd(5)} ${v}`).join("\n")}
-  auth  off (every caller is tenant "default")
-  agent ${agent ? "the reference agent answers every turn (EVENTIDE_ROLES without agent to run your own)" : "none in this process: connect yours to AgentService.ReceiveTurns"}
+  console ${url}/ (open it in a browser)
+${Object.entries(tiers).map(([k, v]) => `  ${k.padEnd(7)} ${v}`).join("\n")}
+  auth    ${authLine(config)}
+  agent   ${agent ? "the reference agent answers every turn (EVENTIDE_ROLES without agent to run your own)" : "none in this process: connect yours to AgentService.ReceiveTurns"}
 
-Try it (in another terminal, from this folder):
+Try it (in another terminal, from this folder${config.apiKeys.length ? '; add -H "Authorization: Bearer <key>"' : ""}):
   ${curl} --list-methods ${url}
   ${curl} -d '{"input":{"text":"hello"}}' ${url}/eventide.v1.TurnService/SubmitTurn
   ${curl} -d '{"thread_id":"<thread.threadId from above>","follow":true}' ${url}/eventide.v1.EventService/TailEvents
