@@ -51,7 +51,8 @@ function curlSse(url: string, args: string[], stopWhen: (frames: SseFrame[]) => 
       if (stopWhen(parseSse(raw))) done();
     });
     curl.on("error", reject);
-    curl.on("exit", done);
+    // "close", not "exit": stdout may still hold the last frames when the process exits.
+    curl.on("close", done);
   });
 }
 

@@ -87,7 +87,7 @@ test.serial("/healthz and /readyz answer over HTTP/1.1 and HTTP/2, with no key o
     t.deepEqual(JSON.parse(live.body), { status: "ok" }, protocol);
     const ready = await get("/readyz?verbose=1");
     t.is(ready.status, 200, protocol);
-    t.deepEqual(JSON.parse(ready.body), { status: "ready", tiers: { hot: "ok", warm: "ok" } }, protocol);
+    t.deepEqual(JSON.parse(ready.body), { status: "ready", tiers: { hot: "ok", warm: "ok", cold: "ok" } }, protocol);
   }
   const head = await fetch(`${server.baseUrl}/readyz`, { method: "HEAD" });
   t.is(head.status, 200);

@@ -71,7 +71,7 @@ export async function startTestServer(tier: TierKind, env: Record<string, string
   const persisting = config.roles.includes("persister") ? startPersister(config, tiers, log, workers.signal, core.metrics) : Promise.resolve();
   const archiving = config.roles.includes("archiver") && env.EVENTIDE_ROLES ? startArchiver(core, workers.signal) : Promise.resolve();
   const dispatching = config.roles.includes("dispatcher") ? startDispatcher(config, core, log, workers.signal) : Promise.resolve();
-  const server = await startServer(config, core, log);
+  const server = await startServer(config, core, log, tiers);
   const baseUrl = `http://127.0.0.1:${server.port}`;
   // Like the archiver, the reference agent runs only when a test names it.
   const agent = config.roles.includes("agent") && env.EVENTIDE_ROLES ? startReferenceAgent(config, baseUrl, log, workers.signal) : Promise.resolve();
