@@ -1,5 +1,6 @@
 // EventService: append, tail, look up. Storage stays behind HotLog and EventReader.
 import { create } from "@bufbuild/protobuf";
+import { WireType } from "@bufbuild/protobuf/wire";
 import { timestampMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { newId } from "../domain/ids.js";
@@ -10,7 +11,7 @@ import { InvalidInput, NotFound, OutOfRange } from "../domain/errors.js";
 import type { NewEvent } from "../domain/records.js";
 import type { EventLog } from "../log/event-log.js";
 import { tail, type TailItem } from "../reads/tail.js";
-import { toEvent } from "./convert.js";
+import { encodeEventDelimited, toEvent } from "./convert.js";
 import { endingAtShutdown } from "./shutdown.js";
 import { ownedThread, tenantOfWrite, visibleTo } from "./ownership.js";
 import * as v from "./validation.js";
@@ -64,7 +65,10 @@ export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof
         deps.shutdown,
         "server shutting down; resume from your last seq elsewhere",
       );
-      for await (const item of items) yield tailResponse(item);
+      // Binary clients (gRPC, gRPC-Web, Connect with protobuf) get each event pre-encoded;
+      // JSON clients get the Event message, which Connect writes as JSON.
+      const respond = /json/i.test(ctx.requestHeader.get("content-type") ?? "") ? tailResponse : binaryTailResponse;
+      for await (const item of items) yield respond(item);
     },
 
     async getEvent(req, ctx) {
@@ -126,6 +130,26 @@ function newEvents(inputs: EventInput[], turnId: string): NewEvent[] {
 
 // A live event reaches every tail of its thread as the same object: convert it once.
 const eventResponses = new WeakMap<object, TailEventsResponse>();
+const binaryEventResponses = new WeakMap<object, TailEventsResponse>();
+
+/**
+ * tailResponse for a binary client: the event is written straight to its wire
+ * form (encodeEventDelimited, byte for byte what toBinary writes for the Event)
+ * and carried as the response's field 1 (`event`) among its unknown fields,
+ * which toBinary writes as they are. The bytes on the wire are the same; the
+ * reflective encoding of an Event with a Struct payload, the replay's largest
+ * cost, is skipped. Only for binary serialization: JSON would drop them.
+ */
+function binaryTailResponse(item: TailItem): TailEventsResponse {
+  if (item.kind !== "event") return tailResponse(item);
+  let response = binaryEventResponses.get(item.event);
+  if (!response) {
+    response = create(TailEventsResponseSchema);
+    response.$unknown = [{ no: 1, wireType: WireType.LengthDelimited, data: encodeEventDelimited(item.event) }];
+    binaryEventResponses.set(item.event, response);
+  }
+  return response;
+}
 
 function tailResponse(item: TailItem): TailEventsResponse {
   switch (item.kind) {
