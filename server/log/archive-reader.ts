@@ -5,7 +5,7 @@
 import { Readable } from "node:stream";
 import { DataLoss } from "../domain/errors.js";
 import type { StoredEvent } from "../domain/records.js";
-import { decodeArchive, sha256Hex } from "../tiers/cold/archive-format.js";
+import { decodeArchivePages, sha256Hex } from "../tiers/cold/archive-format.js";
 import type { ColdStore } from "../tiers/cold/cold-store.js";
 import type { ArchiveRecord } from "../tiers/warm/warm-store.js";
 
@@ -17,9 +17,15 @@ export class ArchiveReader {
 
   /** The archive's events with seq > afterSeq, in order. */
   async *events(archive: ArchiveRecord, afterSeq: number): AsyncGenerator<StoredEvent> {
+    for await (const page of this.pages(archive, afterSeq)) yield* page;
+  }
+
+  /** events(), a decompressed chunk at a time (never an empty page). */
+  async *pages(archive: ArchiveRecord, afterSeq: number): AsyncGenerator<StoredEvent[]> {
     const body = await this.object(archive);
-    for await (const event of decodeArchive(Readable.from([body]))) {
-      if (event.seq > afterSeq) yield event;
+    for await (const page of decodeArchivePages(Readable.from([body]))) {
+      if (page[page.length - 1].seq <= afterSeq) continue;
+      yield page[0].seq > afterSeq ? page : page.filter((e) => e.seq > afterSeq);
     }
   }
 

@@ -12,6 +12,8 @@ import type { ArchiveReader } from "./archive-reader.js";
 
 /** Events a tier read takes at once. */
 const pageSize = 1_000;
+/** Events a warm read takes at once (replays read long runs of them, the next page read ahead). */
+const warmPageSize = 2_000;
 
 export class EventLog {
   /** The hot tier's live feed; with metrics, it also counts what slow tailers drop. */
@@ -110,45 +112,80 @@ export class EventLog {
    * seq missing from one tier is always in an older one.
    */
   async *scan(threadId: string, afterSeq: number, signal?: AbortSignal): AsyncGenerator<StoredEvent> {
+    for await (const page of this.scanPages(threadId, afterSeq, signal)) yield* page;
+  }
+
+  /**
+   * scan() a page at a time (each non-empty, contiguous, following the last):
+   * a replay pays the async hand-offs once a page instead of once an event.
+   * A full warm page starts the read of the next one before it is handed
+   * over, so Postgres works while the caller streams.
+   */
+  async *scanPages(threadId: string, afterSeq: number, signal?: AbortSignal): AsyncGenerator<StoredEvent[]> {
     let cursor = afterSeq;
-    while (!signal?.aborted) {
-      // A one-entry probe first, so old history does not drag a whole hot page along.
-      const [next] = await this.hot.read(threadId, cursor, 1);
-      if (next?.seq === cursor + 1) {
-        const hot = await this.hot.read(threadId, cursor, pageSize);
-        // The persister may have trimmed it between the two reads; then warm has it.
-        if (hot[0]?.seq === cursor + 1) {
-          for (const e of hot) yield e;
-          cursor = hot[hot.length - 1].seq;
-          if (hot.length < pageSize) return;
+    let prefetched: Promise<StoredEvent[]> | undefined;
+    const readWarm = (after: number) => {
+      const read = this.warm.read(threadId, after, warmPageSize);
+      read.catch(() => {}); // awaited below, or dropped when the caller stops early
+      return read;
+    };
+    try {
+      while (!signal?.aborted) {
+        if (prefetched) {
+          const warm = await prefetched;
+          prefetched = undefined;
+          if (warm[0]?.seq === cursor + 1) {
+            cursor = warm[warm.length - 1].seq;
+            if (warm.length === warmPageSize) prefetched = readWarm(cursor);
+            yield warm;
+            continue;
+          }
+          // Warm ends here: what follows is in hot (or was moved meanwhile); the probes below decide.
+        }
+        // A one-entry probe first, so old history does not drag a whole hot page along.
+        const [next] = await this.hot.read(threadId, cursor, 1);
+        if (next?.seq === cursor + 1) {
+          const hot = await this.hot.read(threadId, cursor, pageSize);
+          // The persister may have trimmed it between the two reads; then warm has it.
+          if (hot[0]?.seq === cursor + 1) {
+            cursor = hot[hot.length - 1].seq;
+            yield hot;
+            if (hot.length < pageSize) return;
+            continue;
+          }
+        }
+        // Nothing in hot after the cursor: at the end of the log, unless the hot
+        // stream holds nothing at all (a window of 0, or a thread re-seeded from warm).
+        if (!next) {
+          const thread = await this.hot.getThread(threadId);
+          // Deleted (or erased by retention) under a running tail: say so, never go quiet.
+          if (thread?.status === "deleted") throw new NotFound("thread", threadId);
+          if (thread && thread.lastSeq <= cursor) return;
+        }
+        const warm = await readWarm(cursor);
+        if (warm[0]?.seq === cursor + 1) {
+          cursor = warm[warm.length - 1].seq;
+          if (warm.length === warmPageSize) prefetched = readWarm(cursor);
+          yield warm;
           continue;
         }
+        const archive = await this.warm.findArchive(threadId, cursor + 1);
+        if (!archive) {
+          if (warm.length === 0 && !next) return;
+          throw new OutOfRange(`seq ${cursor + 1} of thread ${threadId} is in no tier (removed by retention?)`);
+        }
+        if (!this.archives) throw new OutOfRange(`seq ${cursor + 1} of thread ${threadId} is archived and no cold tier is configured`);
+        for await (const page of this.archives.pages(archive, cursor)) {
+          for (let i = 0; i < page.length; i++) {
+            if (page[i].seq !== cursor + 1 + i) throw new DataLoss(`archive ${archive.objectKey} skips from seq ${cursor + i} to ${page[i].seq}`);
+          }
+          if (page.length === 0) continue;
+          cursor = page[page.length - 1].seq;
+          yield page;
+        }
       }
-      // Nothing in hot after the cursor: at the end of the log, unless the hot
-      // stream holds nothing at all (a window of 0, or a thread re-seeded from warm).
-      if (!next) {
-        const thread = await this.hot.getThread(threadId);
-        // Deleted (or erased by retention) under a running tail: say so, never go quiet.
-        if (thread?.status === "deleted") throw new NotFound("thread", threadId);
-        if (thread && thread.lastSeq <= cursor) return;
-      }
-      const warm = await this.warm.read(threadId, cursor, pageSize);
-      if (warm[0]?.seq === cursor + 1) {
-        for (const e of warm) yield e;
-        cursor = warm[warm.length - 1].seq;
-        continue;
-      }
-      const archive = await this.warm.findArchive(threadId, cursor + 1);
-      if (!archive) {
-        if (warm.length === 0 && !next) return;
-        throw new OutOfRange(`seq ${cursor + 1} of thread ${threadId} is in no tier (removed by retention?)`);
-      }
-      if (!this.archives) throw new OutOfRange(`seq ${cursor + 1} of thread ${threadId} is archived and no cold tier is configured`);
-      for await (const e of this.archives.events(archive, cursor)) {
-        if (e.seq !== cursor + 1) throw new DataLoss(`archive ${archive.objectKey} skips from seq ${cursor} to ${e.seq}`);
-        yield e;
-        cursor = e.seq;
-      }
+    } finally {
+      prefetched = undefined;
     }
   }
 

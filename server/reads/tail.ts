@@ -9,7 +9,8 @@ import { eventMatcher } from "../log/event-log.js";
 
 /** Where history comes from: every tier, stitched (EventLog). */
 export interface EventReader {
-  scan(threadId: string, afterSeq: number, signal?: AbortSignal): AsyncIterable<StoredEvent>;
+  /** Pages of events with seq > afterSeq, contiguous, to the end of the log as it stands. */
+  scanPages(threadId: string, afterSeq: number, signal?: AbortSignal): AsyncIterable<StoredEvent[]>;
 }
 
 export interface TailRequest {
@@ -23,6 +24,8 @@ export interface TailRequest {
 
 export type TailItem =
   | { kind: "event"; event: StoredEvent }
+  /** History read from storage, a page at a time (never empty). */
+  | { kind: "events"; events: StoredEvent[] }
   | { kind: "caught-up"; lastSeq: number }
   | { kind: "heartbeat"; scannedSeq: number };
 
@@ -39,11 +42,13 @@ export async function* tail(req: TailRequest, opts: TailOptions, signal: AbortSi
   const subscription = req.follow ? new LiveSubscription(opts.live, req.threadId, opts.bufferBound) : undefined;
   let cursor = req.afterSeq;
 
+  const filtered = req.types.length > 0 || req.turnId !== "";
   /** Reads storage from the cursor to its current end. */
   async function* catchUp(): AsyncGenerator<TailItem> {
-    for await (const event of opts.reader.scan(req.threadId, cursor, signal)) {
-      cursor = event.seq;
-      if (matches(event)) yield { kind: "event", event };
+    for await (const page of opts.reader.scanPages(req.threadId, cursor, signal)) {
+      cursor = page[page.length - 1].seq;
+      const events = filtered ? page.filter(matches) : page;
+      if (events.length > 0) yield { kind: "events", events };
     }
   }
 

@@ -68,7 +68,10 @@ export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof
       // Binary clients (gRPC, gRPC-Web, Connect with protobuf) get each event pre-encoded;
       // JSON clients get the Event message, which Connect writes as JSON.
       const respond = /json/i.test(ctx.requestHeader.get("content-type") ?? "") ? tailResponse : binaryTailResponse;
-      for await (const item of items) yield respond(item);
+      for await (const item of items) {
+        if (item.kind === "events") for (const event of item.events) yield respond({ kind: "event", event });
+        else yield respond(item);
+      }
     },
 
     async getEvent(req, ctx) {
@@ -140,7 +143,7 @@ const binaryEventResponses = new WeakMap<object, TailEventsResponse>();
  * reflective encoding of an Event with a Struct payload, the replay's largest
  * cost, is skipped. Only for binary serialization: JSON would drop them.
  */
-function binaryTailResponse(item: TailItem): TailEventsResponse {
+function binaryTailResponse(item: OneTailItem): TailEventsResponse {
   if (item.kind !== "event") return tailResponse(item);
   let response = binaryEventResponses.get(item.event);
   if (!response) {
@@ -151,7 +154,9 @@ function binaryTailResponse(item: TailItem): TailEventsResponse {
   return response;
 }
 
-function tailResponse(item: TailItem): TailEventsResponse {
+type OneTailItem = Exclude<TailItem, { kind: "events" }>;
+
+function tailResponse(item: OneTailItem): TailEventsResponse {
   switch (item.kind) {
     case "event": {
       let response = eventResponses.get(item.event);
