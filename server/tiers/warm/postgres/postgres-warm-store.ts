@@ -14,6 +14,7 @@ export interface PostgresOptions {
 }
 
 type Db = IDatabase<unknown>;
+const { ParameterizedQuery } = pgPromise;
 type Tx = ITask<unknown>;
 
 interface EventRow {
@@ -61,12 +62,9 @@ export class PostgresWarmStore implements WarmStore {
       // Thread rows first: the upsert takes the row locks an erasure also takes,
       // and a thread erased meanwhile is not resurrected (its events are dropped).
       const live = await projectThreads(tx, batch);
-      const events = batch.filter((e) => live.has(e.threadId));
+      const events = live.size === batch.length ? batch : batch.filter((e) => live.has(e.threadId));
       if (events.length === 0) return;
-      // One JSON parameter: Postgres parses it natively, much faster than a multi-row VALUES literal.
-      for (let i = 0; i < events.length; i += insertChunk) {
-        await tx.none(insertEventsSql, [JSON.stringify(events.slice(i, i + insertChunk).map(toJsonRow))]);
-      }
+      await insertEvents(tx, events);
       await projectTurns(tx, events);
     });
   }
@@ -228,106 +226,168 @@ export class PostgresWarmStore implements WarmStore {
   }
 }
 
+// The write path sends every batch as a few statements whose values travel as
+// real bind parameters (ParameterizedQuery: Parse/Bind, no client-side
+// escaping, no 2 MB SQL literal for Postgres to lex): one array per column,
+// zipped back into rows by unnest(). Event payloads go in as JSON text and are
+// parsed once, by the ::jsonb cast.
+
 /**
  * last_seq only grows; the thread row appears with its first persisted event.
- * Returns the threads that are not deleted.
+ * Returns the threads that are not deleted. One upsert for the threads a
+ * batch creates (thread.created sets metadata and created_at) and one for the
+ * rest; rows in thread_id order, so row locks are always taken in one order.
  */
 async function projectThreads(tx: Tx, events: StoredEvent[]): Promise<Set<string>> {
   const threads = new Map<string, { tenant: string; last: number; first: number; updated: number; metadata?: object }>();
   for (const e of events) {
-    const t = threads.get(e.threadId) ?? { tenant: e.tenantId, last: 0, first: e.createdAt, updated: 0 };
-    t.last = Math.max(t.last, e.seq);
-    t.first = Math.min(t.first, e.createdAt);
-    t.updated = Math.max(t.updated, e.createdAt);
+    let t = threads.get(e.threadId);
+    if (!t) threads.set(e.threadId, (t = { tenant: e.tenantId, last: 0, first: e.createdAt, updated: 0 }));
+    if (e.seq > t.last) t.last = e.seq;
+    if (e.createdAt < t.first) t.first = e.createdAt;
+    if (e.createdAt > t.updated) t.updated = e.createdAt;
     if (e.type === "thread.created") t.metadata = (e.payload.metadata as object | undefined) ?? {};
-    threads.set(e.threadId, t);
   }
+  const ids = [...threads.keys()].sort();
   const live = new Set<string>();
-  for (const [threadId, t] of threads) {
-    const row = await tx.oneOrNone(
-      `INSERT INTO threads (thread_id, tenant_id, last_seq, metadata, created_at, updated_at)
-       VALUES ($1, $2, $3, $4:json, $5, $6)
-       ON CONFLICT (thread_id) DO UPDATE SET
-         last_seq = GREATEST(threads.last_seq, EXCLUDED.last_seq),
-         updated_at = GREATEST(threads.updated_at, EXCLUDED.updated_at),
-         metadata = CASE WHEN $7 THEN EXCLUDED.metadata ELSE threads.metadata END,
-         created_at = CASE WHEN $7 THEN EXCLUDED.created_at ELSE threads.created_at END
-       WHERE threads.status <> 'deleted'
-       RETURNING thread_id`,
-      [threadId, t.tenant, t.last, t.metadata ?? {}, new Date(t.first), new Date(t.updated), t.metadata !== undefined],
+  for (const created of [true, false]) {
+    const rows = ids.filter((id) => (threads.get(id)!.metadata !== undefined) === created);
+    if (rows.length === 0) continue;
+    const ts = rows.map((id) => threads.get(id)!);
+    const returned = await tx.any<{ thread_id: string }>(
+      new ParameterizedQuery({
+        text: created ? upsertCreatedThreadsSql : upsertThreadsSql,
+        values: [rows, ts.map((t) => t.tenant), ts.map((t) => t.last), ts.map((t) => JSON.stringify(t.metadata ?? {})),
+          ts.map((t) => t.first), ts.map((t) => t.updated)],
+      }),
     );
-    if (row) live.add(threadId);
+    for (const r of returned) live.add(r.thread_id);
   }
   return live;
 }
 
-/** turn.submitted creates the row; later turn.* events move it, never backwards (status_seq). */
-async function projectTurns(tx: Tx, events: StoredEvent[]): Promise<void> {
-  const touched = new Set<string>();
-  for (const e of events) {
-    if (e.type === "turn.submitted") {
-      touched.add(e.threadId);
-      await tx.none(
-        `INSERT INTO turns (turn_id, thread_id, tenant_id, status, input, metadata, idempotency_key,
-                            submitted_seq, status_seq, created_at, updated_at)
-         VALUES ($1, $2, $3, 'queued', $4:json, $5:json, $6, $7, $7, $8, $8)
-         ON CONFLICT (turn_id) DO NOTHING`,
-        [e.turnId, e.threadId, e.tenantId, e.payload.input ?? {}, e.payload.metadata ?? {},
-          String(e.payload.idempotency_key ?? ""), e.seq, new Date(e.createdAt)],
-      );
-      continue;
-    }
-    const move = turnTransitions[e.type];
-    if (!move || !e.turnId) continue;
-    touched.add(e.threadId);
-    const p = e.payload;
-    await tx.none(
-      `UPDATE turns SET status = $2, status_seq = $3, updated_at = $4,
-         attempt = COALESCE($5, attempt), agent_id = COALESCE($6, agent_id),
-         output = COALESCE($7::jsonb, output), error = COALESCE($8, error),
-         started_at = CASE WHEN $9 THEN $4 ELSE started_at END,
-         ended_at = CASE WHEN $10 THEN $4 ELSE ended_at END
-       WHERE turn_id = $1 AND status_seq < $3`,
-      [e.turnId, move.status, e.seq, new Date(e.createdAt),
-        typeof p.attempt === "number" ? p.attempt : null, typeof p.agent_id === "string" ? p.agent_id : null,
-        p.output === undefined ? null : JSON.stringify(p.output), typeof p.error === "string" ? p.error : null,
-        Boolean(move.starts), Boolean(move.ends)],
-    );
-  }
-  if (touched.size === 0) return;
-  await tx.none(
-    `UPDATE threads t SET status = CASE WHEN EXISTS (
-        SELECT 1 FROM turns u WHERE u.thread_id = t.thread_id AND u.status IN ('queued', 'running')
-      ) THEN 'busy' ELSE 'idle' END
-     WHERE t.thread_id IN ($1:csv)`,
-    [[...touched]],
-  );
-}
+const threadRowsSql = `
+  INSERT INTO threads (thread_id, tenant_id, last_seq, metadata, created_at, updated_at)
+  SELECT t, tn, l, m::jsonb, to_timestamp(f / 1000.0), to_timestamp(u / 1000.0)
+    FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[]) AS x(t, tn, l, m, f, u)
+   ORDER BY t
+  ON CONFLICT (thread_id) DO UPDATE SET
+    last_seq = GREATEST(threads.last_seq, EXCLUDED.last_seq),
+    updated_at = GREATEST(threads.updated_at, EXCLUDED.updated_at)`;
+const upsertThreadsSql = `${threadRowsSql}
+  WHERE threads.status <> 'deleted'
+  RETURNING thread_id`;
+const upsertCreatedThreadsSql = `${threadRowsSql},
+    metadata = EXCLUDED.metadata,
+    created_at = EXCLUDED.created_at
+  WHERE threads.status <> 'deleted'
+  RETURNING thread_id`;
 
 /** Rows per INSERT statement (a transaction may hold several). */
-const insertChunk = 2_000;
+const insertChunk = 5_000;
 
 const insertEventsSql = `
   INSERT INTO agent_events (thread_id, seq, event_id, turn_id, tenant_id, type, payload, metadata, schema_version, level, created_at)
-  SELECT thread_id, seq, event_id, turn_id, tenant_id, type, payload, metadata, schema_version, level, to_timestamp(created_ms / 1000.0)
-    FROM json_to_recordset($1::json) AS x(thread_id text, seq bigint, event_id text, turn_id text, tenant_id text, type text,
-                                         payload jsonb, metadata jsonb, schema_version integer, level text, created_ms bigint)
+  SELECT t, s, i, tu, tn, ty, p::jsonb, m::jsonb, sv, l, to_timestamp(c / 1000.0)
+    FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                $9::integer[], $10::text[], $11::bigint[]) AS x(t, s, i, tu, tn, ty, p, m, sv, l, c)
   ON CONFLICT DO NOTHING`;
 
-function toJsonRow(e: StoredEvent) {
-  return {
-    thread_id: e.threadId,
-    seq: e.seq,
-    event_id: e.eventId,
-    turn_id: e.turnId,
-    tenant_id: e.tenantId,
-    type: e.type,
-    payload: e.payload,
-    metadata: e.metadata,
-    schema_version: e.schemaVersion,
-    level: e.level,
-    created_ms: e.createdAt,
-  };
+async function insertEvents(tx: Tx, events: StoredEvent[]): Promise<void> {
+  for (let from = 0; from < events.length; from += insertChunk) {
+    const n = Math.min(insertChunk, events.length - from);
+    const cols = Array.from({ length: 11 }, () => new Array<unknown>(n));
+    for (let k = 0; k < n; k++) {
+      const e = events[from + k];
+      cols[0][k] = e.threadId;
+      cols[1][k] = e.seq;
+      cols[2][k] = e.eventId;
+      cols[3][k] = e.turnId;
+      cols[4][k] = e.tenantId;
+      cols[5][k] = e.type;
+      cols[6][k] = JSON.stringify(e.payload);
+      cols[7][k] = JSON.stringify(e.metadata);
+      cols[8][k] = e.schemaVersion;
+      cols[9][k] = e.level;
+      cols[10][k] = e.createdAt;
+    }
+    await tx.none(new ParameterizedQuery({ text: insertEventsSql, values: cols }));
+  }
+}
+
+/**
+ * turn.submitted creates the row; later turn.* events move it, never backwards
+ * (status_seq). The moves are applied in rounds: round k holds each turn's k-th
+ * move of the batch, in seq order, so one UPDATE per round does what one
+ * UPDATE per event did (a turn's moves still apply one after the other).
+ */
+async function projectTurns(tx: Tx, events: StoredEvent[]): Promise<void> {
+  const touched = new Set<string>();
+  const submitted: StoredEvent[] = [];
+  const rounds: StoredEvent[][] = [];
+  const movesOf = new Map<string, number>();
+  for (const e of events) {
+    if (e.type === "turn.submitted") {
+      touched.add(e.threadId);
+      submitted.push(e);
+      continue;
+    }
+    if (!turnTransitions[e.type] || !e.turnId) continue;
+    touched.add(e.threadId);
+    const k = movesOf.get(e.turnId) ?? 0;
+    movesOf.set(e.turnId, k + 1);
+    (rounds[k] ??= []).push(e);
+  }
+  if (touched.size === 0) return;
+  if (submitted.length > 0) {
+    await tx.none(
+      new ParameterizedQuery({
+        text: `INSERT INTO turns (turn_id, thread_id, tenant_id, status, input, metadata, idempotency_key,
+                                  submitted_seq, status_seq, created_at, updated_at)
+               SELECT tu, t, tn, 'queued', i::jsonb, m::jsonb, k, s, s, to_timestamp(c / 1000.0), to_timestamp(c / 1000.0)
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[])
+                   AS x(tu, t, tn, i, m, k, s, c)
+               ON CONFLICT (turn_id) DO NOTHING`,
+        values: [
+          submitted.map((e) => e.turnId), submitted.map((e) => e.threadId), submitted.map((e) => e.tenantId),
+          submitted.map((e) => JSON.stringify(e.payload.input ?? {})), submitted.map((e) => JSON.stringify(e.payload.metadata ?? {})),
+          submitted.map((e) => String(e.payload.idempotency_key ?? "")), submitted.map((e) => e.seq), submitted.map((e) => e.createdAt),
+        ],
+      }),
+    );
+  }
+  for (const round of rounds) {
+    const moves = round.map((e) => ({ e, p: e.payload, move: turnTransitions[e.type] }));
+    await tx.none(
+      new ParameterizedQuery({
+        text: `UPDATE turns SET status = x.st, status_seq = x.s, updated_at = to_timestamp(x.c / 1000.0),
+                 attempt = COALESCE(x.att, turns.attempt), agent_id = COALESCE(x.ag, turns.agent_id),
+                 output = COALESCE(x.o::jsonb, turns.output), error = COALESCE(x.er, turns.error),
+                 started_at = CASE WHEN x.starts THEN to_timestamp(x.c / 1000.0) ELSE turns.started_at END,
+                 ended_at = CASE WHEN x.ends THEN to_timestamp(x.c / 1000.0) ELSE turns.ended_at END
+                 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::integer[], $6::text[], $7::text[], $8::text[],
+                             $9::boolean[], $10::boolean[]) AS x(tu, st, s, c, att, ag, o, er, starts, ends)
+                WHERE turns.turn_id = x.tu AND turns.status_seq < x.s`,
+        values: [
+          moves.map((m) => m.e.turnId), moves.map((m) => m.move.status), moves.map((m) => m.e.seq), moves.map((m) => m.e.createdAt),
+          moves.map((m) => (typeof m.p.attempt === "number" ? m.p.attempt : null)),
+          moves.map((m) => (typeof m.p.agent_id === "string" ? m.p.agent_id : null)),
+          moves.map((m) => (m.p.output === undefined ? null : JSON.stringify(m.p.output))),
+          moves.map((m) => (typeof m.p.error === "string" ? m.p.error : null)),
+          moves.map((m) => Boolean(m.move.starts)), moves.map((m) => Boolean(m.move.ends)),
+        ],
+      }),
+    );
+  }
+  await tx.none(
+    new ParameterizedQuery({
+      text: `UPDATE threads t SET status = CASE WHEN EXISTS (
+                SELECT 1 FROM turns u WHERE u.thread_id = t.thread_id AND u.status IN ('queued', 'running')
+              ) THEN 'busy' ELSE 'idle' END
+             WHERE t.thread_id = ANY($1::text[])`,
+      values: [[...touched].sort()],
+    }),
+  );
 }
 
 function fromRow(r: EventRow): StoredEvent {
