@@ -11,7 +11,7 @@ import { InvalidInput, NotFound, OutOfRange } from "../domain/errors.js";
 import type { NewEvent } from "../domain/records.js";
 import type { EventLog } from "../log/event-log.js";
 import { tail, type TailItem } from "../reads/tail.js";
-import { encodeEventDelimited, toEvent } from "./convert.js";
+import { encodeEventDelimited, encodeEventsDelimited, toEvent } from "./convert.js";
 import { endingAtShutdown } from "./shutdown.js";
 import { ownedThread, tenantOfWrite, visibleTo } from "./ownership.js";
 import * as v from "./validation.js";
@@ -67,10 +67,13 @@ export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof
       );
       // Binary clients (gRPC, gRPC-Web, Connect with protobuf) get each event pre-encoded;
       // JSON clients get the Event message, which Connect writes as JSON.
-      const respond = /json/i.test(ctx.requestHeader.get("content-type") ?? "") ? tailResponse : binaryTailResponse;
+      const json = /json/i.test(ctx.requestHeader.get("content-type") ?? "");
+      const respond = json ? tailResponse : binaryTailResponse;
       for await (const item of items) {
-        if (item.kind === "events") for (const event of item.events) yield respond({ kind: "event", event });
-        else yield respond(item);
+        if (item.kind !== "events") yield respond(item);
+        else if (json) for (const event of item.events) yield tailResponse({ kind: "event", event });
+        // A page of history is encoded at once (and not cached: nobody else holds these objects).
+        else for (const data of encodeEventsDelimited(item.events)) yield eventFieldResponse(data);
       }
     },
 
@@ -147,10 +150,16 @@ function binaryTailResponse(item: OneTailItem): TailEventsResponse {
   if (item.kind !== "event") return tailResponse(item);
   let response = binaryEventResponses.get(item.event);
   if (!response) {
-    response = create(TailEventsResponseSchema);
-    response.$unknown = [{ no: 1, wireType: WireType.LengthDelimited, data: encodeEventDelimited(item.event) }];
+    response = eventFieldResponse(encodeEventDelimited(item.event));
     binaryEventResponses.set(item.event, response);
   }
+  return response;
+}
+
+/** A TailEventsResponse whose field 1 (`event`) is `data`: an Event's length and bytes. */
+function eventFieldResponse(data: Uint8Array): TailEventsResponse {
+  const response = create(TailEventsResponseSchema);
+  response.$unknown = [{ no: 1, wireType: WireType.LengthDelimited, data }];
   return response;
 }
 
