@@ -4,12 +4,18 @@
 // error detail. Rules that do not fit the proto stay in server/services/validation.ts.
 import { type DescField, type DescMessage, hasOption } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { createValidator, type Validator, type Violation, violationsToProto } from "@bufbuild/protovalidate";
+import type { Path } from "@bufbuild/protobuf/reflect";
+import { createValidator, type Validator, Violation, violationsToProto } from "@bufbuild/protovalidate";
 import { field, message, oneof } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 
 /** Violations named in the error message; the detail carries a few more. */
 const violationsInMessage = 3;
 const violationsInDetail = 20;
+/**
+ * Map keys are the one part of a violation the caller chose: they are cut short, so an
+ * answer stays small (a huge key would otherwise overflow gRPC's trailers).
+ */
+const echoedKeyChars = 64;
 
 export function validateRequests(): Interceptor {
   const validator = createRequestValidator();
@@ -64,11 +70,23 @@ async function* validated<T>(messages: AsyncIterable<T>, check: (m: T) => void):
 }
 
 function invalidArgument(violations: Violation[]): ConnectError {
-  const named = violations.slice(0, violationsInMessage).map((v) => v.toString());
+  const [details, desc] = violationsToProto(violations.slice(0, violationsInDetail).map(withShortKeys));
+  return new ConnectError(violationsMessage(violations), Code.InvalidArgument, undefined, [{ desc, value: details }]);
+}
+
+/** `events[3].type: does not match regex pattern … [string.pattern]; …; and 2 more violations` */
+export function violationsMessage(violations: Violation[]): string {
+  const named = violations.slice(0, violationsInMessage).map((v) => withShortKeys(v).toString());
   const more = violations.length - named.length;
-  const text = named.join("; ") + (more > 0 ? `; and ${more} more violation${more > 1 ? "s" : ""}` : "");
-  const [details, desc] = violationsToProto(violations.slice(0, violationsInDetail));
-  return new ConnectError(text, Code.InvalidArgument, undefined, [{ desc, value: details }]);
+  return named.join("; ") + (more > 0 ? `; and ${more} more violation${more > 1 ? "s" : ""}` : "");
+}
+
+function withShortKeys(v: Violation): Violation {
+  const short = (item: Path[number]): Path[number] =>
+    item.kind === "map_sub" && typeof item.key === "string" && item.key.length > echoedKeyChars ? { kind: "map_sub", key: `${item.key.slice(0, echoedKeyChars)}…` } : item;
+  const field = v.field.map(short);
+  if (field.every((item, i) => item === v.field[i])) return v;
+  return new Violation(v.message, v.ruleId, field, v.rule, v.forKey);
 }
 
 /** Whether a message or anything it holds declares rules: requests without any skip the validator. */

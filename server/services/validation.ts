@@ -2,7 +2,7 @@
 // is thrown before anything is written. Most of them are also declared in the
 // proto (protovalidate, enforced first by server/interceptors/validate.ts) and
 // stay here as a second line with the same limits; the JSON byte size, reserved
-// types and duplicate event ids of a batch exist only here.
+// types, duplicate event ids of a batch and storable text exist only here.
 import type { JsonObject } from "@bufbuild/protobuf";
 import { InvalidInput } from "../domain/errors.js";
 import { type EventLevel, eventLevels } from "../domain/records.js";
@@ -73,7 +73,23 @@ export function jsonObjectWithText(field: string, value: JsonObject | undefined)
   const json = JSON.stringify(object);
   const bytes = Buffer.byteLength(json);
   if (bytes > limits.payloadBytes) throw new InvalidInput(`${field} is ${bytes} bytes as JSON; the limit is ${limits.payloadBytes}`);
+  // JSON.stringify escapes exactly these (an escape is one behind an odd run of backslashes).
+  const escaped = /(?<!\\)(?:\\\\)*\\u(0000|d[89a-f][0-9a-f]{2})/i.exec(json);
+  if (escaped) throw new InvalidInput(`${field} holds ${escaped[1] === "0000" ? "U+0000" : "an unpaired surrogate"}${unstorableWhy}`);
   return { object, json };
+}
+
+/**
+ * Postgres stores neither U+0000 nor an unpaired surrogate (text and jsonb refuse them):
+ * accepted, such a string would stop the persister at its event for good.
+ */
+const unstorable = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const unstorableWhy = ", which cannot be stored";
+
+export function storable(field: string, value: string): string {
+  const found = unstorable.exec(value);
+  if (found) throw new InvalidInput(`${field} holds ${found[0] === "\u0000" ? "U+0000" : "an unpaired surrogate"}${unstorableWhy}`);
+  return value;
 }
 
 export function metadata(field: string, value: Record<string, string>): Record<string, string> {
@@ -82,6 +98,8 @@ export function metadata(field: string, value: Record<string, string>): Record<s
   for (const [k, v] of entries) {
     if (k.length === 0 || chars(k, limits.metadataKeyChars) > limits.metadataKeyChars) throw new InvalidInput(`${field} keys must be 1-${limits.metadataKeyChars} characters, got ${quote(k)}`);
     if (chars(v, limits.metadataValueChars) > limits.metadataValueChars) throw new InvalidInput(`${field}[${quote(k)}] is longer than ${limits.metadataValueChars} characters`);
+    storable(`${field} key ${quote(k)}`, k);
+    storable(`${field}[${quote(k)}]`, v);
   }
   return { ...value };
 }
@@ -112,9 +130,10 @@ export function pageSize(field: string, value: number, fallback: number): number
   return value;
 }
 
+/** Text of at most `max` characters, storable. */
 export function maxChars(field: string, value: string, max: number): string {
   if (chars(value, max) > max) throw new InvalidInput(`${field} is longer than ${max} characters`);
-  return value;
+  return storable(field, value);
 }
 
 const agentIdPattern = /^[\x21-\x7e]+$/;

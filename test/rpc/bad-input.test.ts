@@ -4,10 +4,12 @@
 // buf.validate.Violations detail); the others from the services' own checks.
 import test from "ava";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import { ViolationsSchema } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import { AgentService } from "../../gen/eventide/v1/agent_service_pb.js";
-import { MultitaskStrategy } from "../../gen/eventide/v1/turn_service_pb.js";
-import { type TestServer, tierKinds, serverPerTier } from "../support/server.js";
+import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
+import { MultitaskStrategy, TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
+import { type TestServer, tierKinds, serverPerTier, waitPersisted } from "../support/server.js";
 
 const servers = serverPerTier(test);
 
@@ -37,6 +39,9 @@ const cases: Case[] = [
   ["append: negative schema_version", Code.InvalidArgument, "events[0].schema_version: must be greater than or equal to 0 and less than or equal to 1000000 [int32.gte_lte]", (s, th) => s.events().appendEvents({ threadId: th, events: [{ type: "custom", schemaVersion: -1 }] })],
   ["append: 65 metadata entries", Code.InvalidArgument, "events[0].metadata: map must be at most 64 entries [map.max_pairs]", (s, th) => s.events().appendEvents({ threadId: th, events: [{ type: "custom", metadata: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, "v"])) }] })],
   ["append: metadata value over 1024 characters", Code.InvalidArgument, 'events[0].metadata["k"]: must be at most 1024 characters [string.max_len]', (s, th) => s.events().appendEvents({ threadId: th, events: [{ type: "custom", metadata: { k: "é".repeat(1025) } }] })],
+  ["append: U+0000 in a payload", Code.InvalidArgument, "events[0].payload holds U+0000, which cannot be stored", (s, th) => s.events().appendEvents({ threadId: th, events: [{ type: "custom", payload: { text: "a\u0000b" } }] })],
+  ["append: an unpaired surrogate in a payload key (Connect JSON)", Code.InvalidArgument, "events[0].payload holds an unpaired surrogate, which cannot be stored", (s, th) => jsonEvents(s).appendEvents({ threadId: th, events: [{ type: "custom", payload: { "\ud800": 1 } }] })],
+  ["append: U+0000 in a metadata value", Code.InvalidArgument, 'events[0].metadata["k"] holds U+0000, which cannot be stored', (s, th) => s.events().appendEvents({ threadId: th, events: [{ type: "custom", metadata: { k: "\u0000" } }] })],
   ["append: stale expected_last_seq", Code.FailedPrecondition, "expected_last_seq is 0 but the thread's last seq is 2; nothing was written", (s, th) => s.events().appendEvents({ threadId: th, expectedLastSeq: 0n, events: custom })],
   ["append: negative expected_last_seq", Code.InvalidArgument, "expected_last_seq: must be greater than or equal to 0 and less than or equal to 9007199254740991 [int64.gte_lte]", (s, th) => s.events().appendEvents({ threadId: th, expectedLastSeq: -3n, events: custom })],
   ["append: lease_id without turn_id", Code.InvalidArgument, "lease_id needs the turn_id it holds [lease_id_needs_turn_id]", (s, th) => s.events().appendEvents({ threadId: th, leaseId: "some-lease", events: custom })],
@@ -45,7 +50,11 @@ const cases: Case[] = [
   ["submit: input over 256 KiB", Code.InvalidArgument, "input is 262154 bytes as JSON; the limit is 262144", (s, th) => s.turns().submitTurn({ threadId: th, input: { big } })],
   ["submit: idempotency_key over 256 characters", Code.InvalidArgument, "idempotency_key: must be at most 256 characters [string.max_len]", (s, th) => s.turns().submitTurn({ threadId: th, input: {}, idempotencyKey: "k".repeat(257) })],
   ["submit: bad thread_id", Code.InvalidArgument, `thread_id: ${ulidRule}`, (s) => s.turns().submitTurn({ threadId: "01ARZ3NDEKTSV4RRFFQ69G5FA!", input: {} })],
+  ["submit: U+0000 in idempotency_key", Code.InvalidArgument, "idempotency_key holds U+0000, which cannot be stored", (s, th) => s.turns().submitTurn({ threadId: th, input: {}, idempotencyKey: "k\u0000" })],
+  ["submit: an unpaired surrogate deep in input (Connect JSON)", Code.InvalidArgument, "input holds an unpaired surrogate, which cannot be stored", (s, th) => jsonTurns(s).submitTurn({ threadId: th, input: { a: [{ b: "\udc00" }] } })],
   ["submit: undefined multitask_strategy", Code.InvalidArgument, "multitask_strategy: value must be one of the defined enum values [enum.defined_only]", (s, th) => s.turns().submitTurn({ threadId: th, input: {}, multitaskStrategy: 7 as MultitaskStrategy })],
+  ["create: a metadata key of 100,000 characters (echoed cut short)", Code.InvalidArgument, `metadata["${"k".repeat(64)}…"]: must be at most 128 characters [string.max_len]`, (s) => s.turns().createThread({ metadata: { ["k".repeat(100_000)]: "v" } })],
+  ["create: U+0000 in a metadata key", Code.InvalidArgument, 'metadata key "a\\u0000b" holds U+0000, which cannot be stored', (s) => s.turns().createThread({ metadata: { "a\u0000b": "v" } })],
   ["create: empty metadata key", Code.InvalidArgument, 'metadata[""]: must be at least 1 characters [string.min_len]', (s) => s.turns().createThread({ metadata: { "": "v" } })],
   ["get thread: empty id", Code.InvalidArgument, `thread_id: ${ulidRule}`, (s) => s.turns().getThread({ threadId: "" })],
   ["get thread: lower-case ULID", Code.InvalidArgument, `thread_id: ${ulidRule}`, (s, th) => s.turns().getThread({ threadId: th.toLowerCase() })],
@@ -53,8 +62,11 @@ const cases: Case[] = [
   ["list threads: page_size over 1000", Code.InvalidArgument, "page_size: must be greater than or equal to 0 and less than or equal to 1000 [int32.gte_lte]", (s) => s.turns().listThreads({ pageSize: 1001 })],
   ["list threads: foreign page_token", Code.InvalidArgument, "page_token is not one this server issued", (s) => s.turns().listThreads({ pageToken: "not a token" })],
   ["cancel: reason over 1024 characters", Code.InvalidArgument, "reason: must be at most 1024 characters [string.max_len]", (s, _th, tu) => s.turns().cancelTurn({ turnId: tu, reason: "r".repeat(1025) })],
+  ["cancel: U+0000 in reason", Code.InvalidArgument, "reason holds U+0000, which cannot be stored", (s, _th, tu) => s.turns().cancelTurn({ turnId: tu, reason: "\u0000" })],
   ["get event: empty id", Code.InvalidArgument, "event_id: does not match regex pattern `^[A-Za-z0-9_-]{1,64}$` [string.pattern]", (s) => s.events().getEvent({ eventId: "" })],
   ["get event: unknown", Code.NotFound, 'event "never-appended" not found', (s) => s.events().getEvent({ eventId: "never-appended" })],
+  ["list events: created_after past year 9999", Code.InvalidArgument, "created_after: must be greater than or equal to 0001-01-01T00:00:00Z and less than or equal to 9999-12-31T23:59:59.999999999Z [timestamp.gte_lte]", (s) => s.events().listEvents({ createdAfter: { seconds: 253402300800n } })],
+  ["list events: a tenant_id with U+0000", Code.InvalidArgument, "tenant_id: does not match regex pattern `^[A-Za-z0-9_.-]{1,64}$` [string.pattern]", (s) => s.events().listEvents({ tenantId: "t\u0000" })],
   ["list events: 33 type prefixes", Code.InvalidArgument, "types: must contain no more than 32 item(s) [repeated.max_items]", (s, th) => s.events().listEvents({ threadId: th, types: Array.from({ length: 33 }, () => "message.") })],
   ["tail: bad type prefix", Code.InvalidArgument, "types[0]: does not match regex pattern `^[a-z0-9_.]{1,128}$` [string.pattern]", (s, th) => drain(s.events().tailEvents({ threadId: th, types: ["Bad Prefix"] }))],
   ["tail: bad turn_id", Code.InvalidArgument, `turn_id: ${ulidRule}`, (s, th) => drain(s.events().tailEvents({ threadId: th, turnId: "x" }))],
@@ -66,6 +78,10 @@ const cases: Case[] = [
 ];
 
 const agents = (s: TestServer) => createClient(AgentService, s.transport("grpc"));
+// Connect JSON carries strings protobuf's binary format cannot (unpaired surrogates).
+const jsonTransport = (s: TestServer) => createConnectTransport({ baseUrl: s.baseUrl, httpVersion: "1.1", useBinaryFormat: false });
+const jsonEvents = (s: TestServer) => createClient(EventService, jsonTransport(s));
+const jsonTurns = (s: TestServer) => createClient(TurnService, jsonTransport(s));
 
 async function drain(stream: AsyncIterable<unknown>): Promise<void> {
   for await (const _ of stream);
@@ -100,6 +116,19 @@ for (const tier of tierKinds) {
     );
     t.deepEqual(violation.rule?.elements.map((e) => e.fieldName), ["string", "pattern"]);
     t.is(violation.ruleId, "string.pattern");
+  });
+
+  test(`${tier}: odd but storable text is appended and persisted as sent`, async (t) => {
+    const server = servers.get(tier)!;
+    const { thread } = await server.turns().createThread({ metadata: { "\u0001": "\u001f😀" } });
+    const threadId = thread!.threadId;
+    const payload = { text: "😀 é \uffff \u200b \\u0000 (a backslash, not U+0000) \u0001", "\u007f": ["\ud83d\ude00", null, -0, 1e308] };
+    const metadata = { k: "\\ud800 (text, not a surrogate)" };
+    const { lastSeq } = await jsonEvents(server).appendEvents({ threadId, events: [{ type: "custom", payload, metadata }] });
+    await waitPersisted(server, threadId, Number(lastSeq));
+    const [stored] = await server.tiers.warm.read(threadId, Number(lastSeq) - 1, 1);
+    t.deepEqual(stored.payload, { ...payload, "\u007f": ["\ud83d\ude00", null, 0, 1e308] });
+    t.deepEqual(stored.metadata, metadata);
   });
 
   test(`${tier}: a malformed request body is refused`, async (t) => {

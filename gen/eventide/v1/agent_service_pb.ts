@@ -224,7 +224,8 @@ export type CompleteTurnRequest = Message<"eventide.v1.CompleteTurnRequest"> & {
   leaseId: string;
 
   /**
-   * The result, a JSON object of at most 256 KiB.
+   * The result, a JSON object of at most 256 KiB (as JSON); no U+0000 or
+   * unpaired surrogate in its strings (Postgres cannot store them).
    *
    * @generated from field: google.protobuf.Struct output = 3;
    */
@@ -280,7 +281,7 @@ export type FailTurnRequest = Message<"eventide.v1.FailTurnRequest"> & {
   leaseId: string;
 
   /**
-   * What went wrong (at most 4096 characters).
+   * What went wrong (at most 4096 characters, no U+0000).
    *
    * @generated from field: string error = 3;
    */

@@ -338,7 +338,8 @@ export type EventInput = Message<"eventide.v1.EventInput"> & {
   type: string;
 
   /**
-   * The event's data, a JSON object of at most 256 KiB (as JSON).
+   * The event's data, a JSON object of at most 256 KiB (as JSON); no U+0000
+   * or unpaired surrogate in its strings (Postgres cannot store them).
    *
    * @generated from field: google.protobuf.Struct payload = 3;
    */
@@ -346,7 +347,7 @@ export type EventInput = Message<"eventide.v1.EventInput"> & {
 
   /**
    * Correlation data (at most 64 entries, keys 1-128 and values up to 1024
-   * characters).
+   * characters, no U+0000).
    *
    * @generated from field: map<string, string> metadata = 4;
    */

@@ -24,7 +24,7 @@ export const file_eventide_v1_turn_service: GenFile = /*@__PURE__*/
 export type CreateThreadRequest = Message<"eventide.v1.CreateThreadRequest"> & {
   /**
    * Free-form labels (at most 64 entries, keys 1-128 and values up to 1024
-   * characters).
+   * characters, no U+0000).
    *
    * @generated from field: map<string, string> metadata = 1;
    */
@@ -171,7 +171,8 @@ export type SubmitTurnRequest = Message<"eventide.v1.SubmitTurnRequest"> & {
   threadId: string;
 
   /**
-   * The user's input, a JSON object of at most 256 KiB.
+   * The user's input, a JSON object of at most 256 KiB (as JSON); no U+0000
+   * or unpaired surrogate in its strings (Postgres cannot store them).
    *
    * @generated from field: google.protobuf.Struct input = 2;
    */
@@ -180,7 +181,7 @@ export type SubmitTurnRequest = Message<"eventide.v1.SubmitTurnRequest"> & {
   /**
    * Optional (at most 256 characters): a retry with the same key (in the
    * same thread, or for the same tenant when `thread_id` is empty) returns
-   * the original turn and appends nothing. Kept for 24 hours.
+   * the original turn and appends nothing. Kept for 24 hours. No U+0000.
    *
    * @generated from field: string idempotency_key = 3;
    */
@@ -188,7 +189,7 @@ export type SubmitTurnRequest = Message<"eventide.v1.SubmitTurnRequest"> & {
 
   /**
    * Labels for the turn (at most 64 entries, keys 1-128 and values up to 1024
-   * characters).
+   * characters, no U+0000).
    *
    * @generated from field: map<string, string> metadata = 4;
    */
@@ -365,7 +366,8 @@ export type CancelTurnRequest = Message<"eventide.v1.CancelTurnRequest"> & {
   turnId: string;
 
   /**
-   * Why, recorded in the `turn.cancelled` event (at most 1024 characters).
+   * Why, recorded in the `turn.cancelled` event (at most 1024 characters, no
+   * U+0000).
    *
    * @generated from field: string reason = 2;
    */
