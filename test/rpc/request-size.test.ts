@@ -3,9 +3,9 @@
 // writes nothing. Serial: the write spy sees every write to the file's servers.
 import anyTest from "ava";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { compressionGzip, createConnectTransport } from "@connectrpc/connect-node";
+import { compressionGzip, createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
-import { protocols, serverPerTier, tierKinds, type TestServer } from "../support/server.js";
+import { type Protocol, protocols, serverPerTier, tierKinds, type TestServer } from "../support/server.js";
 import { spyOnWrites } from "../support/write-spy.js";
 
 const test = anyTest.serial;
@@ -61,6 +61,20 @@ for (const tier of tierKinds) {
     });
   });
 
+  for (const protocol of protocols) {
+    test(`${tier}/${protocol}: a body far over the cap → RESOURCE_EXHAUSTED, and the connection still serves`, async (t) => {
+      const server = servers.get(tier)!;
+      // A client of its own: what this request does to its connection stays here.
+      const events = createClient(EventService, transportFor(protocol, server.baseUrl));
+      const { thread } = await server.turns().createThread({});
+      const threadId = thread!.threadId;
+      const big = Array.from({ length: 60 }, () => ({ type: "custom", payload: { text: "x".repeat(200_000) } }));
+      const err = ConnectError.from(await t.throwsAsync(events.appendEvents({ threadId, events: big }, { timeoutMs: 20_000 })));
+      t.is(Code[err.code], Code[Code.ResourceExhausted], err.message);
+      t.is((await events.appendEvents({ threadId, events: [{ type: "custom" }] }, { timeoutMs: 5_000 })).lastSeq, 2n);
+    });
+  }
+
   test(`${tier}: a small gzip body that inflates past the cap → RESOURCE_EXHAUSTED`, async (t) => {
     const server = servers.get(tier)!;
     const gzip = createClient(
@@ -71,4 +85,18 @@ for (const tier of tierKinds) {
       gzip.appendEvents({ threadId, events: [{ type: "custom", payload: { text: "x".repeat(1024 * 1024) } }] }),
     );
   });
+}
+
+/**
+ * Node's HTTP/2 client keeps what it could not send yet in its session's memory, 10 MB
+ * by default (`maxSessionMemory`): a larger request that the server refuses without
+ * reading it all fails in the client with NGHTTP2_ENHANCE_YOUR_CALM, and so does every
+ * later call on that session. Clients that send requests over 10 MB raise it.
+ */
+function transportFor(protocol: Protocol, baseUrl: string) {
+  const nodeOptions = { maxSessionMemory: 64 };
+  if (protocol === "grpc") return createGrpcTransport({ baseUrl, nodeOptions });
+  if (protocol === "grpc-web") return createGrpcWebTransport({ baseUrl, httpVersion: "2", nodeOptions });
+  if (protocol === "connect") return createConnectTransport({ baseUrl, httpVersion: "2", nodeOptions });
+  return createConnectTransport({ baseUrl, httpVersion: "1.1" });
 }
