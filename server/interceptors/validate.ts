@@ -84,15 +84,15 @@ export function violationsMessage(violations: Violation[]): string {
 function withShortKeys(v: Violation): Violation {
   const short = (item: Path[number]): Path[number] =>
     item.kind === "map_sub" && typeof item.key === "string" && item.key.length > echoedKeyChars ? { kind: "map_sub", key: `${item.key.slice(0, echoedKeyChars)}…` } : item;
-  const field = v.field.map(short);
-  if (field.every((item, i) => item === v.field[i])) return v;
-  return new Violation(v.message, v.ruleId, field, v.rule, v.forKey);
+  const path = v.field.map(short);
+  if (path.every((item, i) => item === v.field[i])) return v;
+  return new Violation(v.message, v.ruleId, path, v.rule, v.forKey);
 }
 
 /** Whether a message or anything it holds declares rules: requests without any skip the validator. */
 const rulesOf = new WeakMap<DescMessage, boolean>();
 
-export function hasRules(schema: DescMessage, visiting = new Set<DescMessage>()): boolean {
+function hasRules(schema: DescMessage, visiting = new Set<DescMessage>()): boolean {
   const known = rulesOf.get(schema);
   if (known !== undefined) return known;
   if (visiting.has(schema)) return false; // a cycle (google.protobuf.Struct): decided by its other paths
