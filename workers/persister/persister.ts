@@ -34,6 +34,7 @@ export class Persister {
   readonly consumer = `${hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`;
   private readonly owned = new Set<number>();
   private leasesCheckedAt = 0;
+  private trimming?: Promise<void>;
 
   constructor(private readonly opts: PersisterOptions) {}
 
@@ -58,6 +59,7 @@ export class Persister {
         if (this.owned.size === 0 && !signal.aborted) await sleep(this.opts.batchWaitMs, signal);
       }
     }
+    await this.trimmed();
     for (const p of this.owned) await this.opts.leases.release(p, this.consumer).catch(() => {});
     log.info({ consumer: this.consumer }, "persister stopped");
   }
@@ -67,16 +69,30 @@ export class Persister {
    * A batch in hand is finished even when the signal aborts (shutdown): the
    * tiers close only after the persister returns, and a committed batch left
    * unacknowledged would be redone by the next owner.
+   * Trimming the hot window runs while the next batch is read and committed
+   * (at most one trim in flight): it is only housekeeping below what is
+   * committed, and each trim covers everything below its seq, so a failed one
+   * is made good by the thread's next batch.
    */
   private async persist(batch: FeedBatch): Promise<void> {
     await this.opts.warm.persistBatch(batch.events);
     await this.opts.feed.ack(batch);
-    const persistedThrough = new Map<string, number>();
-    for (const e of batch.events) persistedThrough.set(e.threadId, Math.max(persistedThrough.get(e.threadId) ?? 0, e.seq));
-    await Promise.all([...persistedThrough].map(([threadId, seq]) => this.opts.feed.markPersisted(threadId, seq, this.opts.hotWindow)));
     this.opts.metrics?.persisted(batch.events);
     this.opts.onCommitted?.(batch.events);
+    const persistedThrough = new Map<string, number>();
+    for (const e of batch.events) persistedThrough.set(e.threadId, Math.max(persistedThrough.get(e.threadId) ?? 0, e.seq));
+    await this.trimmed();
+    this.trimming = Promise.all([...persistedThrough].map(([threadId, seq]) => this.opts.feed.markPersisted(threadId, seq, this.opts.hotWindow))).then(
+      () => undefined,
+      (err) => this.opts.log.warn({ err: String(err) }, "trimming the hot window failed; the next batch trims it"),
+    );
     this.opts.log.debug({ events: batch.events.length, threads: persistedThrough.size }, "batch persisted");
+  }
+
+  /** Waits for the hot-window trim in flight, if any. */
+  private async trimmed(): Promise<void> {
+    await this.trimming;
+    this.trimming = undefined;
   }
 
   /** Renews held leases and takes free partitions up to a fair share of the live persisters. */

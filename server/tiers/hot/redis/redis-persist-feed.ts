@@ -21,6 +21,12 @@ export class RedisPersistFeed implements PersistFeed {
   private readonly trim: ScriptRunner;
   private readonly groupsReady = new Set<number>();
   private readonly lastTrim = new Map<number, number>();
+  /** Per partition, the last entry handed out in a batch: pending entries past it are not in any batch yet. */
+  private readonly handedOut = new Map<number, string>();
+  /** The batch handed out last, until it is acknowledged. */
+  private unacked?: FeedBatch;
+  /** The next batch, read while the last one is committed (for the same consumer, budget and partitions). */
+  private ahead?: { key: string; batch: Promise<FeedBatch | undefined> };
 
   /** `blocking` is a connection of the feed's own: a blocking read holds it. */
   constructor(private readonly client: RedisClientType, private readonly blocking: RedisClientType, private readonly keys: HotKeys) {
@@ -30,6 +36,8 @@ export class RedisPersistFeed implements PersistFeed {
 
   async adopt(p: number, consumer: string): Promise<void> {
     const log = this.keys.partitionLog(p);
+    // Claimed entries are read from the first pending one.
+    this.rewind();
     if (!this.groupsReady.has(p)) {
       try {
         await this.client.xGroupCreate(log, group, "0", { MKSTREAM: true });
@@ -47,13 +55,45 @@ export class RedisPersistFeed implements PersistFeed {
   }
 
   async nextBatch(partitions: number[], consumer: string, maxEvents: number, waitMs: number, signal: AbortSignal): Promise<FeedBatch> {
+    const empty: FeedBatch = { entries: new Map(), events: [] };
+    // The batch handed out last was never acknowledged: its commit failed. Forget
+    // what was read ahead and start again from the first pending entry, in order.
+    if (this.unacked) this.rewind();
+    if (partitions.length === 0 || signal.aborted) return empty;
+    const key = `${consumer} ${maxEvents} ${partitions.join(",")}`;
+    const ahead = this.ahead?.key === key ? this.ahead.batch : undefined;
+    this.ahead = undefined;
+    const batch = (ahead && (await ahead)) ?? (await this.read(partitions, consumer, maxEvents, waitMs));
+    if (batch.events.length === 0) return batch;
+    for (const [p, ids] of batch.entries) this.handedOut.set(p, ids[ids.length - 1]);
+    this.unacked = batch;
+    // Read the next batch while this one is committed: Redis round trips and
+    // decoding overlap the Postgres transaction. Only entries past those handed
+    // out are read, so nothing is in two batches; a failed read is simply redone.
+    if (!signal.aborted) {
+      const next = this.read(partitions, consumer, maxEvents, waitMs).catch(() => undefined);
+      this.ahead = { key, batch: next };
+    }
+    return batch;
+  }
+
+  /** Reads from the first pending entry again (after a failed commit, or a partition changing hands). */
+  private rewind(): void {
+    this.unacked = undefined;
+    this.ahead = undefined;
+    this.handedOut.clear();
+  }
+
+  /**
+   * Our own pending entries not handed out yet first (adopted, read ahead, or
+   * read before a failed commit), then new ones.
+   */
+  private async read(partitions: number[], consumer: string, maxEvents: number, waitMs: number): Promise<FeedBatch> {
     // An entry holds at least one event, so maxEvents entries is always enough to read.
     const maxEntries = maxEvents;
-    if (partitions.length === 0 || signal.aborted) return { entries: new Map(), events: [] };
-    // Our own pending entries first (adopted, or read before a failed commit), then new ones.
     let reply;
     try {
-      reply = await this.readGroup(this.client, partitions, consumer, "0", maxEntries);
+      reply = await this.readGroup(this.client, partitions, consumer, (p) => this.handedOut.get(p) ?? "0", maxEntries);
     } catch (err) {
       if (!String(err).includes("NOGROUP")) throw err;
       // Redis lost the partition logs (flushed, or failed over empty): recreate the groups and go on.
@@ -64,7 +104,7 @@ export class RedisPersistFeed implements PersistFeed {
       return { entries: new Map(), events: [] };
     }
     if (!reply?.some((s) => s.messages.length > 0)) {
-      reply = await this.readGroup(this.blocking, partitions, consumer, ">", maxEntries, waitMs);
+      reply = await this.readGroup(this.blocking, partitions, consumer, () => ">", maxEntries, waitMs);
     }
     const entries = new Map<number, string[]>();
     const ranges: { threadId: string; from: number; to: number }[] = [];
@@ -76,7 +116,9 @@ export class RedisPersistFeed implements PersistFeed {
         const size = Number(message.l) - Number(message.f) + 1;
         if (events > 0 && events + size > maxEvents) break;
         events += size;
-        entries.set(p, [...(entries.get(p) ?? []), id]);
+        let ids = entries.get(p);
+        if (!ids) entries.set(p, (ids = []));
+        ids.push(id);
         ranges.push({ threadId: message.t, from: Number(message.f), to: Number(message.l) });
       }
     }
@@ -85,6 +127,7 @@ export class RedisPersistFeed implements PersistFeed {
 
   async ack(batch: FeedBatch): Promise<void> {
     await Promise.all([...batch.entries].map(([p, ids]) => this.client.xAck(this.keys.partitionLog(p), group, ids)));
+    if (this.unacked === batch) this.unacked = undefined;
     await Promise.all([...batch.entries.keys()].map((p) => this.trimLog(p)));
   }
 
@@ -114,11 +157,11 @@ export class RedisPersistFeed implements PersistFeed {
     );
   }
 
-  private readGroup(conn: RedisClientType, partitions: number[], consumer: string, id: string, count: number, blockMs?: number) {
+  private readGroup(conn: RedisClientType, partitions: number[], consumer: string, id: (p: number) => string, count: number, blockMs?: number) {
     return conn.xReadGroup(
       group,
       consumer,
-      partitions.map((p) => ({ key: this.keys.partitionLog(p), id })),
+      partitions.map((p) => ({ key: this.keys.partitionLog(p), id: id(p) })),
       blockMs === undefined ? { COUNT: count } : { COUNT: count, BLOCK: blockMs },
     ) as Promise<ReadReply>;
   }
