@@ -286,17 +286,23 @@ const upsertCreatedThreadsSql = `${threadRowsSql},
 /** Rows per INSERT statement (a transaction may hold several). */
 const insertChunk = 5_000;
 
+// Payloads and metadata travel as one JSON array each (the JSON texts joined:
+// no per-element escaping in Node, one jsonb parse in Postgres); ROWS FROM
+// zips them with the other columns by position.
 const insertEventsSql = `
   INSERT INTO agent_events (thread_id, seq, event_id, turn_id, tenant_id, type, payload, metadata, schema_version, level, created_at)
-  SELECT t, s, i, tu, tn, ty, p::jsonb, m::jsonb, sv, l, to_timestamp(c / 1000.0)
-    FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                $9::integer[], $10::text[], $11::bigint[]) AS x(t, s, i, tu, tn, ty, p, m, sv, l, c)
+  SELECT t, s, i, tu, tn, ty, p, m, sv, l, to_timestamp(c / 1000.0)
+    FROM ROWS FROM (unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]),
+                    jsonb_array_elements($7::jsonb), jsonb_array_elements($8::jsonb),
+                    unnest($9::integer[], $10::text[], $11::bigint[])) AS x(t, s, i, tu, tn, ty, p, m, sv, l, c)
   ON CONFLICT DO NOTHING`;
 
 async function insertEvents(tx: Tx, events: StoredEvent[]): Promise<void> {
   for (let from = 0; from < events.length; from += insertChunk) {
     const n = Math.min(insertChunk, events.length - from);
     const cols = Array.from({ length: 11 }, () => new Array<unknown>(n));
+    const payloads = new Array<string>(n);
+    const metadata = new Array<string>(n);
     for (let k = 0; k < n; k++) {
       const e = events[from + k];
       cols[0][k] = e.threadId;
@@ -305,12 +311,14 @@ async function insertEvents(tx: Tx, events: StoredEvent[]): Promise<void> {
       cols[3][k] = e.turnId;
       cols[4][k] = e.tenantId;
       cols[5][k] = e.type;
-      cols[6][k] = JSON.stringify(e.payload);
-      cols[7][k] = JSON.stringify(e.metadata);
+      payloads[k] = JSON.stringify(e.payload);
+      metadata[k] = JSON.stringify(e.metadata);
       cols[8][k] = e.schemaVersion;
       cols[9][k] = e.level;
       cols[10][k] = e.createdAt;
     }
+    cols[6] = `[${payloads.join(",")}]` as never;
+    cols[7] = `[${metadata.join(",")}]` as never;
     await tx.none(new ParameterizedQuery({ text: insertEventsSql, values: cols }));
   }
 }
