@@ -200,7 +200,7 @@ export class EventLog {
 
   private async scanThread(filter: EventFilter, pageLimit: number, pageToken: string): Promise<Page<StoredEvent>> {
     const matches = eventMatcher(filter);
-    let cursor = Math.max(filter.afterSeq ?? 0, Number(decodeToken(pageToken)?.[0] ?? 0));
+    let cursor = Math.max(filter.afterSeq ?? 0, Number(decodeToken(pageToken, ["seq"])?.[0] ?? 0));
     const items: StoredEvent[] = [];
     // Bounded work per page: a sparse filter returns a short page with a token to go on.
     let scanned = 0;

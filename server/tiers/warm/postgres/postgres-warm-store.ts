@@ -109,7 +109,7 @@ export class PostgresWarmStore implements WarmStore {
     if (filter.afterSeq) where.push(`seq > ${param(filter.afterSeq)}`);
     // Within a thread the order is seq; across threads it is time, then thread, then seq.
     const byThread = Boolean(filter.threadId);
-    const after = decodeToken(pageToken);
+    const after = decodeToken(pageToken, byThread ? ["seq"] : ["time", "id", "seq"]);
     if (after) {
       if (byThread) where.push(`seq > ${param(after[0])}`);
       else where.push(`(created_at, thread_id, seq) > (${param(new Date(after[0] as number))}, ${param(after[1])}, ${param(after[2])})`);
@@ -134,7 +134,7 @@ export class PostgresWarmStore implements WarmStore {
   }
 
   async listThreads(tenantId: string | undefined, pageSize: number, pageToken: string): Promise<Page<ThreadRecord>> {
-    const after = decodeToken(pageToken);
+    const after = decodeToken(pageToken, ["time", "id"]);
     const rows = await this.db.any(
       `SELECT * FROM threads
         WHERE ($1::text IS NULL OR tenant_id = $1)
@@ -161,7 +161,7 @@ export class PostgresWarmStore implements WarmStore {
   }
 
   async listTurns(threadId: string, pageSize: number, pageToken: string): Promise<Page<TurnRecord>> {
-    const after = decodeToken(pageToken);
+    const after = decodeToken(pageToken, ["seq"]);
     const rows = await this.db.any(
       "SELECT * FROM turns WHERE thread_id = $1 AND submitted_seq > $2 ORDER BY submitted_seq LIMIT $3",
       [threadId, after ? after[0] : 0, pageSize + 1],
