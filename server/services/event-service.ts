@@ -72,8 +72,12 @@ export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof
       for await (const item of items) {
         if (item.kind !== "events") yield respond(item);
         else if (json) for (const event of item.events) yield tailResponse({ kind: "event", event });
-        // A page of history is encoded at once (and not cached: nobody else holds these objects).
-        else for (const data of encodeEventsDelimited(item.events)) yield eventFieldResponse(data);
+        // History is encoded a slice of a page at a time (and not cached: nobody else holds these objects).
+        else {
+          for (let i = 0; i < item.events.length; i += encodeSlice) {
+            for (const data of encodeEventsDelimited(item.events.slice(i, i + encodeSlice))) yield eventFieldResponse(data);
+          }
+        }
       }
     },
 
@@ -133,6 +137,9 @@ function newEvents(inputs: EventInput[], turnId: string): NewEvent[] {
     };
   });
 }
+
+/** Events of a history page encoded together. */
+const encodeSlice = 256;
 
 // A live event reaches every tail of its thread as the same object: convert it once.
 const eventResponses = new WeakMap<object, TailEventsResponse>();
