@@ -12,8 +12,8 @@ import type { ArchiveReader } from "./archive-reader.js";
 
 /** Events a tier read takes at once. */
 const pageSize = 1_000;
-/** Events a warm read takes at once (replays read long runs of them, the next page read ahead). */
-const warmPageSize = 2_000;
+/** Events a tail's warm read takes at once (replays read long runs of them, the next page read ahead). */
+const warmReadAheadPageSize = 2_000;
 
 export class EventLog {
   /** The hot tier's live feed; with metrics, it also counts what slow tailers drop. */
@@ -112,18 +112,21 @@ export class EventLog {
    * seq missing from one tier is always in an older one.
    */
   async *scan(threadId: string, afterSeq: number, signal?: AbortSignal): AsyncGenerator<StoredEvent> {
-    for await (const page of this.scanPages(threadId, afterSeq, signal)) yield* page;
+    for await (const page of this.scanPages(threadId, afterSeq, signal, { readAhead: false })) yield* page;
   }
 
   /**
    * scan() a page at a time (each non-empty, contiguous, following the last):
    * a replay pays the async hand-offs once a page instead of once an event.
-   * A full warm page starts the read of the next one before it is handed
-   * over, so Postgres works while the caller streams.
+   * With readAhead (tails, which read to the end), warm pages are larger and
+   * a full one starts the read of the next before it is handed over, so
+   * Postgres works while the caller streams; without it (listings that stop
+   * after a page of results), a warm read takes what a hot one does.
    */
-  async *scanPages(threadId: string, afterSeq: number, signal?: AbortSignal): AsyncGenerator<StoredEvent[]> {
+  async *scanPages(threadId: string, afterSeq: number, signal?: AbortSignal, opts = { readAhead: true }): AsyncGenerator<StoredEvent[]> {
     let cursor = afterSeq;
     let prefetched: Promise<StoredEvent[]> | undefined;
+    const warmPageSize = opts.readAhead ? warmReadAheadPageSize : pageSize;
     const readWarm = (after: number) => {
       const read = this.warm.read(threadId, after, warmPageSize);
       read.catch(() => {}); // awaited below, or dropped when the caller stops early
@@ -136,7 +139,7 @@ export class EventLog {
           prefetched = undefined;
           if (warm[0]?.seq === cursor + 1) {
             cursor = warm[warm.length - 1].seq;
-            if (warm.length === warmPageSize) prefetched = readWarm(cursor);
+            if (opts.readAhead && warm.length === warmPageSize) prefetched = readWarm(cursor);
             yield warm;
             continue;
           }
@@ -165,7 +168,7 @@ export class EventLog {
         const warm = await readWarm(cursor);
         if (warm[0]?.seq === cursor + 1) {
           cursor = warm[warm.length - 1].seq;
-          if (warm.length === warmPageSize) prefetched = readWarm(cursor);
+          if (opts.readAhead && warm.length === warmPageSize) prefetched = readWarm(cursor);
           yield warm;
           continue;
         }
