@@ -59,6 +59,16 @@ export class Persister {
         if (this.owned.size === 0 && !signal.aborted) await sleep(this.opts.batchWaitMs, signal);
       }
     }
+    // Entries the feed read ahead while the last batch committed are pending for
+    // this consumer: finish them too rather than leave them to the next owner.
+    if (this.owned.size > 0) {
+      try {
+        const rest = await this.opts.feed.nextBatch([...this.owned], this.consumer, this.opts.batchEvents, this.opts.batchWaitMs, signal);
+        if (rest.events.length > 0) await this.persist(rest);
+      } catch (err) {
+        log.warn({ err: String(err) }, "persister could not finish the batch read ahead; the next owner will");
+      }
+    }
     await this.trimmed();
     for (const p of this.owned) await this.opts.leases.release(p, this.consumer).catch(() => {});
     log.info({ consumer: this.consumer }, "persister stopped");

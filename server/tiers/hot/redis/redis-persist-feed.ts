@@ -59,11 +59,13 @@ export class RedisPersistFeed implements PersistFeed {
     // The batch handed out last was never acknowledged: its commit failed. Forget
     // what was read ahead and start again from the first pending entry, in order.
     if (this.unacked) this.rewind();
-    if (partitions.length === 0 || signal.aborted) return empty;
+    if (partitions.length === 0) return empty;
     const key = `${consumer} ${maxEvents} ${partitions.join(",")}`;
     const ahead = this.ahead?.key === key ? this.ahead.batch : undefined;
     this.ahead = undefined;
-    const batch = (ahead && (await ahead)) ?? (await this.read(partitions, consumer, maxEvents, waitMs));
+    // Shutting down: only what was read ahead (it is pending for this consumer), nothing new.
+    if (signal.aborted && !ahead) return empty;
+    const batch = (ahead && (await ahead)) ?? (signal.aborted ? empty : await this.read(partitions, consumer, maxEvents, waitMs));
     if (batch.events.length === 0) return batch;
     for (const [p, ids] of batch.entries) this.handedOut.set(p, ids[ids.length - 1]);
     this.unacked = batch;
