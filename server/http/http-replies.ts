@@ -1,6 +1,6 @@
 // JSON answers and errors of the plain-HTTP API, with Connect's HTTP status for each code.
 import { Code, ConnectError } from "@connectrpc/connect";
-import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
+import { codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
 import type { HttpResponse } from "./routes.js";
 
 /** A malformed HTTP request (query, body): 400, or 413 for an oversize body. */
@@ -19,9 +19,5 @@ export function sendJson(res: HttpResponse, status: number, body: unknown): void
 export function sendError(res: HttpResponse, err: unknown): void {
   const tooLarge = err instanceof BodyTooLarge;
   const connectError = err instanceof BadRequest ? new ConnectError(err.message, tooLarge ? Code.ResourceExhausted : Code.InvalidArgument) : ConnectError.from(err);
-  sendJson(res, tooLarge ? 413 : codeToHttpStatus(connectError.code), { error: { code: codeName(connectError.code), message: connectError.rawMessage } });
-}
-
-function codeName(code: Code): string {
-  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
+  sendJson(res, tooLarge ? 413 : codeToHttpStatus(connectError.code), { error: { code: codeToString(connectError.code), message: connectError.rawMessage } });
 }
