@@ -27,7 +27,7 @@ import { eventService } from "./services/event-service.js";
 import { HealthStatus, healthService } from "./services/health-service.js";
 import { registerReflection } from "./services/reflection-service.js";
 import { turnService } from "./services/turn-service.js";
-import { checkTiers, type Tiers } from "./tiers/open-tiers.js";
+import type { Tiers } from "./tiers/open-tiers.js";
 
 /** What reflection announces: our four services, health and reflection itself. */
 const announcedFiles: DescFile[] = [
@@ -48,7 +48,7 @@ export interface RunningServer {
   close(graceMs?: number): Promise<void>;
 }
 
-export async function startServer(config: Config, core: Core, log: Logger, tiers?: Pick<Tiers, "checkReady">): Promise<RunningServer> {
+export async function startServer(config: Config, core: Core, log: Logger, tiers: Pick<Tiers, "checkReady">): Promise<RunningServer> {
   const health = new HealthStatus();
   const { events } = core;
   const routes = (router: ConnectRouter) => {
@@ -75,9 +75,8 @@ export async function startServer(config: Config, core: Core, log: Logger, tiers
   const inProcess = createRouterTransport(routes, { router: { interceptors, readMaxBytes: config.limits.maxRequestBytes } });
   const httpRoutes = [...consoleRoutes(config.consoleDir), ...originalApiRoutes({ transport: inProcess, maxBodyBytes: config.limits.maxRequestBytes })];
   const handler = withHttpRoutes(httpRoutes, rpcHandler, (err) => log.error({ err }, "HTTP route failed"));
-  // Without the tiers object (test harnesses), the hot and warm tiers are checked through the event log.
   const readiness = new Readiness({
-    checkTiers: tiers?.checkReady ?? (() => checkTiers({ hot: core.events.hot, warm: core.events.warm })),
+    checkTiers: () => tiers.checkReady(),
     health,
     services: [TurnService.typeName, EventService.typeName, ArchiveService.typeName, AgentService.typeName],
     log,
