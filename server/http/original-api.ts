@@ -7,7 +7,7 @@
 // Each route calls the same RPCs in-process, so keys, roles, tenants, limits,
 // validation, logs and metrics are exactly those of the RPC API.
 import { toJson } from "@bufbuild/protobuf";
-import { type Client, createClient, type Transport } from "@connectrpc/connect";
+import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { ArchiveSchema, ArchiveService } from "../../gen/eventide/v1/archive_service_pb.js";
 import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
 import { ThreadSchema } from "../../gen/eventide/v1/resources_pb.js";
@@ -64,7 +64,7 @@ export function originalApiRoutes(opts: OriginalApiOptions): HttpRoute[] {
         await answer(res, async () => {
           const fromSeq = seqParam(url, "from_seq");
           const limit = intParam(url, "limit", 100, 1, maxEventsPerPage);
-          const page = await readPage(events, threadId, fromSeq, limit, callOptions(req, url));
+          const page = await readPage({ events, turns }, threadId, fromSeq, limit, callOptions(req, url));
           return {
             events: page.map(toEnvelope),
             // Where the next page starts; absent on the last page.
@@ -100,20 +100,24 @@ export function originalApiRoutes(opts: OriginalApiOptions): HttpRoute[] {
   ];
 }
 
-/** The events of a thread after `fromSeq`, stitched from every tier (a tail that does not follow). */
-async function readPage(events: Client<typeof EventService>, threadId: string, fromSeq: bigint, limit: number, call: CallOptions) {
-  const stop = new AbortController();
-  const page = [];
-  try {
-    for await (const item of events.tailEvents({ threadId, afterSeq: fromSeq, follow: false }, { ...call, signal: stop.signal })) {
-      if (item.item.case !== "event") continue;
-      page.push(item.item.value);
-      if (page.length >= limit) break;
-    }
-  } finally {
-    stop.abort();
+/**
+ * The events of a thread after `fromSeq`, stitched from every tier: ListEvents
+ * of the thread (a bounded read, unlike a tail that reads ahead to the end).
+ * A `from_seq` past the thread's end is OUT_OF_RANGE, as for a tail.
+ */
+async function readPage(
+  clients: { events: Client<typeof EventService>; turns: Client<typeof TurnService> },
+  threadId: string,
+  fromSeq: bigint,
+  limit: number,
+  call: CallOptions,
+) {
+  const { events } = await clients.events.listEvents({ threadId, afterSeq: fromSeq, pageSize: limit }, call);
+  if (events.length === 0 && fromSeq > 0n) {
+    const { thread } = await clients.turns.getThread({ threadId }, call);
+    if (fromSeq > thread!.lastSeq) throw new ConnectError(`from_seq ${fromSeq} is beyond the thread's last seq ${thread!.lastSeq}`, Code.OutOfRange);
   }
-  return page;
+  return events;
 }
 
 export interface CallOptions {

@@ -176,6 +176,11 @@ for (const tier of tierKinds) {
     t.deepEqual(seqs, [1, 2, 3, 4, 5, 6]);
     t.is((await http(server, "client", `/threads/${threadId}/events?limit=0`)).status, 400);
     t.is((await http(server, "client", `/threads/${threadId}/events?from_seq=-1`)).status, 400);
+    // At the end: an empty page; past it: OUT_OF_RANGE (400), as for a tail.
+    t.deepEqual((await http(server, "client", `/threads/${threadId}/events?from_seq=6`)).body, { events: [] });
+    const past = await http(server, "client", `/threads/${threadId}/events?from_seq=99`);
+    t.is(past.status, 400);
+    t.is(past.body.error.code, "out_of_range");
   });
 
   for (const httpVersion of ["--http1.1", "--http2-prior-knowledge"]) {
