@@ -4,6 +4,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Event } from "../../gen/eventide/v1/resources_pb.js";
 import { askForKey, events, isUnauthenticated, keyRefusal } from "./api.js";
+import { sleep } from "../../server/domain/wait.js";
 
 export type TailStatus = "connecting" | "live" | "reconnecting" | "needs-key" | "failed";
 
@@ -79,16 +80,4 @@ export async function followThread(threadId: string, view: TailView, signal: Abo
 function backoffMs(failures: number): number {
   const base = Math.min(4_000, 250 * 2 ** (failures - 1));
   return base / 2 + Math.random() * (base / 2);
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
