@@ -7,7 +7,7 @@ import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import * as esbuild from "esbuild";
-import { loadConfig } from "../server/config.js";
+import { consoleDir } from "../server/config.js";
 
 const source = fileURLToPath(new URL("../web/console/", import.meta.url));
 
@@ -52,6 +52,6 @@ function replaceOnce(text: string, from: string, to: string): string {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  const built = await buildConsole(loadConfig(process.env).consoleDir);
+  const built = await buildConsole(consoleDir());
   process.stdout.write(`console built into ${built.dir}: ${built.files.join(", ")} (${(built.bytes / 1024).toFixed(0)} KiB)\n`);
 }

@@ -164,7 +164,7 @@ export function loadConfig(env: Env = process.env, argv: string[] = []): Config 
     metricsPort: env.METRICS_PORT ? integer(env, "METRICS_PORT", 0, 0, 65535) : undefined,
     tls: tls(env),
     shutdownTimeoutMs: duration(env, "EVENTIDE_SHUTDOWN_TIMEOUT", "10s"),
-    consoleDir: env.EVENTIDE_CONSOLE_DIR || "dist/console",
+    consoleDir: consoleDir(env),
     roles: roles(argv[0] || env.EVENTIDE_ROLES || "all"),
   };
   const agentHasNoKey = config.apiKeys.length > 0 && !config.agent.apiKey && !config.apiKeys.some((k) => k.role === "agent");
@@ -177,6 +177,11 @@ export function loadConfig(env: Env = process.env, argv: string[] = []): Config 
     );
   }
   return config;
+}
+
+/** Where the built console lives (EVENTIDE_CONSOLE_DIR): the console build reads only this setting. */
+export function consoleDir(env: Env = process.env): string {
+  return env.EVENTIDE_CONSOLE_DIR || "dist/console";
 }
 
 /** Tenant ids become archive object keys and Redis values: a safe, short alphabet. */
