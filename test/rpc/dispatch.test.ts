@@ -7,7 +7,7 @@ import { AgentService } from "../../gen/eventide/v1/agent_service_pb.js";
 import { TurnStatus } from "../../gen/eventide/v1/resources_pb.js";
 import { MultitaskStrategy } from "../../gen/eventide/v1/turn_service_pb.js";
 import { completeAtOnce, hold, startTestAgent } from "../support/agents.js";
-import { serverPerTier, type TestServer, tierKinds } from "../support/server.js";
+import { serverPerTier, type TestServer, tierKinds, waitForTurnStatus } from "../support/server.js";
 
 const servers = serverPerTier(test, {
   EVENTIDE_LEASE_TTL: "800ms",
@@ -26,15 +26,6 @@ async function history(server: TestServer, threadId: string) {
   return items;
 }
 
-async function waitForStatus(server: TestServer, turnId: string, status: TurnStatus, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { turn } = await server.turns().getTurn({ turnId });
-    if (turn!.status === status) return turn!;
-    if (Date.now() > deadline) throw new Error(`turn ${turnId} is ${TurnStatus[turn!.status]}, not ${TurnStatus[status]}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 for (const tier of tierKinds) {
   test.serial(`${tier}: several agents, several threads: turns run one at a time in order, each thread sticks to one agent`, async (t) => {
@@ -50,7 +41,7 @@ for (const tier of tierKinds) {
           turnIds[i].push(res.turn!.turnId);
         }
       }
-      for (const ids of turnIds) for (const id of ids) await waitForStatus(server, id, TurnStatus.COMPLETED);
+      for (const ids of turnIds) for (const id of ids) await waitForTurnStatus(server, id, TurnStatus.COMPLETED);
       for (const [i, { thread }] of threads.entries()) {
         const events = await history(server, thread!.threadId);
         t.deepEqual(events.map((e) => Number(e.seq)), events.map((_, k) => k + 1), "gapless");
@@ -86,7 +77,7 @@ for (const tier of tierKinds) {
       // The zombie never renews: the sweeper requeues after the TTL; a healthy agent takes it.
       const healthy = startTestAgent(server.transport("grpc"), `${tier}-healthy`, completeAtOnce);
       try {
-        const done = await waitForStatus(server, turn!.turnId, TurnStatus.COMPLETED);
+        const done = await waitForTurnStatus(server, turn!.turnId, TurnStatus.COMPLETED);
         t.is(done.attempt, 2);
       } finally {
         await healthy.stop();
@@ -115,13 +106,13 @@ for (const tier of tierKinds) {
     });
     try {
       const retried = await server.turns().submitTurn({ input: { retry: true } });
-      const dead = await waitForStatus(server, retried.turn!.turnId, TurnStatus.DEAD_LETTERED);
+      const dead = await waitForTurnStatus(server, retried.turn!.turnId, TurnStatus.DEAD_LETTERED);
       t.like(dead, { attempt: 2, error: "boom 2" });
       const types = (await history(server, retried.thread!.threadId)).map((e) => e.type);
       t.deepEqual(types.slice(2), ["turn.started", "turn.retrying", "turn.started", "turn.dead_lettered"]);
 
       const once = await server.turns().submitTurn({ input: { retry: false } });
-      t.like(await waitForStatus(server, once.turn!.turnId, TurnStatus.FAILED), { attempt: 1, error: "boom 1" });
+      t.like(await waitForTurnStatus(server, once.turn!.turnId, TurnStatus.FAILED), { attempt: 1, error: "boom 1" });
     } finally {
       await agent.stop();
     }
@@ -192,7 +183,7 @@ for (const tier of tierKinds) {
     await leaving.stop();
     const other = startTestAgent(server.transport("grpc"), `${tier}-other`, completeAtOnce);
     try {
-      const done = await waitForStatus(server, turn!.turnId, TurnStatus.COMPLETED);
+      const done = await waitForTurnStatus(server, turn!.turnId, TurnStatus.COMPLETED);
       t.is(done.attempt, 2);
       t.is(done.agentId, `${tier}-other`);
       const retry = (await history(server, turn!.threadId)).find((e) => e.type === "turn.retrying")!;

@@ -3,12 +3,10 @@
 // caller's tenant and key name, the correlation id; API keys never appear.
 import test from "ava";
 import { Writable } from "node:stream";
-import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
-import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
-import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { newId } from "../../server/domain/ids.js";
 import { createLogger } from "../../server/observability/logger.js";
+import { clientsWithAuthorization } from "../support/keys.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 const clientKey = "secretkey1234";
@@ -49,14 +47,7 @@ test.after.always(async () => {
   await server?.close();
 });
 
-function clients(authorization?: string) {
-  const bearer: Interceptor = (next) => (req) => {
-    if (authorization) req.header.set("authorization", authorization);
-    return next(req);
-  };
-  const transport = createGrpcTransport({ baseUrl: server.baseUrl, interceptors: [bearer] });
-  return { turns: createClient(TurnService, transport), events: createClient(EventService, transport) };
-}
+const clients = (authorization?: string) => clientsWithAuthorization(server.baseUrl, authorization);
 
 const rpcLines = (): LogLine[] =>
   output

@@ -9,19 +9,11 @@ import { newId } from "../../server/domain/ids.js";
 import { type MetricsServer, serveMetrics } from "../../server/observability/metrics-server.js";
 import { completeAtOnce, hold, startTestAgent } from "../support/agents.js";
 import { scrape, scrapeUntil } from "../support/prometheus.js";
-import { startTestServer, type TestServer, tierKinds, waitPersisted } from "../support/server.js";
+import { startTestServer, type TestServer, tierKinds, waitForTurnStatus, waitPersisted } from "../support/server.js";
 
 const turnService = { service: "eventide.v1.TurnService" };
 const eventService = { service: "eventide.v1.EventService" };
 
-async function waitForStatus(server: TestServer, turnId: string, status: TurnStatus, timeoutMs = 15_000) {
-  for (const deadline = Date.now() + timeoutMs; ; ) {
-    const { turn } = await server.turns().getTurn({ turnId });
-    if (turn!.status === status) return;
-    if (Date.now() > deadline) throw new Error(`turn ${turnId} is ${TurnStatus[turn!.status]}, not ${TurnStatus[status]}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** A following tail whose received seqs can be waited for. */
 function openTail(server: TestServer, threadId: string) {
@@ -103,7 +95,7 @@ for (const tier of tierKinds) {
       t.is((await scrape(port)).value("eventide_dispatch_ready_threads"), 1);
       const agent = startTestAgent(server.transport("grpc"), `${tier}-metrics-agent`, completeAtOnce);
       try {
-        await waitForStatus(server, turn!.turnId, TurnStatus.COMPLETED);
+        await waitForTurnStatus(server, turn!.turnId, TurnStatus.COMPLETED);
         const during = await scrape(port);
         t.is(during.value("eventide_active_agent_feeds"), 1);
         t.is(during.value("eventide_dispatch_ready_threads"), 0);

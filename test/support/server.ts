@@ -6,6 +6,7 @@ import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { type Logger, pino } from "pino";
 import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
+import { type Turn, TurnStatus } from "../../gen/eventide/v1/resources_pb.js";
 import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { startServer } from "../../server/app.js";
 import { loadConfig } from "../../server/config.js";
@@ -150,6 +151,17 @@ export async function waitPersisted(server: Pick<TestServer, "tiers">, threadId:
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`thread ${threadId} not persisted through ${seq}`);
+}
+
+/** Waits until the turn has `status`; its record then. */
+export async function waitForTurnStatus(server: Pick<TestServer, "turns">, turnId: string, status: TurnStatus, timeoutMs = 15_000): Promise<Turn> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { turn } = await server.turns().getTurn({ turnId });
+    if (turn!.status === status) return turn!;
+    if (Date.now() > deadline) throw new Error(`turn ${turnId} is ${TurnStatus[turn!.status]}, not ${TurnStatus[status]}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
 }
 
 /** One server per tier for a whole test file: started before its tests, closed after. */
