@@ -42,13 +42,15 @@ export interface Scenario {
   /** What --only takes. */
   key: string;
   name: string;
+  /** Also runs against the framework floor (`--floor`): it only calls the RPCs bench/floor-server.ts answers. */
+  floor?: boolean;
   run(ctx: BenchContext): Promise<ScenarioResult>;
 }
 
 export const profileDir = "/tmp/prof";
 
 export const usage = `Usage: npm run bench -- [--tier redis|memory|both] [--quick] [--only batch,single,latency,tail,persist,lag,replay,cold-replay,dispatch]
-                          [--tail-rate N] [--cold-events N] [--log-level warn] [--profile]
+                          [--tail-rate N] [--cold-events N] [--log-level warn] [--profile] [--floor]
   --tier       tier(s) to benchmark (default redis: REDIS_URL or redis://127.0.0.1:6379, DATABASE_URL or
                postgres://postgres@127.0.0.1:5432/test; memory: embedded tiers in memory)
   --quick      smaller counts: a smoke run of under a minute
@@ -59,6 +61,8 @@ export const usage = `Usage: npm run bench -- [--tier redis|memory|both] [--quic
   --cold-events  events of the cold-replay thread, 90% of them archived (default 200000, 100000 with --quick;
                --cold-events 1000000 takes about 5 minutes on a 2-core machine)
   --log-level  the server's log level (default warn), to stderr: shows why calls fail
+  --floor      also run batch, single, latency and tail against bench/floor-server.ts, a bare Connect
+               server with no eventide code (tier "floor"): what Connect and Node alone reach here
   --profile    server children write V8 CPU profiles to ${profileDir} when they exit (node --cpu-prof);
                to profile the in-process scenarios (persist, lag): node --cpu-prof --import tsx bench/main.ts --only persist`;
 
@@ -73,6 +77,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       "tail-rate": { type: "string" },
       "cold-events": { type: "string" },
       profile: { type: "boolean", default: false },
+      floor: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -94,7 +99,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     throw new Error(`--cold-events must be an integer of at least 10, got ${values["cold-events"]}`);
   }
   return {
-    tiers: chosen,
+    tiers: values.floor ? [...chosen, "floor"] : chosen,
     quick: values.quick,
     only,
     logLevel: values["log-level"],
@@ -104,10 +109,10 @@ export function parseOptions(argv: string[]): BenchOptions {
   };
 }
 
-/** The RPC scenarios drive the shared server child: say so in the table. */
-async function onServerChild(name: string, running: Promise<ScenarioResult>): Promise<ScenarioResult> {
+/** The RPC scenarios drive the shared server child (or the floor's): say so in the table. */
+async function onServerChild(name: string, tier: Tier, running: Promise<ScenarioResult>): Promise<ScenarioResult> {
   const result = await running;
-  return { ...result, measurements: [layoutRow(name, "server child"), ...result.measurements] };
+  return { ...result, measurements: [layoutRow(name, tier === "floor" ? "floor child" : "server child"), ...result.measurements] };
 }
 
 /** 200 bytes of JSON, different for every event: the replay scenarios' events. */
@@ -118,8 +123,9 @@ export function scenarios({ quick, tailRate, coldEvents }: Pick<BenchOptions, "q
     {
       key: "batch",
       name: "append batch×100",
-      run: ({ server }) =>
-        onServerChild("append batch×100", appendThroughput(server.baseUrl, {
+      floor: true,
+      run: ({ server, tier }) =>
+        onServerChild("append batch×100", tier, appendThroughput(server.baseUrl, {
           name: "append batch×100",
           batchSize: 100,
           appenders: 16,
@@ -134,8 +140,9 @@ export function scenarios({ quick, tailRate, coldEvents }: Pick<BenchOptions, "q
     {
       key: "single",
       name: "append single",
-      run: ({ server }) =>
-        onServerChild("append single", appendThroughput(server.baseUrl, {
+      floor: true,
+      run: ({ server, tier }) =>
+        onServerChild("append single", tier, appendThroughput(server.baseUrl, {
           name: "append single",
           batchSize: 1,
           appenders: 32,
@@ -149,8 +156,9 @@ export function scenarios({ quick, tailRate, coldEvents }: Pick<BenchOptions, "q
     {
       key: "latency",
       name: "append latency",
-      run: ({ server }) =>
-        onServerChild("append latency", appendLatency(server.baseUrl, {
+      floor: true,
+      run: ({ server, tier }) =>
+        onServerChild("append latency", tier, appendLatency(server.baseUrl, {
           name: "append latency",
           warmup: quick ? 100 : 500,
           appends: quick ? 500 : 2_000,
@@ -160,8 +168,9 @@ export function scenarios({ quick, tailRate, coldEvents }: Pick<BenchOptions, "q
     {
       key: "tail",
       name: "tail delivery",
-      run: ({ server }) =>
-        onServerChild("tail delivery", tailLatency(server.baseUrl, {
+      floor: true,
+      run: ({ server, tier }) =>
+        onServerChild("tail delivery", tier, tailLatency(server.baseUrl, {
           name: "tail delivery",
           threads: quick ? 20 : 100,
           tailersPerThread: 10,

@@ -38,6 +38,8 @@ export function environment(commandLine: string, services: Services): string {
 export const layouts: Record<string, string> = {
   "server child":
     "the bench process drives a server child process (node --import tsx server/main.ts server,persister) over gRPC on 127.0.0.1",
+  "floor child":
+    "the same scenario against a bare Connect server child (node --import tsx bench/floor-server.ts): no storage, validation, interceptors or logs",
   "in-process":
     "the bench process itself runs hot.append and the Persister (and the Archiver) on the real tiers; no server",
   "in-process+child":

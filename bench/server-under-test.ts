@@ -20,6 +20,7 @@ export type { Tier } from "./tier-env.js";
 
 const repoRoot = fileURLToPath(new URL("..", import.meta.url));
 const serverMain = join(repoRoot, "server", "main.ts");
+const floorMain = join(repoRoot, "bench", "floor-server.ts");
 /** The server's default (EVENTIDE_HEARTBEAT_MS is not set). */
 const heartbeatMs = 15_000;
 const startTimeoutMs = 60_000;
@@ -34,6 +35,8 @@ export interface ServerOptions {
   /** Write a V8 CPU profile of the server here when it exits (node --cpu-prof). */
   profileDir?: string;
   roles?: string;
+  /** What runs: eventide (default), or the framework floor (bench/floor-server.ts: bare Connect, no tiers). */
+  program?: "eventide" | "floor";
 }
 
 export interface ServerUnderTest {
@@ -57,7 +60,8 @@ export async function startServerUnderTest(opts: ServerOptions): Promise<ServerU
   const baseUrl = `http://127.0.0.1:${port}`;
   const roles = opts.roles ?? "server,persister";
   const nodeArgs = opts.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.profileDir}`] : [];
-  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", serverMain, roles], {
+  const program = opts.program === "floor" ? [floorMain] : [serverMain, roles];
+  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", ...program], {
     cwd: repoRoot,
     env: {
       ...inheritedEnv(),

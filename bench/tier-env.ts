@@ -6,7 +6,8 @@ import { randomBytes } from "node:crypto";
 import pgPromise from "pg-promise";
 import { createClient, type RedisClientType } from "redis";
 
-export type Tier = "redis" | "memory";
+/** "floor": no tiers at all, the framework floor (bench/floor-server.ts) that `--floor` adds. */
+export type Tier = "redis" | "memory" | "floor";
 
 /** The services the benchmark talks to; all on 127.0.0.1. */
 export interface Services {
@@ -23,6 +24,7 @@ export interface TierEnv {
 }
 
 export function freshTierEnv(tier: Tier, services: Services, extra: Record<string, string> = {}): TierEnv {
+  if (tier === "floor") return { tier, env: {}, drop: async () => {} };
   if (tier === "memory") {
     // Embedded PGlite in memory; the directory cold store goes under the OS temp dir.
     return { tier, env: { EVENTIDE_DATA_DIR: "memory:", ...extra }, drop: async () => {} };
