@@ -2,17 +2,17 @@
 import { create } from "@bufbuild/protobuf";
 import { WireType } from "@bufbuild/protobuf/wire";
 import { timestampMs, timestampNow } from "@bufbuild/protobuf/wkt";
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { newId } from "../domain/ids.js";
 import type { EventInput } from "../../gen/eventide/v1/resources_pb.js";
-import { type EventService, type TailEventsResponse, TailEventsResponseSchema } from "../../gen/eventide/v1/event_service_pb.js";
+import { AppendEventsResponseSchema, type EventService, type TailEventsResponse, TailEventsResponseSchema } from "../../gen/eventide/v1/event_service_pb.js";
 import { anyTenant, callerOf } from "../auth.js";
 import { InvalidInput, NotFound, OutOfRange } from "../domain/errors.js";
 import type { NewEvent } from "../domain/records.js";
 import type { EventLog } from "../log/event-log.js";
 import { tail, type TailItem } from "../reads/tail.js";
 import { encodeEventDelimited, encodeEventsDelimited, toEvent } from "./convert.js";
-import { endingAtShutdown } from "./shutdown.js";
+import { endingAtShutdown, type StreamShutdown } from "./shutdown.js";
 import { ownedThread, tenantOfWrite, visibleTo } from "./ownership.js";
 import * as v from "./validation.js";
 
@@ -21,7 +21,7 @@ export interface EventServiceDeps {
   heartbeatMs: number;
   tailBuffer: number;
   /** Aborts when the server shuts down: open tails end with UNAVAILABLE. */
-  shutdown?: AbortSignal;
+  shutdown?: StreamShutdown;
 }
 
 export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof EventService>> {
@@ -37,12 +37,16 @@ export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof
       const tenantId = await tenantOfWrite(log, callerOf(ctx), threadId);
       const res = await log.append({ tenantId, threadId, turnId: turnId || undefined, leaseId: leaseId || undefined, expectedLastSeq, events });
       if (res.kind === "duplicate-turn") throw new Error("an event append cannot be a turn retry");
-      return {
+      const response = create(AppendEventsResponseSchema, {
         firstSeq: BigInt(res.events[0].seq),
         lastSeq: BigInt(res.events[res.events.length - 1].seq),
-        events: res.events.map(toEvent),
         duplicate: res.kind === "duplicate-events",
-      };
+      });
+      // The echo of a batch is most of the response's bytes and, reflectively encoded, of the call's
+      // CPU: binary clients get the events written straight to their wire form (see binaryTailResponse).
+      if (jsonCall(ctx)) response.events = res.events.map(toEvent);
+      else response.$unknown = encodeEventsDelimited(res.events).map((data) => lengthDelimited(appendEventsField, data));
+      return response;
     },
 
     async *tailEvents(req, ctx) {
@@ -67,7 +71,7 @@ export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof
       );
       // Binary clients (gRPC, gRPC-Web, Connect with protobuf) get each event pre-encoded;
       // JSON clients get the Event message, which Connect writes as JSON.
-      const json = /json/i.test(ctx.requestHeader.get("content-type") ?? "");
+      const json = jsonCall(ctx);
       const respond = json ? tailResponse : binaryTailResponse;
       for await (const item of items) {
         if (item.kind !== "events") yield respond(item);
@@ -166,8 +170,22 @@ function binaryTailResponse(item: OneTailItem): TailEventsResponse {
 /** A TailEventsResponse whose field 1 (`event`) is `data`: an Event's length and bytes. */
 function eventFieldResponse(data: Uint8Array): TailEventsResponse {
   const response = create(TailEventsResponseSchema);
-  response.$unknown = [{ no: 1, wireType: WireType.LengthDelimited, data }];
+  response.$unknown = [lengthDelimited(tailEventField, data)];
   return response;
+}
+
+/** The field numbers of the Event fields pre-encoded into responses. */
+const tailEventField = 1;
+const appendEventsField = 3;
+
+/** An unknown field of wire type 2 that toBinary writes as it is: `data` holds the length and the bytes. */
+function lengthDelimited(no: number, data: Uint8Array) {
+  return { no, wireType: WireType.LengthDelimited, data };
+}
+
+/** Whether the call's messages are JSON (Connect or gRPC-Web with JSON), which drops unknown fields. */
+function jsonCall(ctx: HandlerContext): boolean {
+  return /json/i.test(ctx.requestHeader.get("content-type") ?? "");
 }
 
 type OneTailItem = Exclude<TailItem, { kind: "events" }>;

@@ -2,7 +2,9 @@
 import test from "ava";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { TailEventsResponse } from "../../gen/eventide/v1/event_service_pb.js";
-import { collectTail, type TestServer, tierKinds, serverPerTier } from "../support/server.js";
+import { toJson } from "@bufbuild/protobuf";
+import { EventSchema } from "../../gen/eventide/v1/resources_pb.js";
+import { collectTail, protocols, type TestServer, tierKinds, serverPerTier } from "../support/server.js";
 
 const servers = serverPerTier(test, { EVENTIDE_HEARTBEAT_MS: "100" });
 
@@ -34,6 +36,26 @@ for (const tier of tierKinds) {
     t.deepEqual(got.event!.payload, { message_id: "m1", content: "Hello" });
     t.deepEqual(res.events[0].metadata, { correlation_id: "c1" });
     t.truthy(res.events[0].createdAt);
+  });
+
+  // Binary responses carry the echoed events pre-encoded (not by toBinary): every protocol must read them the same.
+  test(`${tier}: every protocol reads the appended events back exactly as stored`, async (t) => {
+    const server = servers.get(tier)!;
+    for (const protocol of protocols) {
+      const threadId = await newThread(server);
+      const res = await server.events(protocol).appendEvents({
+        threadId,
+        events: [
+          { type: "message.delta", payload: { delta: "é😀", n: 1.5, ok: true, none: null, list: [1, "two", { three: 3 }] }, metadata: { k: "v" } },
+          { eventId: `chosen-${protocol}`, type: "custom", level: "warn", schemaVersion: 3 },
+        ],
+      });
+      t.is(res.events.length, 2, protocol);
+      const { events: stored } = await server.events().listEvents({ threadId, afterSeq: 1n });
+      t.deepEqual(res.events.map((e) => toJson(EventSchema, e)), stored.map((e) => toJson(EventSchema, e)), protocol);
+      t.deepEqual(res.events[0].payload, { delta: "é😀", n: 1.5, ok: true, none: null, list: [1, "two", { three: 3 }] }, protocol);
+      t.like(res.events[1], { eventId: `chosen-${protocol}`, seq: 3n, level: "warn", schemaVersion: 3 }, protocol);
+    }
   });
 
   test(`${tier}: expected_last_seq mismatch is FAILED_PRECONDITION and writes nothing`, async (t) => {
