@@ -15,9 +15,14 @@ const pageSize = 1_000;
 /** Events a tail's warm read takes at once (replays read long runs of them, the next page read ahead). */
 const warmReadAheadPageSize = 2_000;
 
+/** Threads whose owner a process remembers (a Map of ids: a few MB). */
+const ownersRemembered = 50_000;
+
 export class EventLog {
   /** The hot tier's live feed; with metrics, it also counts what slow tailers drop. */
   readonly live: CountedLiveSource;
+  /** Thread id → owning tenant. A thread's owner never changes, so this is never stale; deletion is the hot tier's to refuse. */
+  private readonly owners = new Map<string, string>();
 
   constructor(readonly hot: HotLog, readonly warm: WarmStore, readonly archives?: ArchiveReader, private readonly metrics?: Metrics) {
     this.live = metrics ? { subscribe: (threadId, onUpdate) => hot.live.subscribe(threadId, onUpdate), dropped: (reason) => metrics.fanoutDropped(reason) } : hot.live;
@@ -73,6 +78,22 @@ export class EventLog {
     } while (token);
     await this.hot.restoreThread(thread, turns);
     return true;
+  }
+
+  /**
+   * The tenant that owns a thread that is not deleted, remembered after the
+   * first lookup: every-tenant writers (agents, admins) write as the owner,
+   * and this saves them a read of the thread on each append. A thread deleted
+   * since is still refused: the append script checks the thread itself.
+   */
+  async ownerOf(threadId: string): Promise<string | undefined> {
+    const known = this.owners.get(threadId);
+    if (known !== undefined) return known;
+    const thread = await this.getThread(threadId);
+    if (!thread || thread.status === "deleted") return undefined;
+    if (this.owners.size >= ownersRemembered) this.owners.delete(this.owners.keys().next().value!);
+    this.owners.set(threadId, thread.tenantId);
+    return thread.tenantId;
   }
 
   /** The hot record is current (its last_seq includes what is not persisted yet); warm is the fallback. */

@@ -28,7 +28,9 @@ export async function ownedTurn(events: EventLog, caller: Caller, turnId: string
 export async function tenantOfWrite(events: EventLog, caller: Caller, threadId: string): Promise<string> {
   if (threadId === "") return tenantForNewThreads(caller);
   if (caller.tenantId !== anyTenant) return caller.tenantId;
-  return (await ownedThread(events, caller, requireUlid("thread_id", threadId))).tenantId;
+  const owner = await events.ownerOf(requireUlid("thread_id", threadId));
+  if (owner === undefined) throw new NotFound("thread", threadId);
+  return owner;
 }
 
 /** A lease of another tenant's thread is refused exactly like a lease that was never given out. */
