@@ -1,4 +1,5 @@
 // Builds the RPC surface on the tiers and serves it on one port.
+import { setTimeout as delay } from "node:timers/promises";
 import type { DescFile } from "@bufbuild/protobuf";
 import { type ConnectRouter, createRouterTransport } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -26,6 +27,7 @@ import { archiveService } from "./services/archive-service.js";
 import { eventService } from "./services/event-service.js";
 import { HealthStatus, healthService } from "./services/health-service.js";
 import { registerReflection } from "./services/reflection-service.js";
+import { StreamShutdown } from "./services/shutdown.js";
 import { turnService } from "./services/turn-service.js";
 import type { Tiers } from "./tiers/open-tiers.js";
 
@@ -44,18 +46,22 @@ export interface RunningServer {
   port: number;
   scheme: "http" | "https";
   health: HealthStatus;
-  /** Ends long streams (UNAVAILABLE), stops taking connections, lets calls finish; drops what is left after graceMs. */
+  /**
+   * Ends long streams (UNAVAILABLE), stops taking connections, lets calls finish; drops what is left after graceMs.
+   * Resolves once the ended streams have cleaned up too (agent feeds requeued their turns), at most graceMs later.
+   */
   close(graceMs?: number): Promise<void>;
 }
 
 export async function startServer(config: Config, core: Core, log: Logger, tiers: Pick<Tiers, "checkReady">): Promise<RunningServer> {
   const health = new HealthStatus();
+  const streams = new StreamShutdown(health.shuttingDown);
   const { events } = core;
   const routes = (router: ConnectRouter) => {
     router.service(TurnService, turnService({ log: events, eraser: core.eraser, dispatch: core.dispatch }));
-    router.service(EventService, eventService({ log: events, heartbeatMs: config.heartbeatMs, tailBuffer: config.tailBuffer, shutdown: health.shuttingDown }));
+    router.service(EventService, eventService({ log: events, heartbeatMs: config.heartbeatMs, tailBuffer: config.tailBuffer, shutdown: streams }));
     router.service(ArchiveService, archiveService({ log: events, archiver: core.archiver }));
-    router.service(AgentService, agentService({ dispatch: core.dispatch, events, pollMs: config.dispatch.sweepIntervalMs, log, shutdown: health.shuttingDown }));
+    router.service(AgentService, agentService({ dispatch: core.dispatch, events, pollMs: config.dispatch.sweepIntervalMs, log, shutdown: streams }));
     router.service(Health, healthService(health));
     registerReflection(router, announcedFiles);
   };
@@ -91,6 +97,12 @@ export async function startServer(config: Config, core: Core, log: Logger, tiers
       const dropped = await server.close(graceMs);
       if (dropped.requests + dropped.http1Connections + dropped.http2Sessions > 0) {
         log.warn({ dropped }, "connections still open after the grace period were dropped");
+      }
+      // A stream's clean-up can outlast its connection: a departing agent feed may still be
+      // requeueing its turns, and the tiers are closed once this returns.
+      const bound = graceMs ?? 2_000;
+      if (!(await Promise.race([streams.ended().then(() => true), delay(bound, false)]))) {
+        log.warn({ waitedMs: bound }, "streams still cleaning up after the grace period; closing anyway");
       }
     },
   };

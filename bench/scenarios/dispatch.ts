@@ -43,8 +43,6 @@ export interface DispatchParams {
 
 /** Waiting for the submitted turns' assignments ends after this long without a new one: the rest count as missing. */
 const assignStallMs = 10_000;
-/** The pause between the agents' leaving and the server's stop (see throughput's finally). */
-const afterAgentsLeftMs = 1_000;
 /** How long one reference-agent turn may take (submit → turn.completed). */
 const turnTimeoutMs = 10_000;
 /** The reference agent echoes this as "You said: …", one `message.delta` per word. */
@@ -224,10 +222,9 @@ async function throughput(server: ServerUnderTest, p: DispatchParams): Promise<T
   } finally {
     for (const cancel of cancels) cancel.abort();
     await Promise.all(agents);
+    // A departed agent's feed still unsticks the threads it ran after its stream ended: the
+    // server's shutdown waits for that (StreamShutdown) before it closes the tiers.
     for (const s of sessions) s.abort();
-    // A departed agent's feed unsticks every thread it ran (one hot-tier call each) after its
-    // stream ended: give that a moment before the server is stopped under it.
-    await sleep(afterAgentsLeftMs);
     if (seen.streamProblems.length) notes.push(`agent streams: ${seen.streamProblems.slice(0, 3).join("; ")}`);
   }
 }

@@ -11,7 +11,7 @@ import type { EventLog } from "../log/event-log.js";
 import type { TurnDispatch } from "../tiers/hot/turn-dispatch.js";
 import { ownedLease } from "./ownership.js";
 import { toThread, toTurn } from "./convert.js";
-import { endingAtShutdown } from "./shutdown.js";
+import { endingAtShutdown, type StreamShutdown } from "./shutdown.js";
 import * as v from "./validation.js";
 
 export interface AgentServiceDeps {
@@ -21,7 +21,7 @@ export interface AgentServiceDeps {
   pollMs: number;
   log: Logger;
   /** Aborts when the server shuts down: feeds requeue what they hold and end with UNAVAILABLE. */
-  shutdown?: AbortSignal;
+  shutdown?: StreamShutdown;
 }
 
 export function agentService(deps: AgentServiceDeps): Partial<ServiceImpl<typeof AgentService>> {
