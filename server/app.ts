@@ -17,7 +17,7 @@ import { authenticate } from "./interceptors/auth.js";
 import { errorInterceptor } from "./interceptors/errors.js";
 import { observeRpcs } from "./interceptors/observe.js";
 import { validateRequests } from "./interceptors/validate.js";
-import { type ListeningServer, listen, withCors } from "./http-server.js";
+import { defaultGraceMs, type ListeningServer, listen, withCors } from "./http-server.js";
 import { Readiness, withProbes } from "./health-probes.js";
 import { consoleRoutes } from "./http/console.js";
 import { originalApiRoutes } from "./http/original-api.js";
@@ -92,7 +92,7 @@ export async function startServer(config: Config, core: Core, log: Logger, tiers
     port: server.port,
     scheme: server.scheme,
     health,
-    async close(graceMs) {
+    async close(graceMs = defaultGraceMs) {
       health.markShuttingDown(); // tails and agent feeds end now, with UNAVAILABLE
       const dropped = await server.close(graceMs);
       if (dropped.requests + dropped.http1Connections + dropped.http2Sessions > 0) {
@@ -100,9 +100,8 @@ export async function startServer(config: Config, core: Core, log: Logger, tiers
       }
       // A stream's clean-up can outlast its connection: a departing agent feed may still be
       // requeueing its turns, and the tiers are closed once this returns.
-      const bound = graceMs ?? 2_000;
-      if (!(await Promise.race([streams.ended().then(() => true), delay(bound, false)]))) {
-        log.warn({ waitedMs: bound }, "streams still cleaning up after the grace period; closing anyway");
+      if (!(await Promise.race([streams.ended().then(() => true), delay(graceMs, false, { ref: false })]))) {
+        log.warn({ waitedMs: graceMs }, "streams still cleaning up after the grace period; closing anyway");
       }
     },
   };

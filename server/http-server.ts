@@ -42,6 +42,9 @@ export interface ListeningServer {
 
 const h2Preface = Buffer.from("PRI * HTTP/2.0");
 
+/** How long a closing server lets open calls finish when its caller names no bound. */
+export const defaultGraceMs = 2_000;
+
 export async function listen(handler: RequestHandler, port: number, host: string, tlsFiles?: TlsFiles): Promise<ListeningServer> {
   const connections = new Connections();
   const tracked = connections.track(handler);
@@ -74,7 +77,7 @@ export async function listen(handler: RequestHandler, port: number, host: string
   return {
     port: (listener.address() as net.AddressInfo).port,
     scheme: tlsFiles ? "https" : "http",
-    async close(graceMs = 2_000) {
+    async close(graceMs = defaultGraceMs) {
       const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
       connections.drain();
       let dropped: OpenConnections = { http2Sessions: 0, http1Connections: 0, requests: 0 };

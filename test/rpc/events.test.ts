@@ -41,19 +41,20 @@ for (const tier of tierKinds) {
   // Binary responses carry the echoed events pre-encoded (not by toBinary): every protocol must read them the same.
   test(`${tier}: every protocol reads the appended events back exactly as stored`, async (t) => {
     const server = servers.get(tier)!;
+    const payload = { delta: "é😀", n: 1.5, ok: true, none: null, list: [1, "two", { three: 3 }] };
     for (const protocol of protocols) {
       const threadId = await newThread(server);
       const res = await server.events(protocol).appendEvents({
         threadId,
         events: [
-          { type: "message.delta", payload: { delta: "é😀", n: 1.5, ok: true, none: null, list: [1, "two", { three: 3 }] }, metadata: { k: "v" } },
+          { type: "message.delta", payload, metadata: { k: "v" } },
           { eventId: `chosen-${protocol}`, type: "custom", level: "warn", schemaVersion: 3 },
         ],
       });
       t.is(res.events.length, 2, protocol);
       const { events: stored } = await server.events().listEvents({ threadId, afterSeq: 1n });
       t.deepEqual(res.events.map((e) => toJson(EventSchema, e)), stored.map((e) => toJson(EventSchema, e)), protocol);
-      t.deepEqual(res.events[0].payload, { delta: "é😀", n: 1.5, ok: true, none: null, list: [1, "two", { three: 3 }] }, protocol);
+      t.deepEqual(res.events[0].payload, payload, protocol);
       t.like(res.events[1], { eventId: `chosen-${protocol}`, seq: 3n, level: "warn", schemaVersion: 3 }, protocol);
     }
   });

@@ -1,5 +1,6 @@
 // A server's close waits for its ended streams' clean-up (an agent feed
 // requeueing turns) before the tiers it writes to are closed.
+import { setTimeout as delay } from "node:timers/promises";
 import test from "ava";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { endingAtShutdown, StreamShutdown } from "../../server/services/shutdown.js";
@@ -10,10 +11,10 @@ function slowToClean(cleanupMs: number, cleaned: string[]) {
     try {
       for (let i = 0; !signal.aborted; i++) {
         yield i;
-        await new Promise((resolve) => setTimeout(resolve, 5));
+        await delay(5);
       }
     } finally {
-      await new Promise((resolve) => setTimeout(resolve, cleanupMs));
+      await delay(cleanupMs);
       cleaned.push("done");
     }
   };
@@ -29,7 +30,7 @@ test("ended() waits for a stream stopped by the shutdown to finish its clean-up;
       // consume until the shutdown ends it
     }
   })();
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  await delay(20);
   server.abort();
   await shutdown.ended();
   t.deepEqual(cleaned, ["done"], "ended() resolved before the clean-up finished");
