@@ -65,7 +65,7 @@ export interface RunningPersister {
 export function startPersister(t: InProcessTiers, onCommitted?: (events: StoredEvent[]) => void): RunningPersister {
   const abort = new AbortController();
   const running = new Persister({
-    feed: t.tiers.feed,
+    feeds: t.tiers.feeds,
     leases: t.tiers.leases,
     warm: t.tiers.warm,
     log: t.log.child({ role: "persister" }),

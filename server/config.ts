@@ -36,6 +36,8 @@ export interface Config {
   persistWaitMs: number;
   /** A persister's lease on a partition; a dead persister's partitions move after this (EVENTIDE_PERSIST_LEASE_MS). */
   persistLeaseMs: number;
+  /** Batches a persister commits at once, each over its own share of the partitions (EVENTIDE_PERSIST_LANES; 1 on the embedded tiers). */
+  persistLanes: number;
   /** S3-compatible cold tier; with no S3_BUCKET, archives go to EVENTIDE_DATA_DIR/archive. */
   s3: {
     /** S3_ENDPOINT: empty = AWS. */
@@ -127,6 +129,7 @@ export function loadConfig(env: Env = process.env, argv: string[] = []): Config 
     persistBatchEvents: integer(env, "EVENTIDE_PERSIST_BATCH", 2_000, 1, 100_000),
     persistWaitMs: integer(env, "EVENTIDE_PERSIST_WAIT_MS", 50, 1, 60_000),
     persistLeaseMs: integer(env, "EVENTIDE_PERSIST_LEASE_MS", 10_000, 200, 600_000),
+    persistLanes: integer(env, "EVENTIDE_PERSIST_LANES", 2, 1, 16),
     s3: {
       endpoint: env.S3_ENDPOINT ?? "",
       bucket: env.S3_BUCKET ?? "",

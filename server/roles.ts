@@ -19,7 +19,7 @@ export function startPersister(
   metrics?: Metrics,
 ): Promise<void> {
   return new Persister({
-    feed: tiers.feed,
+    feeds: tiers.feeds,
     leases: tiers.leases,
     warm: tiers.warm,
     log: log.child({ role: "persister" }),

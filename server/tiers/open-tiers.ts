@@ -26,8 +26,12 @@ export const inMemory = "memory:";
 export interface Tiers {
   hot: HotLog;
   warm: WarmStore;
-  /** The persister's side of the hot tier. */
-  feed: PersistFeed;
+  /**
+   * The persister's side of the hot tier: a feed per lane (config.persistLanes
+   * on Redis, each with a connection of its own for its blocking reads; one on
+   * the memory tier, whose PGlite commits one transaction at a time anyway).
+   */
+  feeds: PersistFeed[];
   leases: PartitionLeases;
   /** Turn queues and leases, beside the hot log. */
   dispatch: TurnDispatch;
@@ -104,17 +108,13 @@ async function openHot(config: Config, log: Logger, closers: (() => Promise<void
     const hot = new MemoryHotLog({ idempotencyTtlSeconds: config.idempotencyTtlSeconds });
     const dispatch = new MemoryTurnDispatch(hot, config.dispatch);
     closers.push(() => hot.close(), () => dispatch.close());
-    return { hot, dispatch: dispatch as TurnDispatch, feed: hot as PersistFeed, leases: new MemoryPartitionLeases() as PartitionLeases, describe: "memory" };
+    return { hot, dispatch: dispatch as TurnDispatch, feeds: [hot as PersistFeed], leases: new MemoryPartitionLeases() as PartitionLeases, describe: "memory" };
   }
   // No offline queue: while Redis is down, calls fail fast with UNAVAILABLE instead of hanging.
   const client = createClient({ url: config.redisUrl, disableOfflineQueue: true }) as RedisClientType;
   client.on("error", (err) => log.warn({ err: String(err) }, "redis connection error"));
   await client.connect();
   closers.push(async () => client.destroy());
-  const blocking = client.duplicate() as RedisClientType;
-  blocking.on("error", (err) => log.warn({ err: String(err) }, "redis connection error"));
-  await blocking.connect();
-  closers.push(async () => blocking.destroy());
   const hot = await RedisHotLog.open({
     client,
     prefix: config.redisPrefix,
@@ -127,10 +127,18 @@ async function openHot(config: Config, log: Logger, closers: (() => Promise<void
   // Servers listen for dispatch notices: their agents' feeds wake on them.
   const dispatch = await RedisTurnDispatch.open(client, hot, config.dispatch, config.roles.includes("server"));
   closers.push(() => dispatch.close());
+  const feeds: PersistFeed[] = [];
+  for (let lane = 0; lane < config.persistLanes; lane++) {
+    const blocking = client.duplicate() as RedisClientType;
+    blocking.on("error", (err) => log.warn({ err: String(err) }, "redis connection error"));
+    await blocking.connect();
+    closers.push(async () => blocking.destroy());
+    feeds.push(new RedisPersistFeed(client, blocking, hot.keys));
+  }
   return {
     hot: hot as HotLog,
     dispatch: dispatch as TurnDispatch,
-    feed: new RedisPersistFeed(client, blocking, hot.keys) as PersistFeed,
+    feeds,
     leases: new RedisPartitionLeases(client, hot.keys) as PartitionLeases,
     describe: `redis (${redact(config.redisUrl)}, prefix ${config.redisPrefix}, ${config.partitions} partitions)`,
   };

@@ -25,7 +25,7 @@ async function seedThreads(real: RealTiers, threads: number, events: number): Pr
   const { Persister } = await import("../../workers/persister/persister.js");
   const { pino } = await import("pino");
   const persisting = new Persister({
-    feed: real.tiers.feed, leases: real.tiers.leases, warm: real.tiers.warm, log: pino({ level: "silent" }),
+    feeds: real.tiers.feeds, leases: real.tiers.leases, warm: real.tiers.warm, log: pino({ level: "silent" }),
     batchEvents: 2000, batchWaitMs: 20, hotWindow: 10, leaseMs: 1000,
   }).run(controller.signal);
   for (const [threadId, n] of last) {

@@ -9,7 +9,8 @@ import { openRealTiers } from "../support/tiers.js";
 const threads = 8;
 
 test("SIGKILLed persisters lose nothing and write nothing twice", async (t) => {
-  const real = await openRealTiers({ EVENTIDE_PERSIST_BATCH: "20", EVENTIDE_HOT_WINDOW: "10" });
+  // Three lanes over four partitions: one lane reads two of them, and redone batches meet rows already there.
+  const real = await openRealTiers({ EVENTIDE_PERSIST_BATCH: "20", EVENTIDE_HOT_WINDOW: "10", EVENTIDE_PERSIST_LANES: "3" });
   t.teardown(() => real.cleanup());
   const { hot } = real.tiers;
   const ids: string[] = [];

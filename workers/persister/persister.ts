@@ -4,6 +4,10 @@
 // acknowledges only after the commit, then trims the hot window. A crash
 // anywhere leaves entries pending; the next owner adopts and redoes them, and
 // ON CONFLICT DO NOTHING makes the redo harmless.
+// It commits through several lanes at once: lane i reads the owned partitions
+// p with p % lanes = i, through a feed of its own. A thread lives in one
+// partition, so two lanes' transactions never touch the same thread's rows,
+// and each thread's batches still commit one after the other, in order.
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
@@ -14,7 +18,8 @@ import type { WarmStore } from "../../server/tiers/warm/warm-store.js";
 import { sleep } from "../../server/domain/wait.js";
 
 export interface PersisterOptions {
-  feed: PersistFeed;
+  /** One feed per lane (batches in flight at once); the feeds read disjoint partitions. */
+  feeds: PersistFeed[];
   leases: PartitionLeases;
   warm: WarmStore;
   log: Logger;
@@ -34,44 +39,108 @@ export class Persister {
   readonly consumer = `${hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`;
   private readonly owned = new Set<number>();
   private leasesCheckedAt = 0;
-  private trimming?: Promise<void>;
+  /** The lease check in progress: lanes share it rather than run their own. */
+  private keepingLeases?: Promise<void>;
 
-  constructor(private readonly opts: PersisterOptions) {}
+  constructor(private readonly opts: PersisterOptions) {
+    if (opts.feeds.length === 0) throw new Error("a persister needs at least one feed");
+  }
 
   async run(signal: AbortSignal): Promise<void> {
-    const { log } = this.opts;
-    log.info({ consumer: this.consumer }, "persister started");
+    const { log, feeds } = this.opts;
+    log.info({ consumer: this.consumer, lanes: feeds.length }, "persister started");
+    await Promise.all(feeds.map((feed, lane) => new PersistLane(this, feed, lane).run(signal)));
+    for (const p of this.owned) await this.opts.leases.release(p, this.consumer).catch(() => {});
+    log.info({ consumer: this.consumer }, "persister stopped");
+  }
+
+  /** The owned partitions that lane `lane` reads. */
+  partitionsOf(lane: number): number[] {
+    return [...this.owned].filter((p) => p % this.opts.feeds.length === lane);
+  }
+
+  /** What its lanes read: the settings it was built with. */
+  get options(): PersisterOptions {
+    return this.opts;
+  }
+
+  /** Keeps the leases (at most one check at a time; lanes calling meanwhile wait for it). */
+  leasesKept(): Promise<void> {
+    this.keepingLeases ??= this.keepLeases().finally(() => (this.keepingLeases = undefined));
+    return this.keepingLeases;
+  }
+
+  /** Renews held leases and takes free partitions up to a fair share of the live persisters. */
+  private async keepLeases(): Promise<void> {
+    const { leases, leaseMs, feeds, log } = this.opts;
+    if (Date.now() - this.leasesCheckedAt < leaseMs / 3) return;
+    this.leasesCheckedAt = Date.now();
+    for (const p of [...this.owned]) {
+      if (!(await leases.renew(p, this.consumer, leaseMs))) {
+        this.owned.delete(p);
+        log.warn({ partition: p }, "persister lost a partition lease");
+      }
+    }
+    const live = await leases.heartbeat(this.consumer, leaseMs);
+    const partitions = feeds[0].partitions;
+    const share = Math.ceil(partitions / Math.max(1, live));
+    for (let p = 0; p < partitions && this.owned.size < share; p++) {
+      if (this.owned.has(p) || !(await leases.acquire(p, this.consumer, leaseMs))) continue;
+      // The lane that will read it adopts it (a feed forgets its read-ahead on adopting).
+      await this.opts.feeds[p % this.opts.feeds.length].adopt(p, this.consumer);
+      this.owned.add(p);
+      log.info({ partition: p }, "persister took a partition");
+    }
+    while (this.owned.size > share) {
+      const p = [...this.owned].pop()!;
+      this.owned.delete(p);
+      await leases.release(p, this.consumer);
+    }
+  }
+}
+
+/** One lane of a persister: reads its partitions' batches and commits them, one at a time. */
+class PersistLane {
+  private trimming?: Promise<void>;
+
+  constructor(private readonly persister: Persister, private readonly feed: PersistFeed, private readonly lane: number) {}
+
+  async run(signal: AbortSignal): Promise<void> {
+    const { log, batchEvents, batchWaitMs, leaseMs } = this.persister.options;
+    const { consumer } = this.persister;
     let failures = 0;
     while (!signal.aborted) {
+      let partitions: number[] = [];
       try {
-        await this.keepLeases();
-        const batch = await this.opts.feed.nextBatch([...this.owned], this.consumer, this.opts.batchEvents, this.opts.batchWaitMs, signal);
+        await this.persister.leasesKept();
+        partitions = this.persister.partitionsOf(this.lane);
+        if (partitions.length === 0) continue;
+        const batch = await this.feed.nextBatch(partitions, consumer, batchEvents, batchWaitMs, signal);
         if (batch.events.length > 0) await this.persist(batch);
         failures = 0;
       } catch (err) {
         if (signal.aborted) break;
         failures++;
         // Never sleep past a lease renewal: a waiting persister keeps its partitions.
-        const waitMs = Math.min(this.opts.leaseMs / 3, 30_000, 100 * 2 ** Math.min(failures, 9));
-        log.warn({ err: String(err), failures, retryInMs: waitMs }, "persister batch failed; retrying (nothing is dropped)");
+        const waitMs = Math.min(leaseMs / 3, 30_000, 100 * 2 ** Math.min(failures, 9));
+        log.warn({ err: String(err), failures, retryInMs: waitMs, lane: this.lane }, "persister batch failed; retrying (nothing is dropped)");
         await sleep(waitMs, signal);
       } finally {
-        if (this.owned.size === 0 && !signal.aborted) await sleep(this.opts.batchWaitMs, signal);
+        if (partitions.length === 0 && !signal.aborted) await sleep(batchWaitMs, signal);
       }
     }
     // Entries the feed read ahead while the last batch committed are pending for
     // this consumer: finish them too rather than leave them to the next owner.
-    if (this.owned.size > 0) {
+    const partitions = this.persister.partitionsOf(this.lane);
+    if (partitions.length > 0) {
       try {
-        const rest = await this.opts.feed.nextBatch([...this.owned], this.consumer, this.opts.batchEvents, this.opts.batchWaitMs, signal);
+        const rest = await this.feed.nextBatch(partitions, consumer, batchEvents, batchWaitMs, signal);
         if (rest.events.length > 0) await this.persist(rest);
       } catch (err) {
-        log.warn({ err: String(err) }, "persister could not finish the batch read ahead; the next owner will");
+        log.warn({ err: String(err), lane: this.lane }, "persister could not finish the batch read ahead; the next owner will");
       }
     }
     await this.trimmed();
-    for (const p of this.owned) await this.opts.leases.release(p, this.consumer).catch(() => {});
-    log.info({ consumer: this.consumer }, "persister stopped");
   }
 
   /**
@@ -85,49 +154,24 @@ export class Persister {
    * is made good by the thread's next batch.
    */
   private async persist(batch: FeedBatch): Promise<void> {
-    await this.opts.warm.persistBatch(batch.events);
-    await this.opts.feed.ack(batch);
-    this.opts.metrics?.persisted(batch.events);
-    this.opts.onCommitted?.(batch.events);
+    const { warm, metrics, onCommitted, hotWindow, log } = this.persister.options;
+    await warm.persistBatch(batch.events);
+    await this.feed.ack(batch);
+    metrics?.persisted(batch.events);
+    onCommitted?.(batch.events);
     const persistedThrough = new Map<string, number>();
     for (const e of batch.events) persistedThrough.set(e.threadId, Math.max(persistedThrough.get(e.threadId) ?? 0, e.seq));
     await this.trimmed();
-    this.trimming = Promise.all([...persistedThrough].map(([threadId, seq]) => this.opts.feed.markPersisted(threadId, seq, this.opts.hotWindow))).then(
+    this.trimming = Promise.all([...persistedThrough].map(([threadId, seq]) => this.feed.markPersisted(threadId, seq, hotWindow))).then(
       () => undefined,
-      (err) => this.opts.log.warn({ err: String(err) }, "trimming the hot window failed; the next batch trims it"),
+      (err) => log.warn({ err: String(err) }, "trimming the hot window failed; the next batch trims it"),
     );
-    this.opts.log.debug({ events: batch.events.length, threads: persistedThrough.size }, "batch persisted");
+    log.debug({ events: batch.events.length, threads: persistedThrough.size, lane: this.lane }, "batch persisted");
   }
 
   /** Waits for the hot-window trim in flight, if any. */
   private async trimmed(): Promise<void> {
     await this.trimming;
     this.trimming = undefined;
-  }
-
-  /** Renews held leases and takes free partitions up to a fair share of the live persisters. */
-  private async keepLeases(): Promise<void> {
-    const { leases, leaseMs, feed, log } = this.opts;
-    if (Date.now() - this.leasesCheckedAt < leaseMs / 3) return;
-    this.leasesCheckedAt = Date.now();
-    for (const p of [...this.owned]) {
-      if (!(await leases.renew(p, this.consumer, leaseMs))) {
-        this.owned.delete(p);
-        log.warn({ partition: p }, "persister lost a partition lease");
-      }
-    }
-    const live = await leases.heartbeat(this.consumer, leaseMs);
-    const share = Math.ceil(feed.partitions / Math.max(1, live));
-    for (let p = 0; p < feed.partitions && this.owned.size < share; p++) {
-      if (this.owned.has(p) || !(await leases.acquire(p, this.consumer, leaseMs))) continue;
-      await feed.adopt(p, this.consumer);
-      this.owned.add(p);
-      log.info({ partition: p }, "persister took a partition");
-    }
-    while (this.owned.size > share) {
-      const p = [...this.owned].pop()!;
-      this.owned.delete(p);
-      await leases.release(p, this.consumer);
-    }
   }
 }
