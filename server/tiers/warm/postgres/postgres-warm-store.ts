@@ -294,8 +294,8 @@ const insertEventsSql = `
   SELECT t, s, i, tu, tn, ty, p, m, sv, l, to_timestamp(c / 1000.0)
     FROM ROWS FROM (unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]),
                     jsonb_array_elements($7::jsonb), jsonb_array_elements($8::jsonb),
-                    unnest($9::integer[], $10::text[], $11::bigint[])) AS x(t, s, i, tu, tn, ty, p, m, sv, l, c)
-  ON CONFLICT DO NOTHING`;
+                    unnest($9::integer[], $10::text[], $11::bigint[])) AS x(t, s, i, tu, tn, ty, p, m, sv, l, c)`;
+const insertMissingEventsSql = `${insertEventsSql} ON CONFLICT DO NOTHING`;
 
 async function insertEvents(tx: Tx, events: StoredEvent[]): Promise<void> {
   for (let from = 0; from < events.length; from += insertChunk) {
@@ -319,9 +319,27 @@ async function insertEvents(tx: Tx, events: StoredEvent[]): Promise<void> {
     }
     cols[6] = `[${payloads.join(",")}]` as never;
     cols[7] = `[${metadata.join(",")}]` as never;
-    await tx.none(new ParameterizedQuery({ text: insertEventsSql, values: cols }));
+    await insertOnce(tx, cols);
   }
 }
+
+/**
+ * A batch is new but for redeliveries (a crashed persister's batch, redone):
+ * the plain INSERT is tried first, in a savepoint, and only when it meets a
+ * row already there is it redone with ON CONFLICT DO NOTHING, which skips the
+ * rows already persisted. The plain INSERT costs Postgres about a third less
+ * (ON CONFLICT probes the unique indexes before each row goes in).
+ */
+async function insertOnce(tx: Tx, values: unknown[]): Promise<void> {
+  try {
+    await tx.tx("insert", (sp) => sp.none(new ParameterizedQuery({ text: insertEventsSql, values })));
+  } catch (err) {
+    if ((err as { code?: string }).code !== uniqueViolation) throw err;
+    await tx.none(new ParameterizedQuery({ text: insertMissingEventsSql, values }));
+  }
+}
+
+const uniqueViolation = "23505";
 
 /**
  * turn.submitted creates the row; later turn.* events move it, never backwards
