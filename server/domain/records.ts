@@ -14,6 +14,8 @@ export interface StoredEvent {
   createdAt: number;
   tenantId: string;
   level: EventLevel;
+  /** The payload as JSON text, when the tier read it as such (the persister writes it to Postgres as it is). */
+  payloadJson?: string;
 }
 
 export const eventLevels = ["debug", "info", "warn", "error"] as const;

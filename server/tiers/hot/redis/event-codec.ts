@@ -20,7 +20,8 @@ export function encodeBody(e: NewEvent, tenantId: string): string {
 }
 
 export function decodeEntry(threadId: string, entryId: string, fields: Record<string, string>): StoredEvent {
-  const b = JSON.parse(fields.e) as Body;
+  const body = fields.e;
+  const b = JSON.parse(body) as Body;
   return {
     eventId: b.id,
     threadId,
@@ -33,5 +34,19 @@ export function decodeEntry(threadId: string, entryId: string, fields: Record<st
     createdAt: Number(fields.c),
     tenantId: b.tn,
     level: b.l,
+    payloadJson: payloadText(body, b),
   };
+}
+
+/**
+ * The payload's own text within the body, found by writing the fields around
+ * it again as encodeBody wrote them (JSON.stringify gives back the text it
+ * parsed), so the payload is never serialized again; undefined if the body
+ * was written some other way.
+ */
+function payloadText(body: string, b: Body): string | undefined {
+  const before = `{"id":${JSON.stringify(b.id)},"tu":${JSON.stringify(b.tu)},"ty":${JSON.stringify(b.ty)},"p":`;
+  const after = `,"m":${JSON.stringify(b.m)},"sv":${b.sv},"tn":${JSON.stringify(b.tn)},"l":${JSON.stringify(b.l)}}`;
+  if (!body.startsWith(before) || !body.endsWith(after)) return undefined;
+  return body.slice(before.length, body.length - after.length);
 }

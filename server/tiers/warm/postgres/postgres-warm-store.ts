@@ -311,7 +311,7 @@ async function insertEvents(tx: Tx, events: StoredEvent[]): Promise<void> {
       cols[3][k] = e.turnId;
       cols[4][k] = e.tenantId;
       cols[5][k] = e.type;
-      payloads[k] = JSON.stringify(e.payload);
+      payloads[k] = e.payloadJson ?? JSON.stringify(e.payload);
       metadata[k] = JSON.stringify(e.metadata);
       cols[8][k] = e.schemaVersion;
       cols[9][k] = e.level;
