@@ -357,6 +357,39 @@ export function encodeEventsDelimited(events: StoredEvent[]): Uint8Array[] {
 
 const slabBytes = 1024 * 1024;
 
+/**
+ * Events as EventBatch messages, each as the body of a length-delimited field
+ * (its length, then `repeated Event events = 1`): at most `maxEvents` events
+ * a batch, and no more than `maxBytes` bytes unless one event alone is larger.
+ */
+export function encodeEventBatchesDelimited(events: StoredEvent[], maxEvents: number, maxBytes: number): { data: Uint8Array; count: number }[] {
+  const batches: { data: Uint8Array; count: number }[] = [];
+  let i = 0;
+  while (i < events.length) {
+    pos = 0;
+    const batch = fork();
+    let count = 0;
+    while (i < events.length && count < maxEvents) {
+      const eventStart = pos;
+      tag(1, Wire.Delimited);
+      const body = fork();
+      eventFields(events[i]);
+      join(body);
+      // Over the bound: the event leads the next batch instead (written again there).
+      if (count > 0 && pos - batch > maxBytes) {
+        pos = eventStart;
+        break;
+      }
+      count++;
+      i++;
+    }
+    join(batch);
+    batches.push({ data: copyOut(), count });
+  }
+  shrink();
+  return batches;
+}
+
 /** A huge event grew the scratch buffer: let it go. */
 function shrink(): void {
   if (buf.length > 4 * slabBytes) buf = Buffer.allocUnsafe(64 * 1024);

@@ -8,10 +8,10 @@ import type { EventInput } from "../../gen/eventide/v1/resources_pb.js";
 import { AppendEventsResponseSchema, type EventService, type TailEventsResponse, TailEventsResponseSchema } from "../../gen/eventide/v1/event_service_pb.js";
 import { anyTenant, callerOf } from "../auth.js";
 import { InvalidInput, NotFound, OutOfRange } from "../domain/errors.js";
-import type { NewEvent } from "../domain/records.js";
+import type { NewEvent, StoredEvent } from "../domain/records.js";
 import type { EventLog } from "../log/event-log.js";
 import { tail, type TailItem } from "../reads/tail.js";
-import { encodeEventDelimited, encodeEventsDelimited, toEvent } from "./convert.js";
+import { encodeEventBatchesDelimited, encodeEventDelimited, encodeEventsDelimited, toEvent } from "./convert.js";
 import { endingAtShutdown, type StreamShutdown } from "./shutdown.js";
 import { ownedThread, tenantOfWrite, visibleTo } from "./ownership.js";
 import * as v from "./validation.js";
@@ -54,6 +54,7 @@ export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof
       const afterSeq = v.seq("after_seq", req.afterSeq);
       const types = v.typePrefixes("types", req.types);
       const turnId = v.optionalUlid("turn_id", req.turnId);
+      const perResponse = v.eventsPerResponse("max_events_per_response", req.maxEventsPerResponse);
       const thread = await ownedThread(log, callerOf(ctx), threadId);
       if (afterSeq > thread.lastSeq) {
         throw new OutOfRange(`after_seq ${afterSeq} is beyond the thread's last seq ${thread.lastSeq}`);
@@ -74,7 +75,10 @@ export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof
       const json = jsonCall(ctx);
       const respond = json ? tailResponse : binaryTailResponse;
       for await (const item of items) {
-        if (item.kind !== "events") yield respond(item);
+        if (perResponse > 0 && (item.kind === "events" || item.kind === "event")) {
+          if (item.kind === "event") yield batchOfOne(item.event, json);
+          else yield* batchResponses(item.events, perResponse, json);
+        } else if (item.kind !== "events") yield respond(item);
         else if (json) for (const event of item.events) yield tailResponse({ kind: "event", event });
         // History is encoded a slice of a page at a time (and not cached: nobody else holds these objects).
         else {
@@ -145,9 +149,40 @@ function newEvents(inputs: EventInput[], turnId: string): NewEvent[] {
 /** Events of a history page encoded together. */
 const encodeSlice = 256;
 
+/** A batch response's size bound (but for one larger event): well below gRPC's usual 4 MiB receive limit. */
+const maxBatchBytes = 1024 * 1024;
+
+/** Tail responses of kind `events`, each holding up to `perResponse` of the events (and about maxBatchBytes). */
+function* batchResponses(events: StoredEvent[], perResponse: number, json: boolean): Generator<TailEventsResponse> {
+  const batches = encodeEventBatchesDelimited(events, perResponse, maxBatchBytes);
+  if (!json) {
+    for (const { data } of batches) yield preEncodedResponse(tailEventsField, data);
+    return;
+  }
+  // JSON drops pre-encoded fields: the same batches, as messages.
+  let at = 0;
+  for (const { count } of batches) {
+    const value = { events: events.slice(at, (at += count)).map(toEvent) };
+    yield create(TailEventsResponseSchema, { item: { case: "events", value } });
+  }
+}
+
+/** A live event as a batch of one; it reaches every tail of its thread as the same object: converted once. */
+function batchOfOne(event: StoredEvent, json: boolean): TailEventsResponse {
+  const cache = json ? jsonBatchesOfOne : binaryBatchesOfOne;
+  let response = cache.get(event);
+  if (!response) {
+    response = batchResponses([event], 1, json).next().value as TailEventsResponse;
+    cache.set(event, response);
+  }
+  return response;
+}
+
 // A live event reaches every tail of its thread as the same object: convert it once.
 const eventResponses = new WeakMap<object, TailEventsResponse>();
 const binaryEventResponses = new WeakMap<object, TailEventsResponse>();
+const jsonBatchesOfOne = new WeakMap<object, TailEventsResponse>();
+const binaryBatchesOfOne = new WeakMap<object, TailEventsResponse>();
 
 /**
  * tailResponse for a binary client: the event is written straight to its wire
@@ -169,13 +204,19 @@ function binaryTailResponse(item: OneTailItem): TailEventsResponse {
 
 /** A TailEventsResponse whose field 1 (`event`) is `data`: an Event's length and bytes. */
 function eventFieldResponse(data: Uint8Array): TailEventsResponse {
+  return preEncodedResponse(tailEventField, data);
+}
+
+/** A TailEventsResponse whose field `no` is `data` (a message's length and bytes), written as it is by toBinary. */
+function preEncodedResponse(no: number, data: Uint8Array): TailEventsResponse {
   const response = create(TailEventsResponseSchema);
-  response.$unknown = [lengthDelimited(tailEventField, data)];
+  response.$unknown = [lengthDelimited(no, data)];
   return response;
 }
 
-/** The field numbers of the Event fields pre-encoded into responses. */
+/** The field numbers of the messages pre-encoded into responses. */
 const tailEventField = 1;
+const tailEventsField = 4;
 const appendEventsField = 3;
 
 /** An unknown field of wire type 2 that toBinary writes as it is: `data` holds the length and the bytes. */

@@ -9,6 +9,7 @@ import { type EventLevel, eventLevels } from "../domain/records.js";
 
 export const limits = {
   eventsPerBatch: 1_000,
+  eventsPerTailResponse: 1_000,
   payloadBytes: 256 * 1024,
   metadataEntries: 64,
   metadataKeyChars: 128,
@@ -120,6 +121,12 @@ export function schemaVersion(field: string, value: number): number {
 export function seq(field: string, value: bigint): number {
   if (value < 0n || value > BigInt(Number.MAX_SAFE_INTEGER)) throw new InvalidInput(`${field} must be a seq from 0 to 2^53-1, got ${value}`);
   return Number(value);
+}
+
+/** TailEvents' max_events_per_response: 0 (one event a response, in `event`) to the limit. */
+export function eventsPerResponse(field: string, value: number): number {
+  if (value > limits.eventsPerTailResponse) throw new InvalidInput(`${field} must be from 0 to ${limits.eventsPerTailResponse}, got ${value}`);
+  return value;
 }
 
 export const maxPageSize = 1_000;

@@ -70,6 +70,7 @@ const cases: Case[] = [
   ["list events: 33 type prefixes", Code.InvalidArgument, "types: must contain no more than 32 item(s) [repeated.max_items]", (s, th) => s.events().listEvents({ threadId: th, types: Array.from({ length: 33 }, () => "message.") })],
   ["tail: bad type prefix", Code.InvalidArgument, "types[0]: does not match regex pattern `^[a-z0-9_.]{1,128}$` [string.pattern]", (s, th) => drain(s.events().tailEvents({ threadId: th, types: ["Bad Prefix"] }))],
   ["tail: bad turn_id", Code.InvalidArgument, `turn_id: ${ulidRule}`, (s, th) => drain(s.events().tailEvents({ threadId: th, turnId: "x" }))],
+  ["tail: max_events_per_response over 1000", Code.InvalidArgument, "max_events_per_response: must be less than or equal to 1000 [uint32.lte]", (s, th) => drain(s.events().tailEvents({ threadId: th, maxEventsPerResponse: 1001 }))],
   ["tail: after_seq past the end", Code.OutOfRange, "after_seq 99 is beyond the thread's last seq 2", (s, th) => drain(s.events().tailEvents({ threadId: th, afterSeq: 99n }))],
   ["agent feed: agent_id with a space", Code.InvalidArgument, "agent_id: does not match regex pattern `^[!-~]+$` [string.pattern]", (s) => drain(agents(s).receiveTurns({ agentId: "my agent" }))],
   ["agent feed: max_in_flight over 1000", Code.InvalidArgument, "max_in_flight: must be greater than or equal to 0 and less than or equal to 1000 [int32.gte_lte]", (s) => drain(agents(s).receiveTurns({ agentId: "a", maxInFlight: 1001 }))],

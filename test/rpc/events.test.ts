@@ -1,14 +1,16 @@
 // EventService through a real server, on every tier.
 import test from "ava";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { TailEventsResponse } from "../../gen/eventide/v1/event_service_pb.js";
-import { toJson } from "@bufbuild/protobuf";
+import { EventBatchSchema, type TailEventsResponse } from "../../gen/eventide/v1/event_service_pb.js";
+import { create, toBinary, toJson } from "@bufbuild/protobuf";
 import { EventSchema } from "../../gen/eventide/v1/resources_pb.js";
 import { collectTail, protocols, type TestServer, tierKinds, serverPerTier } from "../support/server.js";
 
 const servers = serverPerTier(test, { EVENTIDE_HEARTBEAT_MS: "100" });
 
 const seqsOf = (items: TailEventsResponse[]) => items.flatMap((i) => (i.item.case === "event" ? [Number(i.item.value.seq)] : []));
+const batchedSeqsOf = (items: TailEventsResponse[]) =>
+  items.flatMap((i) => (i.item.case === "events" ? i.item.value.events.map((e) => Number(e.seq)) : []));
 const codeOf = (err: unknown) => ConnectError.from(err).code;
 
 async function newThread(server: TestServer): Promise<string> {
@@ -96,6 +98,49 @@ for (const tier of tierKinds) {
     t.deepEqual(seqsOf(items), Array.from({ length: 21 }, (_, i) => i + 11));
     const last = items.at(-1)!.item;
     t.is(last.case === "caughtUp" && last.value.lastSeq, 31n);
+  });
+
+  test(`${tier}: max_events_per_response delivers the same events in batches, on every protocol, history and live`, async (t) => {
+    const server = servers.get(tier)!;
+    const threadId = await newThread(server);
+    // Past one history page (2,000), and five events near the payload limit: together over a batch's 1 MiB.
+    for (let i = 0; i < 3; i++) {
+      await server.events().appendEvents({ threadId, events: Array.from({ length: 800 }, (_, k) => ({ type: "message.delta", payload: { k } })) });
+    }
+    const big = "x".repeat(255_000);
+    for (let i = 0; i < 5; i++) await server.events().appendEvents({ threadId, events: [{ type: "blob", payload: { big } }] });
+    const lastSeq = 1 + 2400 + 5;
+    const oneByOne = await collectTail((signal) => server.events().tailEvents({ threadId }, { signal }), () => false, 60_000);
+    const expected = oneByOne.flatMap((i) => (i.item.case === "event" ? [toJson(EventSchema, i.item.value)] : []));
+    t.is(expected.length, lastSeq);
+    for (const protocol of protocols) {
+      let appended = false;
+      const items = await collectTail(
+        (signal) => server.events(protocol).tailEvents({ threadId, follow: true, maxEventsPerResponse: 300 }, { signal }),
+        (got) => {
+          if (got.at(-1)!.item.case === "caughtUp" && !appended) {
+            appended = true;
+            void server.events().appendEvents({ threadId, events: [{ type: "live.one" }, { type: "live.two" }] });
+          }
+          return batchedSeqsOf(got).at(-1) === lastSeq + 2 + protocols.indexOf(protocol) * 2;
+        },
+        60_000,
+      );
+      t.false(items.some((i) => i.item.case === "event"), `${protocol}: no lone event responses`);
+      const batches = items.flatMap((i) => (i.item.case === "events" ? [i.item.value.events] : []));
+      t.true(batches.every((b) => b.length >= 1 && b.length <= 300), `${protocol}: 1 to 300 events a response`);
+      t.true(batches.some((b) => b.length === 300), `${protocol}: full batches`);
+      // About 1 MiB a response at most (but for a single larger event): the five big events take two or more.
+      const sizes = batches.map((events) => toBinary(EventBatchSchema, create(EventBatchSchema, { events })).length);
+      t.true(sizes.every((size, i) => size <= 1024 * 1024 || batches[i].length === 1), `${protocol}: batch bytes ${Math.max(...sizes)}`);
+      t.true(batches.filter((b) => b.some((e) => e.type === "blob")).length >= 2, `${protocol}: the big events split`);
+      const history = items.slice(0, items.findIndex((i) => i.item.case === "caughtUp"));
+      const delivered = history.flatMap((i) => (i.item.case === "events" ? i.item.value.events.map((e) => toJson(EventSchema, e)) : []));
+      // The history holds the earlier protocols' live events too.
+      t.deepEqual(delivered.slice(0, expected.length), expected, `${protocol}: the history, event for event`);
+      const firstLive = lastSeq + 1 + protocols.indexOf(protocol) * 2;
+      t.deepEqual(batchedSeqsOf(items), Array.from({ length: firstLive + 1 }, (_, i) => i + 1), `${protocol}: every seq once, live ones last`);
+    }
   });
 
   test(`${tier}: follow delivers live events after caught_up, then heartbeats when idle`, async (t) => {

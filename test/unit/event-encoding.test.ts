@@ -3,10 +3,11 @@
 // byte over fixed edge cases and seeded random events.
 import test from "ava";
 import { BinaryWriter } from "@bufbuild/protobuf/wire";
-import { type JsonObject, type JsonValue, toBinary } from "@bufbuild/protobuf";
+import { create, type JsonObject, type JsonValue, toBinary } from "@bufbuild/protobuf";
+import { EventBatchSchema } from "../../gen/eventide/v1/event_service_pb.js";
 import { EventSchema } from "../../gen/eventide/v1/resources_pb.js";
 import type { StoredEvent } from "../../server/domain/records.js";
-import { encodeEvent, encodeEventDelimited, encodeEventsDelimited, toEvent } from "../../server/services/convert.js";
+import { encodeEvent, encodeEventBatchesDelimited, encodeEventDelimited, encodeEventsDelimited, toEvent } from "../../server/services/convert.js";
 
 const base: StoredEvent = {
   eventId: "01JZ0000000000000000000000",
@@ -75,4 +76,21 @@ test("encodeEvent agrees with toBinary on seeded random events, one at a time an
   const page = encodeEventsDelimited(events);
   t.is(page.length, events.length);
   page.forEach((bytes, i) => t.deepEqual(Buffer.from(bytes), Buffer.from(delimited(toBinary(EventSchema, toEvent(events[i])))), `page event ${i}`));
+  // As EventBatch messages: the counts and byte bound split them, and each batch is what toBinary writes.
+  const batches = encodeEventBatchesDelimited(events, 64, 16 * 1024);
+  t.is(batches.reduce((n, b) => n + b.count, 0), events.length);
+  t.true(batches.some((b) => b.count === 64) && batches.some((b) => b.count < 64), "both bounds split them");
+  let at = 0;
+  for (const [i, { data, count }] of batches.entries()) {
+    const expected = toBinary(EventBatchSchema, create(EventBatchSchema, { events: events.slice(at, (at += count)).map(toEvent) }));
+    t.true(expected.length <= 16 * 1024 || count === 1, `batch ${i} bytes`);
+    t.deepEqual(Buffer.from(data), Buffer.from(delimited(expected)), `batch ${i}`);
+  }
+});
+
+test("a batch holds one event over the byte bound alone, and never splits an event", (t) => {
+  const big = { ...base, payload: { big: "x".repeat(40_000) } };
+  const batches = encodeEventBatchesDelimited([base, big, base, base], 10, 16 * 1024);
+  t.deepEqual(batches.map((b) => b.count), [1, 1, 2]);
+  t.deepEqual(Buffer.from(batches[1].data), Buffer.from(delimited(toBinary(EventBatchSchema, create(EventBatchSchema, { events: [toEvent(big)] })))));
 });

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file eventide/v1/event_service.proto.
  */
 export const file_eventide_v1_event_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9ldmVudGlkZS92MS9ldmVudF9zZXJ2aWNlLnByb3RvEgtldmVudGlkZS52MSKGAwoTQXBwZW5kRXZlbnRzUmVxdWVzdBIyCgl0aHJlYWRfaWQYASABKAlCH7pIHHIaMhheWzAtOUEtSEpLTU5QLVRWLVpdezI2fSQSMwoHdHVybl9pZBgCIAEoCUIiukgf2AEBchoyGF5bMC05QS1ISktNTlAtVFYtWl17MjZ9JBIZCghsZWFzZV9pZBgDIAEoCUIHukgEcgIYQBIwChFleHBlY3RlZF9sYXN0X3NlcRgEIAEoA0IQukgNIgsY/////////w8oAEgAiAEBEjQKBmV2ZW50cxgFIAMoCzIXLmV2ZW50aWRlLnYxLkV2ZW50SW5wdXRCC7pICJIBBQgBEOgHOm26SGoaaAoWbGVhc2VfaWRfbmVlZHNfdHVybl9pZBIjbGVhc2VfaWQgbmVlZHMgdGhlIHR1cm5faWQgaXQgaG9sZHMaKXRoaXMubGVhc2VfaWQgPT0gJycgfHwgdGhpcy50dXJuX2lkICE9ICcnQhQKEl9leHBlY3RlZF9sYXN0X3NlcSJyChRBcHBlbmRFdmVudHNSZXNwb25zZRIRCglmaXJzdF9zZXEYASABKAMSEAoIbGFzdF9zZXEYAiABKAMSIgoGZXZlbnRzGAMgAygLMhIuZXZlbnRpZGUudjEuRXZlbnQSEQoJZHVwbGljYXRlGAQgASgIIuMBChFUYWlsRXZlbnRzUmVxdWVzdBIyCgl0aHJlYWRfaWQYASABKAlCH7pIHHIaMhheWzAtOUEtSEpLTU5QLVRWLVpdezI2fSQSIwoJYWZ0ZXJfc2VxGAIgASgDQhC6SA0iCxj/////////DygAEg4KBmZvbGxvdxgDIAEoCBIwCgV0eXBlcxgEIAMoCUIhukgekgEbECAiF3IVMhNeW2EtejAtOV8uXXsxLDEyOH0kEjMKB3R1cm5faWQYBSABKAlCIrpIH9gBAXIaMhheWzAtOUEtSEpLTU5QLVRWLVpdezI2fSQimgEKElRhaWxFdmVudHNSZXNwb25zZRIjCgVldmVudBgBIAEoCzISLmV2ZW50aWRlLnYxLkV2ZW50SAASKgoJY2F1Z2h0X3VwGAIgASgLMhUuZXZlbnRpZGUudjEuQ2F1Z2h0VXBIABIrCgloZWFydGJlYXQYAyABKAsyFi5ldmVudGlkZS52MS5IZWFydGJlYXRIAEIGCgRpdGVtIhwKCENhdWdodFVwEhAKCGxhc3Rfc2VxGAEgASgDIk0KCUhlYXJ0YmVhdBITCgtzY2FubmVkX3NlcRgBIAEoAxIrCgdzZW50X2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLtAwoRTGlzdEV2ZW50c1JlcXVlc3QSNQoJdGhyZWFkX2lkGAEgASgJQiK6SB/YAQFyGjIYXlswLTlBLUhKS01OUC1UVi1aXXsyNn0kEjMKB3R1cm5faWQYAiABKAlCIrpIH9gBAXIaMhheWzAtOUEtSEpLTU5QLVRWLVpdezI2fSQSMAoFdHlwZXMYAyADKAlCIbpIHpIBGxAgIhdyFTITXlthLXowLTlfLl17MSwxMjh9JBJVCg1jcmVhdGVkX2FmdGVyGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIiukgfsgEcIg0I/4LR/68HEP+T69wDMgsIgJK4w5j+////ARJWCg5jcmVhdGVkX2JlZm9yZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCIrpIH7IBHCINCP+C0f+vBxD/k+vcAzILCICSuMOY/v///wESIwoJYWZ0ZXJfc2VxGAYgASgDQhC6SA0iCxj/////////DygAEh0KCXBhZ2Vfc2l6ZRgHIAEoBUIKukgHGgUY6AcoABISCgpwYWdlX3Rva2VuGAggASgJEjMKCXRlbmFudF9pZBgJIAEoCUIgukgd2AEBchgyFl5bQS1aYS16MC05Xy4tXXsxLDY0fSQiUQoSTGlzdEV2ZW50c1Jlc3BvbnNlEiIKBmV2ZW50cxgBIAMoCzISLmV2ZW50aWRlLnYxLkV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJBCg9HZXRFdmVudFJlcXVlc3QSLgoIZXZlbnRfaWQYASABKAlCHLpIGXIXMhVeW0EtWmEtejAtOV8tXXsxLDY0fSQiNQoQR2V0RXZlbnRSZXNwb25zZRIhCgVldmVudBgBIAEoCzISLmV2ZW50aWRlLnYxLkV2ZW50MswCCgxFdmVudFNlcnZpY2USUwoMQXBwZW5kRXZlbnRzEiAuZXZlbnRpZGUudjEuQXBwZW5kRXZlbnRzUmVxdWVzdBohLmV2ZW50aWRlLnYxLkFwcGVuZEV2ZW50c1Jlc3BvbnNlEk8KClRhaWxFdmVudHMSHi5ldmVudGlkZS52MS5UYWlsRXZlbnRzUmVxdWVzdBofLmV2ZW50aWRlLnYxLlRhaWxFdmVudHNSZXNwb25zZTABEk0KCkxpc3RFdmVudHMSHi5ldmVudGlkZS52MS5MaXN0RXZlbnRzUmVxdWVzdBofLmV2ZW50aWRlLnYxLkxpc3RFdmVudHNSZXNwb25zZRJHCghHZXRFdmVudBIcLmV2ZW50aWRlLnYxLkdldEV2ZW50UmVxdWVzdBodLmV2ZW50aWRlLnYxLkdldEV2ZW50UmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_eventide_v1_resources, file_google_protobuf_timestamp]);
+  fileDesc("Ch9ldmVudGlkZS92MS9ldmVudF9zZXJ2aWNlLnByb3RvEgtldmVudGlkZS52MSKGAwoTQXBwZW5kRXZlbnRzUmVxdWVzdBIyCgl0aHJlYWRfaWQYASABKAlCH7pIHHIaMhheWzAtOUEtSEpLTU5QLVRWLVpdezI2fSQSMwoHdHVybl9pZBgCIAEoCUIiukgf2AEBchoyGF5bMC05QS1ISktNTlAtVFYtWl17MjZ9JBIZCghsZWFzZV9pZBgDIAEoCUIHukgEcgIYQBIwChFleHBlY3RlZF9sYXN0X3NlcRgEIAEoA0IQukgNIgsY/////////w8oAEgAiAEBEjQKBmV2ZW50cxgFIAMoCzIXLmV2ZW50aWRlLnYxLkV2ZW50SW5wdXRCC7pICJIBBQgBEOgHOm26SGoaaAoWbGVhc2VfaWRfbmVlZHNfdHVybl9pZBIjbGVhc2VfaWQgbmVlZHMgdGhlIHR1cm5faWQgaXQgaG9sZHMaKXRoaXMubGVhc2VfaWQgPT0gJycgfHwgdGhpcy50dXJuX2lkICE9ICcnQhQKEl9leHBlY3RlZF9sYXN0X3NlcSJyChRBcHBlbmRFdmVudHNSZXNwb25zZRIRCglmaXJzdF9zZXEYASABKAMSEAoIbGFzdF9zZXEYAiABKAMSIgoGZXZlbnRzGAMgAygLMhIuZXZlbnRpZGUudjEuRXZlbnQSEQoJZHVwbGljYXRlGAQgASgIIo4CChFUYWlsRXZlbnRzUmVxdWVzdBIyCgl0aHJlYWRfaWQYASABKAlCH7pIHHIaMhheWzAtOUEtSEpLTU5QLVRWLVpdezI2fSQSIwoJYWZ0ZXJfc2VxGAIgASgDQhC6SA0iCxj/////////DygAEg4KBmZvbGxvdxgDIAEoCBIwCgV0eXBlcxgEIAMoCUIhukgekgEbECAiF3IVMhNeW2EtejAtOV8uXXsxLDEyOH0kEjMKB3R1cm5faWQYBSABKAlCIrpIH9gBAXIaMhheWzAtOUEtSEpLTU5QLVRWLVpdezI2fSQSKQoXbWF4X2V2ZW50c19wZXJfcmVzcG9uc2UYBiABKA1CCLpIBSoDGOgHIsUBChJUYWlsRXZlbnRzUmVzcG9uc2USIwoFZXZlbnQYASABKAsyEi5ldmVudGlkZS52MS5FdmVudEgAEioKCWNhdWdodF91cBgCIAEoCzIVLmV2ZW50aWRlLnYxLkNhdWdodFVwSAASKwoJaGVhcnRiZWF0GAMgASgLMhYuZXZlbnRpZGUudjEuSGVhcnRiZWF0SAASKQoGZXZlbnRzGAQgASgLMhcuZXZlbnRpZGUudjEuRXZlbnRCYXRjaEgAQgYKBGl0ZW0iMAoKRXZlbnRCYXRjaBIiCgZldmVudHMYASADKAsyEi5ldmVudGlkZS52MS5FdmVudCIcCghDYXVnaHRVcBIQCghsYXN0X3NlcRgBIAEoAyJNCglIZWFydGJlYXQSEwoLc2Nhbm5lZF9zZXEYASABKAMSKwoHc2VudF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi7QMKEUxpc3RFdmVudHNSZXF1ZXN0EjUKCXRocmVhZF9pZBgBIAEoCUIiukgf2AEBchoyGF5bMC05QS1ISktNTlAtVFYtWl17MjZ9JBIzCgd0dXJuX2lkGAIgASgJQiK6SB/YAQFyGjIYXlswLTlBLUhKS01OUC1UVi1aXXsyNn0kEjAKBXR5cGVzGAMgAygJQiG6SB6SARsQICIXchUyE15bYS16MC05Xy5dezEsMTI4fSQSVQoNY3JlYXRlZF9hZnRlchgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCIrpIH7IBHCINCP+C0f+vBxD/k+vcAzILCICSuMOY/v///wESVgoOY3JlYXRlZF9iZWZvcmUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQiK6SB+yARwiDQj/gtH/rwcQ/5Pr3AMyCwiAkrjDmP7///8BEiMKCWFmdGVyX3NlcRgGIAEoA0IQukgNIgsY/////////w8oABIdCglwYWdlX3NpemUYByABKAVCCrpIBxoFGOgHKAASEgoKcGFnZV90b2tlbhgIIAEoCRIzCgl0ZW5hbnRfaWQYCSABKAlCILpIHdgBAXIYMhZeW0EtWmEtejAtOV8uLV17MSw2NH0kIlEKEkxpc3RFdmVudHNSZXNwb25zZRIiCgZldmVudHMYASADKAsyEi5ldmVudGlkZS52MS5FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiQQoPR2V0RXZlbnRSZXF1ZXN0Ei4KCGV2ZW50X2lkGAEgASgJQhy6SBlyFzIVXltBLVphLXowLTlfLV17MSw2NH0kIjUKEEdldEV2ZW50UmVzcG9uc2USIQoFZXZlbnQYASABKAsyEi5ldmVudGlkZS52MS5FdmVudDLMAgoMRXZlbnRTZXJ2aWNlElMKDEFwcGVuZEV2ZW50cxIgLmV2ZW50aWRlLnYxLkFwcGVuZEV2ZW50c1JlcXVlc3QaIS5ldmVudGlkZS52MS5BcHBlbmRFdmVudHNSZXNwb25zZRJPCgpUYWlsRXZlbnRzEh4uZXZlbnRpZGUudjEuVGFpbEV2ZW50c1JlcXVlc3QaHy5ldmVudGlkZS52MS5UYWlsRXZlbnRzUmVzcG9uc2UwARJNCgpMaXN0RXZlbnRzEh4uZXZlbnRpZGUudjEuTGlzdEV2ZW50c1JlcXVlc3QaHy5ldmVudGlkZS52MS5MaXN0RXZlbnRzUmVzcG9uc2USRwoIR2V0RXZlbnQSHC5ldmVudGlkZS52MS5HZXRFdmVudFJlcXVlc3QaHS5ldmVudGlkZS52MS5HZXRFdmVudFJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_eventide_v1_resources, file_google_protobuf_timestamp]);
 
 /**
  * AppendEvents' input.
@@ -154,6 +154,17 @@ export type TailEventsRequest = Message<"eventide.v1.TailEventsRequest"> & {
    * @generated from field: string turn_id = 5;
    */
   turnId: string;
+
+  /**
+   * 0 (the default): each event comes alone, in `event`. 1 to 1000: events
+   * come in `events`, up to this many a response (and about 1 MiB, but a
+   * single larger event comes alone): a long history arrives several times
+   * faster, as each response costs the server and the client far more than
+   * an event in it. Order, resumption and `caught_up` are the same either way.
+   *
+   * @generated from field: uint32 max_events_per_response = 6;
+   */
+  maxEventsPerResponse: number;
 };
 
 /**
@@ -176,7 +187,7 @@ export type TailEventsResponse = Message<"eventide.v1.TailEventsResponse"> & {
    */
   item: {
     /**
-     * The next event.
+     * The next event (when the request left max_events_per_response 0).
      *
      * @generated from field: eventide.v1.Event event = 1;
      */
@@ -198,6 +209,15 @@ export type TailEventsResponse = Message<"eventide.v1.TailEventsResponse"> & {
      */
     value: Heartbeat;
     case: "heartbeat";
+  } | {
+    /**
+     * The next events, in seq order, at least one (when the request set
+     * max_events_per_response).
+     *
+     * @generated from field: eventide.v1.EventBatch events = 4;
+     */
+    value: EventBatch;
+    case: "events";
   } | { case: undefined; value?: undefined };
 };
 
@@ -207,6 +227,27 @@ export type TailEventsResponse = Message<"eventide.v1.TailEventsResponse"> & {
  */
 export const TailEventsResponseSchema: GenMessage<TailEventsResponse> = /*@__PURE__*/
   messageDesc(file_eventide_v1_event_service, 3);
+
+/**
+ * Consecutive events of a tail (consecutive among those its filters pass).
+ *
+ * @generated from message eventide.v1.EventBatch
+ */
+export type EventBatch = Message<"eventide.v1.EventBatch"> & {
+  /**
+   * The events, in seq order.
+   *
+   * @generated from field: repeated eventide.v1.Event events = 1;
+   */
+  events: Event[];
+};
+
+/**
+ * Describes the message eventide.v1.EventBatch.
+ * Use `create(EventBatchSchema)` to create a new message.
+ */
+export const EventBatchSchema: GenMessage<EventBatch> = /*@__PURE__*/
+  messageDesc(file_eventide_v1_event_service, 4);
 
 /**
  * The history of a tail is delivered.
@@ -227,7 +268,7 @@ export type CaughtUp = Message<"eventide.v1.CaughtUp"> & {
  * Use `create(CaughtUpSchema)` to create a new message.
  */
 export const CaughtUpSchema: GenMessage<CaughtUp> = /*@__PURE__*/
-  messageDesc(file_eventide_v1_event_service, 4);
+  messageDesc(file_eventide_v1_event_service, 5);
 
 /**
  * A keep-alive of an idle tail.
@@ -256,7 +297,7 @@ export type Heartbeat = Message<"eventide.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_eventide_v1_event_service, 5);
+  messageDesc(file_eventide_v1_event_service, 6);
 
 /**
  * ListEvents' input.
@@ -336,7 +377,7 @@ export type ListEventsRequest = Message<"eventide.v1.ListEventsRequest"> & {
  * Use `create(ListEventsRequestSchema)` to create a new message.
  */
 export const ListEventsRequestSchema: GenMessage<ListEventsRequest> = /*@__PURE__*/
-  messageDesc(file_eventide_v1_event_service, 6);
+  messageDesc(file_eventide_v1_event_service, 7);
 
 /**
  * ListEvents' result.
@@ -364,7 +405,7 @@ export type ListEventsResponse = Message<"eventide.v1.ListEventsResponse"> & {
  * Use `create(ListEventsResponseSchema)` to create a new message.
  */
 export const ListEventsResponseSchema: GenMessage<ListEventsResponse> = /*@__PURE__*/
-  messageDesc(file_eventide_v1_event_service, 7);
+  messageDesc(file_eventide_v1_event_service, 8);
 
 /**
  * GetEvent's input.
@@ -385,7 +426,7 @@ export type GetEventRequest = Message<"eventide.v1.GetEventRequest"> & {
  * Use `create(GetEventRequestSchema)` to create a new message.
  */
 export const GetEventRequestSchema: GenMessage<GetEventRequest> = /*@__PURE__*/
-  messageDesc(file_eventide_v1_event_service, 8);
+  messageDesc(file_eventide_v1_event_service, 9);
 
 /**
  * GetEvent's result.
@@ -406,7 +447,7 @@ export type GetEventResponse = Message<"eventide.v1.GetEventResponse"> & {
  * Use `create(GetEventResponseSchema)` to create a new message.
  */
 export const GetEventResponseSchema: GenMessage<GetEventResponse> = /*@__PURE__*/
-  messageDesc(file_eventide_v1_event_service, 9);
+  messageDesc(file_eventide_v1_event_service, 10);
 
 /**
  * A thread's event log: append, tail, query.
