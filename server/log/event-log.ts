@@ -14,6 +14,8 @@ import type { ArchiveReader } from "./archive-reader.js";
 const pageSize = 1_000;
 /** Events a tail's warm read takes at once (replays read long runs of them, the next page read ahead). */
 const warmReadAheadPageSize = 2_000;
+/** Warm pages a tail's history reads ahead: Postgres answers one on each of two connections while the tail streams. */
+const warmPagesAhead = 2;
 
 /** Threads whose owner a process remembers (a Map of ids: a few MB). */
 const ownersRemembered = 50_000;
@@ -140,31 +142,38 @@ export class EventLog {
    * scan() a page at a time (each non-empty, contiguous, following the last):
    * a replay pays the async hand-offs once a page instead of once an event.
    * With readAhead (tails, which read to the end), warm pages are larger and
-   * a full one starts the read of the next before it is handed over, so
-   * Postgres works while the caller streams; without it (listings that stop
+   * a full one keeps the reads of the next warmPagesAhead pages going before
+   * it is handed over, so Postgres works while the caller streams; without it (listings that stop
    * after a page of results), a warm read takes what a hot one does.
    */
   async *scanPages(threadId: string, afterSeq: number, signal?: AbortSignal, opts = { readAhead: true }): AsyncGenerator<StoredEvent[]> {
     let cursor = afterSeq;
-    let prefetched: Promise<StoredEvent[]> | undefined;
+    /** Warm reads started ahead, in seq order: the pages right after the cursor. */
+    let ahead: Promise<StoredEvent[]>[] = [];
     const warmPageSize = opts.readAhead ? warmReadAheadPageSize : pageSize;
     const readWarm = (after: number) => {
       const read = this.warm.read(threadId, after, warmPageSize);
       read.catch(() => {}); // awaited below, or dropped when the caller stops early
       return read;
     };
+    /** After a full warm page: keep the next pages' reads going (seqs are gapless, so each page's range is known). */
+    const readAhead = () => {
+      if (!opts.readAhead) return;
+      while (ahead.length < warmPagesAhead) ahead.push(readWarm(cursor + ahead.length * warmPageSize));
+    };
     try {
       while (!signal?.aborted) {
-        if (prefetched) {
-          const warm = await prefetched;
-          prefetched = undefined;
+        if (ahead.length > 0) {
+          const warm = await ahead.shift()!;
           if (warm[0]?.seq === cursor + 1) {
             cursor = warm[warm.length - 1].seq;
-            if (opts.readAhead && warm.length === warmPageSize) prefetched = readWarm(cursor);
+            if (warm.length === warmPageSize) readAhead();
+            else ahead = [];
             yield warm;
             continue;
           }
           // Warm ends here: what follows is in hot (or was moved meanwhile); the probes below decide.
+          ahead = [];
         }
         // A one-entry probe first, so old history does not drag a whole hot page along.
         const [next] = await this.hot.read(threadId, cursor, 1);
@@ -189,7 +198,7 @@ export class EventLog {
         const warm = await readWarm(cursor);
         if (warm[0]?.seq === cursor + 1) {
           cursor = warm[warm.length - 1].seq;
-          if (opts.readAhead && warm.length === warmPageSize) prefetched = readWarm(cursor);
+          if (warm.length === warmPageSize) readAhead();
           yield warm;
           continue;
         }
@@ -209,7 +218,7 @@ export class EventLog {
         }
       }
     } finally {
-      prefetched = undefined;
+      ahead = [];
     }
   }
 
