@@ -1,25 +1,28 @@
-// The framework floor: a bare Connect server that answers the RPCs the append
-// and tail scenarios call (CreateThread, GetThread, AppendEvents, TailEvents,
-// Health.Check) from a few Maps, with no storage, validation, interceptors or
-// logs. The same scenarios run against it (`npm run bench -- --floor`), so
+// The framework floor: a bare Connect server that answers the RPCs the append,
+// tail and replay scenarios call (CreateThread, GetThread, AppendEvents,
+// TailEvents, Health.Check) from a few Maps, with no storage, validation,
+// interceptors or logs. Each event is encoded once, when appended, and kept:
+// a tail sends those bytes as they are, the best a server could do (history
+// in batches when the request asks for them; live events always alone). The same scenarios run against it (`npm run bench -- --floor`), so
 // the gap between its figures and eventide's is eventide's own cost, and its
 // figures are what Connect and Node's HTTP/2 alone reach on this machine.
 // Run as a child process: `node --import tsx bench/floor-server.ts` with PORT.
 import { createServer } from "node:http2";
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { ulid } from "ulid";
-import { EventService, type TailEventsResponse, TailEventsResponseSchema } from "../gen/eventide/v1/event_service_pb.js";
-import { type Event, EventSchema } from "../gen/eventide/v1/resources_pb.js";
+import { AppendEventsResponseSchema, EventService, type TailEventsResponse, TailEventsResponseSchema } from "../gen/eventide/v1/event_service_pb.js";
+import { EventSchema } from "../gen/eventide/v1/resources_pb.js";
 import { TurnService } from "../gen/eventide/v1/turn_service_pb.js";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 
-/** Per thread: its last seq and the pushers of its open tails. */
+/** Per thread: every event as a ready TailEventsResponse (index seq - 1), and the pushers of its open tails. */
 interface FloorThread {
-  lastSeq: number;
-  tails: Set<(event: Event) => void>;
+  responses: TailEventsResponse[];
+  tails: Set<(response: TailEventsResponse) => void>;
 }
 
 const threads = new Map<string, FloorThread>();
@@ -38,53 +41,62 @@ const handler = connectNodeAdapter({
     router.service(TurnService, {
       createThread() {
         const threadId = ulid();
-        threads.set(threadId, { lastSeq: 1, tails: new Set() });
+        const created = create(EventSchema, { eventId: ulid(), threadId, seq: 1n, type: "thread.created", createdAt: timestampNow() });
+        threads.set(threadId, { responses: [preEncoded(toBinary(EventSchema, created))], tails: new Set() });
         return { thread: { threadId, lastSeq: 1n } };
       },
       getThread(req) {
-        return { thread: { threadId: req.threadId, lastSeq: BigInt(threadOf(req.threadId).lastSeq) } };
+        return { thread: { threadId: req.threadId, lastSeq: BigInt(threadOf(req.threadId).responses.length) } };
       },
     });
     router.service(EventService, {
       appendEvents(req) {
         const thread = threadOf(req.threadId);
         const createdAt = timestampNow();
-        const events = req.events.map((input) =>
+        const events = req.events.map((input, i) =>
           create(EventSchema, {
             eventId: input.eventId || ulid(),
             threadId: req.threadId,
-            seq: BigInt(++thread.lastSeq),
+            seq: BigInt(thread.responses.length + 1 + i),
             type: input.type,
             payload: input.payload,
             createdAt,
             level: "info",
           }),
         );
-        for (const event of events) for (const push of thread.tails) push(event);
-        return { firstSeq: events[0].seq, lastSeq: events[events.length - 1].seq, events };
+        // One encoding per event serves the echo and every tail (as eventide's pre-encoded responses do).
+        const encoded = events.map((event) => toBinary(EventSchema, event));
+        for (const data of encoded) {
+          const response = preEncoded(data);
+          thread.responses.push(response);
+          for (const push of thread.tails) push(response);
+        }
+        const echo = create(AppendEventsResponseSchema, { firstSeq: events[0].seq, lastSeq: events[events.length - 1].seq });
+        echo.$unknown = encoded.map((data) => ({ no: 3, wireType: WireType.LengthDelimited, data: delimited(data) }));
+        return echo;
       },
       async *tailEvents(req, ctx): AsyncGenerator<TailEventsResponse> {
         const thread = threadOf(req.threadId);
-        // History is thread.created alone (appended events are not kept), so tails start at the end.
-        const pending: Event[] = [];
+        const pending: TailEventsResponse[] = [];
         let wake: (() => void) | undefined;
-        const push = (event: Event) => {
-          pending.push(event);
+        const push = (response: TailEventsResponse) => {
+          pending.push(response);
           wake?.();
         };
+        // History is what the thread holds now; what is appended from here on is pushed.
+        const history = thread.responses.length;
         thread.tails.add(push);
         ctx.signal.addEventListener("abort", () => wake?.(), { once: true });
         try {
-          if (req.afterSeq < 1n) {
-            yield create(TailEventsResponseSchema, {
-              item: { case: "event", value: { threadId: req.threadId, seq: 1n, type: "thread.created", createdAt: timestampNow() } },
-            });
+          const perResponse = req.maxEventsPerResponse;
+          for (let seq = Number(req.afterSeq) + 1; seq <= history && !ctx.signal.aborted; seq += Math.max(1, perResponse)) {
+            yield perResponse === 0 ? thread.responses[seq - 1] : batchOf(thread.responses.slice(seq - 1, Math.min(history, seq - 1 + perResponse)));
           }
-          yield create(TailEventsResponseSchema, { item: { case: "caughtUp", value: { lastSeq: BigInt(thread.lastSeq) } } });
-          while (!ctx.signal.aborted) {
+          yield create(TailEventsResponseSchema, { item: { case: "caughtUp", value: { lastSeq: BigInt(history) } } });
+          while (req.follow && !ctx.signal.aborted) {
             if (pending.length === 0) await new Promise<void>((resolve) => (wake = resolve));
             wake = undefined;
-            for (const event of pending.splice(0)) yield create(TailEventsResponseSchema, { item: { case: "event", value: event } });
+            yield* pending.splice(0);
           }
         } finally {
           thread.tails.delete(push);
@@ -93,6 +105,27 @@ const handler = connectNodeAdapter({
     });
   },
 });
+
+/** A TailEventsResponse whose `event` field (1) is the encoded Event, written as it is by toBinary. */
+function preEncoded(event: Uint8Array): TailEventsResponse {
+  const response = create(TailEventsResponseSchema);
+  response.$unknown = [{ no: 1, wireType: WireType.LengthDelimited, data: delimited(event) }];
+  return response;
+}
+
+/** One TailEventsResponse carrying the responses' events as an EventBatch (field 4), written as it is by toBinary. */
+function batchOf(responses: TailEventsResponse[]): TailEventsResponse {
+  const batch = new BinaryWriter();
+  for (const r of responses) batch.tag(1, WireType.LengthDelimited).raw(r.$unknown![0].data);
+  const response = create(TailEventsResponseSchema);
+  response.$unknown = [{ no: 4, wireType: WireType.LengthDelimited, data: delimited(batch.finish()) }];
+  return response;
+}
+
+/** The bytes with their length in front, as an unknown length-delimited field holds them. */
+function delimited(data: Uint8Array): Uint8Array {
+  return new BinaryWriter().bytes(data).finish();
+}
 
 const port = Number(process.env.PORT ?? 8080);
 createServer(handler).listen(port, process.env.HOST ?? "127.0.0.1", () => {

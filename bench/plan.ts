@@ -61,7 +61,7 @@ export const usage = `Usage: npm run bench -- [--tier redis|memory|both] [--quic
   --cold-events  events of the cold-replay thread, 90% of them archived (default 200000, 100000 with --quick;
                --cold-events 1000000 takes about 5 minutes on a 2-core machine)
   --log-level  the server's log level (default warn), to stderr: shows why calls fail
-  --floor      also run batch, single, latency and tail against bench/floor-server.ts, a bare Connect
+  --floor      also run batch, single, latency, tail and replay against bench/floor-server.ts, a bare Connect
                server with no eventide code (tier "floor"): what Connect and Node alone reach here
   --profile    server children write V8 CPU profiles to ${profileDir} when they exit (node --cpu-prof);
                to profile the in-process scenarios (persist, lag): node --cpu-prof --import tsx bench/main.ts --only persist`;
@@ -222,6 +222,7 @@ export function scenarios({ quick, tailRate, coldEvents }: Pick<BenchOptions, "q
     {
       key: "replay",
       name: "warm replay 200 B",
+      floor: true,
       run: ({ server, logLevel }) =>
         warmReplay({
           name: "warm replay 200 B",

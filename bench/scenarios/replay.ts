@@ -4,7 +4,8 @@
 import { openInProcess } from "../in-process-tiers.js";
 import { type LongThread, persistedInProcess, persistedOverRpc, seedInProcess, seedOverRpc, waitPersisted } from "../long-thread.js";
 import type { PayloadSource } from "../payloads.js";
-import { replayFromStart } from "../replay-client.js";
+import { type Replayed, type ReplayClient, replayFromStart } from "../replay-client.js";
+import { wireReplayFromStart } from "../wire-replay-client.js";
 import { layoutRow, type Goal, type Measurement, type ScenarioResult } from "../result.js";
 import type { ServerUnderTest } from "../server-under-test.js";
 
@@ -33,6 +34,10 @@ export async function warmReplay(p: ReplayParams): Promise<ScenarioResult> {
     } finally {
       await t.close(false);
     }
+  } else if (server.tier === "floor") {
+    // The floor keeps what it is sent: nothing to persist.
+    thread = await seedOverRpc(server.baseUrl, p.events, p.payload);
+    persisted = true;
   } else {
     thread = await seedOverRpc(server.baseUrl, p.events, p.payload);
     persisted = await waitPersisted(persistedOverRpc(server.baseUrl, thread.threadId), thread.lastSeq, p.persistTimeoutSeconds * 1000);
@@ -40,12 +45,16 @@ export async function warmReplay(p: ReplayParams): Promise<ScenarioResult> {
   failures.push(...thread.problems.map((f) => `${p.name}: seeding: ${f}`));
   if (!persisted) notes.push(`${p.name}: the server's persister had not persisted the thread after ${p.persistTimeoutSeconds} s; replaying anyway`);
 
-  const replayed = await replayFromStart(server.baseUrl, thread.threadId, thread.lastSeq, 120_000);
-  failures.push(...replayed.problems.map((f) => `${p.name}: ${f}`));
+  const rows: Measurement[] = [];
+  for (const client of replayClients) {
+    const replayed = await client.read(server.baseUrl, thread.threadId, thread.lastSeq, 120_000, client.perResponse);
+    failures.push(...replayed.problems.map((f) => `${p.name}: ${client.name}: ${f}`));
+    rows.push(...replayRows(p.name, replayed, p.goal, `${client.name}: `));
+  }
   return {
     measurements: [
-      layoutRow(p.name, "server child"),
-      ...replayRows(p.name, replayed, p.goal),
+      layoutRow(p.name, server.tier === "floor" ? "floor child" : "server child"),
+      ...rows,
       { scenario: p.name, metric: "seed events/s", value: (thread.lastSeq - 1) / thread.seedSeconds, unit: "events/s" },
     ],
     failures,
@@ -53,15 +62,32 @@ export async function warmReplay(p: ReplayParams): Promise<ScenarioResult> {
   };
 }
 
+/** max_events_per_response of the batched replays. */
+const batchSize = 500;
+
+/**
+ * Each replay is read four times: by two clients, with one event a response
+ * (the default) and with batches (max_events_per_response). Connect's client
+ * decodes every event fully, as an application would, and costs about 15 µs
+ * an event in this process; the wire client reads only each event's seq, so
+ * its figure is what the server delivers (see bench/wire-replay-client.ts).
+ */
+export const replayClients: { name: string; read: ReplayClient; perResponse: number }[] = [
+  { name: "Connect client", read: replayFromStart, perResponse: 0 },
+  { name: "wire client", read: wireReplayFromStart, perResponse: 0 },
+  { name: `Connect client, batches of ${batchSize}`, read: replayFromStart, perResponse: batchSize },
+  { name: `wire client, batches of ${batchSize}`, read: wireReplayFromStart, perResponse: batchSize },
+];
+
 export function replayRows(
   name: string,
-  r: Awaited<ReturnType<typeof replayFromStart>>,
+  r: Replayed,
   goal?: Goal,
   prefix = "",
 ): Measurement[] {
   return [
     { scenario: name, metric: `${prefix}events/s delivered`, value: r.events / r.seconds, unit: "events/s", goal },
-    { scenario: name, metric: `${prefix}payload MB/s`, value: r.payloadBytes / 1e6 / r.seconds, unit: "MB/s" },
+    { scenario: name, metric: `${prefix}${r.bytesLabel} MB/s`, value: r.bytes / 1e6 / r.seconds, unit: "MB/s" },
     { scenario: name, metric: `${prefix}events delivered`, value: r.events, unit: "count" },
     { scenario: name, metric: `${prefix}first event after`, value: r.firstEventMs, unit: "ms" },
     { scenario: name, metric: `${prefix}caught_up after`, value: r.seconds * 1000, unit: "ms" },
