@@ -34,6 +34,8 @@ export interface Config {
   persistBatchEvents: number;
   /** How long a persister waits to fill a batch (EVENTIDE_PERSIST_WAIT_MS). */
   persistWaitMs: number;
+  /** After a quiet spell, how long a persister lets the first appends wait for more before committing them (EVENTIDE_PERSIST_LINGER_MS). */
+  persistLingerMs: number;
   /** A persister's lease on a partition; a dead persister's partitions move after this (EVENTIDE_PERSIST_LEASE_MS). */
   persistLeaseMs: number;
   /** Batches a persister commits at once, each over its own share of the partitions (EVENTIDE_PERSIST_LANES; 1 on the embedded tiers). */
@@ -128,6 +130,7 @@ export function loadConfig(env: Env = process.env, argv: string[] = []): Config 
     hotWindow: integer(env, "EVENTIDE_HOT_WINDOW", 1_000, 0, 10_000_000),
     persistBatchEvents: integer(env, "EVENTIDE_PERSIST_BATCH", 2_000, 1, 100_000),
     persistWaitMs: integer(env, "EVENTIDE_PERSIST_WAIT_MS", 50, 1, 60_000),
+    persistLingerMs: integer(env, "EVENTIDE_PERSIST_LINGER_MS", 10, 0, 1_000),
     persistLeaseMs: integer(env, "EVENTIDE_PERSIST_LEASE_MS", 10_000, 200, 600_000),
     persistLanes: integer(env, "EVENTIDE_PERSIST_LANES", 2, 1, 16),
     s3: {

@@ -133,7 +133,7 @@ async function openHot(config: Config, log: Logger, closers: (() => Promise<void
     blocking.on("error", (err) => log.warn({ err: String(err) }, "redis connection error"));
     await blocking.connect();
     closers.push(async () => blocking.destroy());
-    feeds.push(new RedisPersistFeed(client, blocking, hot.keys));
+    feeds.push(new RedisPersistFeed(client, blocking, hot.keys, config.persistLingerMs));
   }
   return {
     hot: hot as HotLog,

@@ -54,6 +54,21 @@ export function warmStoreContract(test: TestFn, name: string, open: () => Promis
     t.like(await store.getThread(threadId), { lastSeq: 6, metadata: { project: "x" } });
   });
 
+  // Large batches go in by a plain INSERT first and fall back to ON CONFLICT DO NOTHING when rows are there.
+  test.serial(`${name}: a large redelivered batch over rows already there adds only the missing ones`, async (t) => {
+    const { threadId, events } = thread(450);
+    const first = events.slice(150, 300);
+    await store.persistBatch(first);
+    await store.persistBatch(events);
+    const read = await store.read(threadId, 0, 1_000);
+    t.deepEqual(read.map((e) => e.seq), events.map((e) => e.seq));
+    t.deepEqual(read.map((e) => e.eventId), events.map((e) => e.eventId));
+    t.like(await store.getThread(threadId), { lastSeq: 450, metadata: { project: "x" } });
+    // A redelivery whose rows carry other ids (never in practice) changes none of them.
+    await store.persistBatch(events.map((e) => ({ ...e, eventId: ulid() })));
+    t.deepEqual((await store.read(threadId, 0, 1_000)).map((e) => e.eventId), events.map((e) => e.eventId));
+  });
+
   test.serial(`${name}: turns are projected and never move backwards`, async (t) => {
     const { threadId, events } = thread(1);
     const turnId = ulid();

@@ -1,6 +1,7 @@
 // The persister's view of Redis: a consumer group per partition log, and the
 // thread streams the log entries point into.
 import { readFileSync } from "node:fs";
+import { setTimeout as delay } from "node:timers/promises";
 import type { RedisClientType } from "redis";
 import type { StoredEvent } from "../../../domain/records.js";
 import type { FeedBatch, PartitionLeases, PersistFeed } from "../hot-log.js";
@@ -28,8 +29,17 @@ export class RedisPersistFeed implements PersistFeed {
   /** The next batch, read while the last one is committed (for the same consumer, budget and partitions). */
   private ahead?: { key: string; batch: Promise<FeedBatch | undefined> };
 
-  /** `blocking` is a connection of the feed's own: a blocking read holds it. */
-  constructor(private readonly client: RedisClientType, private readonly blocking: RedisClientType, private readonly keys: HotKeys) {
+  /**
+   * `blocking` is a connection of the feed's own: a blocking read holds it.
+   * `lingerMs`: after a quiet spell, how long the first entries wait for more
+   * before they make a batch.
+   */
+  constructor(
+    private readonly client: RedisClientType,
+    private readonly blocking: RedisClientType,
+    private readonly keys: HotKeys,
+    private readonly lingerMs = 0,
+  ) {
     this.partitions = keys.partitions;
     this.trim = new ScriptRunner(client, script("trim_window.lua"));
   }
@@ -107,6 +117,13 @@ export class RedisPersistFeed implements PersistFeed {
     }
     if (!reply?.some((s) => s.messages.length > 0)) {
       reply = await this.readGroup(this.blocking, partitions, consumer, () => ">", maxEntries, waitMs);
+      // Woken by the first appends after a quiet spell: a trickle of appends would make one
+      // transaction each; lingering a moment lets their neighbours join the batch.
+      const got = entriesIn(reply);
+      if (got > 0 && got < maxEntries && this.lingerMs > 0) {
+        await delay(this.lingerMs);
+        reply = mergeReplies(reply!, await this.readGroup(this.client, partitions, consumer, () => ">", maxEntries - got));
+      }
     }
     const entries = new Map<number, string[]>();
     const ranges: { threadId: string; from: number; to: number }[] = [];
@@ -176,6 +193,17 @@ export class RedisPersistFeed implements PersistFeed {
     const entries = (await this.client.xRange(this.keys.stream(threadId), `${from}-0`, `${to}-0`)) ?? [];
     return entries.map((e) => decodeEntry(threadId, e.id, e.message as Record<string, string>));
   }
+}
+
+function entriesIn(reply: ReadReply): number {
+  return reply?.reduce((n, s) => n + s.messages.length, 0) ?? 0;
+}
+
+/** The second read's entries after the first's, stream by stream (so each partition's entries stay in log order). */
+function mergeReplies(first: NonNullable<ReadReply>, second: ReadReply): NonNullable<ReadReply> {
+  const byStream = new Map(first.map((s) => [s.name, [...s.messages]]));
+  for (const s of second ?? []) byStream.set(s.name, [...(byStream.get(s.name) ?? []), ...s.messages]);
+  return [...byStream].map(([name, messages]) => ({ name, messages }));
 }
 
 function minStreamId(a: string, b: string): string {

@@ -328,7 +328,7 @@ async function insertEvents(tx: Tx, events: StoredEvent[]): Promise<void> {
     }
     cols[6] = `[${payloads.join(",")}]` as never;
     cols[7] = `[${metadata.join(",")}]` as never;
-    await insertOnce(tx, cols);
+    await insertOnce(tx, cols, n);
   }
 }
 
@@ -337,9 +337,14 @@ async function insertEvents(tx: Tx, events: StoredEvent[]): Promise<void> {
  * the plain INSERT is tried first, in a savepoint, and only when it meets a
  * row already there is it redone with ON CONFLICT DO NOTHING, which skips the
  * rows already persisted. The plain INSERT costs Postgres about a third less
- * (ON CONFLICT probes the unique indexes before each row goes in).
+ * (ON CONFLICT probes the unique indexes before each row goes in); for a few
+ * rows, the savepoint's two round trips cost more than that saves.
  */
-async function insertOnce(tx: Tx, values: unknown[]): Promise<void> {
+async function insertOnce(tx: Tx, values: unknown[], rows: number): Promise<void> {
+  if (rows < savepointFromRows) {
+    await tx.none(new ParameterizedQuery({ text: insertMissingEventsSql, values }));
+    return;
+  }
   try {
     await tx.tx("insert", (sp) => sp.none(new ParameterizedQuery({ text: insertEventsSql, values })));
   } catch (err) {
@@ -349,6 +354,7 @@ async function insertOnce(tx: Tx, values: unknown[]): Promise<void> {
 }
 
 const uniqueViolation = "23505";
+const savepointFromRows = 100;
 
 /**
  * turn.submitted creates the row; later turn.* events move it, never backwards
