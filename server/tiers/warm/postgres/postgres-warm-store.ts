@@ -14,7 +14,7 @@ export interface PostgresOptions {
 }
 
 type Db = IDatabase<unknown>;
-const { ParameterizedQuery } = pgPromise;
+const { ParameterizedQuery, PreparedStatement } = pgPromise;
 type Tx = ITask<unknown>;
 
 interface EventRow {
@@ -37,8 +37,16 @@ interface EventRow {
  * the millisecond). Named apart from created_at, which ORDER BY would
  * otherwise take for this expression instead of the indexed column.
  */
-const eventColumns = `thread_id, seq, event_id, turn_id, tenant_id, type, payload, metadata, schema_version, level,
-  floor(extract(epoch FROM created_at) * 1000)::bigint AS created_ms`;
+const createdMs = "floor(extract(epoch FROM created_at) * 1000)::bigint AS created_ms";
+const eventColumns = `thread_id, seq, event_id, turn_id, tenant_id, type, payload, metadata, schema_version, level, ${createdMs}`;
+
+/** One page of a thread by seq range (read()); the row's columns in the order ThreadPageRow names them. */
+const threadPageSql = `SELECT seq, event_id, turn_id, tenant_id, type, payload, metadata, schema_version, level, ${createdMs}
+  FROM agent_events WHERE thread_id = $1 AND seq > $2 AND seq <= $2 + $3 ORDER BY seq`;
+type ThreadPageRow = [
+  seq: number, eventId: string, turnId: string, tenantId: string, type: string, payload: StoredEvent["payload"],
+  metadata: Record<string, string>, schemaVersion: number, level: StoredEvent["level"], createdAt: number,
+];
 
 /** What each turn.* event does to its turn's row. */
 const turnTransitions: Record<string, { status: TurnStatus; ends?: boolean; starts?: boolean }> = {
@@ -81,11 +89,17 @@ export class PostgresWarmStore implements WarmStore {
   async read(threadId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
     // Seqs are gapless, so the page is a seq range: the plan stays an index range scan
     // whatever the table statistics say (an open-ended one degrades to a sort of the whole thread).
-    const rows = await this.db.any<EventRow>(
-      `SELECT ${eventColumns} FROM agent_events WHERE thread_id = $1 AND seq > $2 AND seq <= $2 + $3 ORDER BY seq`,
-      [threadId, afterSeq, limit],
+    // A tail's history is mostly this query: prepared once per connection, rows as arrays
+    // (no object per row for the driver to build), and no thread_id column (it is the argument).
+    const rows = await this.db.any<ThreadPageRow>(
+      new PreparedStatement({ name: "eventide-read-thread-page", text: threadPageSql, values: [threadId, afterSeq, limit], rowMode: "array" }),
     );
-    return rows.map(fromRow);
+    const events = new Array<StoredEvent>(rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      const [seq, eventId, turnId, tenantId, type, payload, metadata, schemaVersion, level, createdAt] = rows[i];
+      events[i] = { eventId, threadId, turnId, seq, type, payload, metadata, schemaVersion, createdAt, tenantId, level };
+    }
+    return events;
   }
 
   async findEvent(eventId: string): Promise<StoredEvent | undefined> {
