@@ -6,7 +6,7 @@
 // server does; this client shows what the server delivers past that.
 import { connect, constants } from "node:http2";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
+import { WireType } from "@bufbuild/protobuf/wire";
 import { TailEventsRequestSchema } from "../gen/eventide/v1/event_service_pb.js";
 import { nowMs } from "./clock.js";
 import type { Replayed } from "./replay-client.js";
@@ -25,6 +25,13 @@ export async function wireReplayFromStart(baseUrl: string, threadId: string, las
   let caughtUp: number | undefined;
   const started = nowMs();
   let ended = started;
+  const onEvent = (seq: number, bytes: number) => {
+    if (events === 0) firstEventMs = nowMs() - started;
+    if (seq !== expected && problems.length < 3) problems.push(`seq ${seq} where ${expected} was due`);
+    expected = seq + 1;
+    events++;
+    eventBytes += bytes;
+  };
   const request = toBinary(TailEventsRequestSchema, create(TailEventsRequestSchema, { threadId, afterSeq: 0n, follow: false, maxEventsPerResponse: perResponse }));
   const envelope = Buffer.alloc(5 + request.length);
   envelope.writeUInt32BE(request.length, 1);
@@ -47,29 +54,21 @@ export async function wireReplayFromStart(baseUrl: string, threadId: string, las
     try {
       for await (const chunk of stream as AsyncIterable<Buffer>) {
         pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-        let at = 0;
-        while (pending.length - at >= 5) {
-          const length = pending.readUInt32BE(at + 1);
-          if (pending.length - at < 5 + length) break;
-          const message = pending.subarray(at + 5, at + 5 + length);
-          at += 5 + length;
-          const item = readItem(message);
-          if (item.kind === "caught-up") {
-            caughtUp = item.lastSeq;
+        let offset = 0;
+        while (pending.length - offset >= 5) {
+          const length = pending.readUInt32BE(offset + 1);
+          if (pending.length - offset < 5 + length) break;
+          const lastSeqCaughtUp = readItem(pending, offset + 5, offset + 5 + length, onEvent);
+          offset += 5 + length;
+          if (lastSeqCaughtUp !== undefined) {
+            caughtUp = lastSeqCaughtUp;
             ended = nowMs();
             break;
-          }
-          for (const event of item.kind === "events" ? item.events : []) {
-            if (events === 0) firstEventMs = nowMs() - started;
-            if (event.seq !== expected && problems.length < 3) problems.push(`seq ${event.seq} where ${expected} was due`);
-            expected = event.seq + 1;
-            events++;
-            eventBytes += event.bytes;
           }
         }
         // A replay is done at caught_up: leaving the loop cancels the call (as the Connect client's break does).
         if (caughtUp !== undefined) break;
-        pending = pending.subarray(at);
+        pending = pending.subarray(offset);
       }
     } finally {
       clearTimeout(timer);
@@ -87,42 +86,78 @@ export async function wireReplayFromStart(baseUrl: string, threadId: string, las
   return { events, seconds: (ended - started) / 1000, firstEventMs, bytes: eventBytes, bytesLabel: "encoded event", problems };
 }
 
-type Seen = { seq: number; bytes: number };
-type Item = { kind: "events"; events: Seen[] } | { kind: "caught-up"; lastSeq: number } | { kind: "other" };
+// The reader walks a response in place (no views or objects per event: the
+// client's own cost is what this client exists to keep out of the figure).
+let at = 0;
 
-/** The oneof of one TailEventsResponse: its events' seqs and sizes (one `event`, or an `events` batch), or caught_up's last_seq. */
-function readItem(message: Uint8Array): Item {
-  const reader = new BinaryReader(message);
-  while (reader.pos < reader.len) {
-    const [no, wireType] = reader.tag();
-    if (wireType === WireType.LengthDelimited && (no === eventField || no === caughtUpField || no === eventsField)) {
-      const inner = reader.bytes();
-      if (no === eventField) return { kind: "events", events: [seen(inner)] };
-      if (no === caughtUpField) return { kind: "caught-up", lastSeq: varintField(inner, 1) };
-      const events: Seen[] = [];
-      const batch = new BinaryReader(inner);
-      while (batch.pos < batch.len) {
-        const [field, type] = batch.tag();
-        if (field === batchEventField && type === WireType.LengthDelimited) events.push(seen(batch.bytes()));
-        else batch.skip(type);
-      }
-      return { kind: "events", events };
+function varint(buf: Uint8Array): number {
+  let value = 0;
+  for (let scale = 1; ; scale *= 128) {
+    const b = buf[at++];
+    value += (b & 127) * scale;
+    if (b < 128) return value;
+  }
+}
+
+function skip(buf: Uint8Array, wireType: number): void {
+  if (wireType === WireType.Varint) varint(buf);
+  else if (wireType === WireType.Bit64) at += 8;
+  else if (wireType === WireType.LengthDelimited) {
+    const length = varint(buf); // read before `at` is: `at += varint(buf)` would add to the old position
+    at += length;
+  }
+  else if (wireType === WireType.Bit32) at += 4;
+  else throw new Error(`unexpected wire type ${wireType}`);
+}
+
+/** The int64 field `field` of the message in buf[from, end) (0 when absent). */
+function varintField(buf: Uint8Array, from: number, end: number, field: number): number {
+  at = from;
+  let found = 0;
+  while (at < end) {
+    const tag = varint(buf);
+    if (tag === (field << 3) + WireType.Varint) found = varint(buf);
+    else skip(buf, tag & 7);
+  }
+  return found;
+}
+
+/**
+ * Reads one TailEventsResponse in buf[from, end): each event's seq and size
+ * go to onEvent (one `event`, or each of an `events` batch); returns
+ * caught_up's last_seq, or undefined for any other item.
+ */
+function readItem(buf: Uint8Array, from: number, end: number, onEvent: (seq: number, bytes: number) => void): number | undefined {
+  at = from;
+  while (at < end) {
+    const tag = varint(buf);
+    const no = tag >>> 3;
+    if ((tag & 7) !== WireType.LengthDelimited || (no !== eventField && no !== caughtUpField && no !== eventsField)) {
+      skip(buf, tag & 7);
+      continue;
     }
-    reader.skip(wireType);
+    const length = varint(buf);
+    const inner = at;
+    if (no === caughtUpField) return varintField(buf, inner, inner + length, 1);
+    if (no === eventField) {
+      onEvent(varintField(buf, inner, inner + length, seqField), length);
+      at = inner + length;
+      continue;
+    }
+    for (let next = inner; next < inner + length; ) {
+      at = next;
+      const entryTag = varint(buf);
+      if (entryTag !== (batchEventField << 3) + WireType.LengthDelimited) {
+        skip(buf, entryTag & 7);
+        next = at;
+        continue;
+      }
+      const eventLength = varint(buf);
+      const eventStart = at;
+      next = eventStart + eventLength;
+      onEvent(varintField(buf, eventStart, next, seqField), eventLength);
+    }
+    at = inner + length;
   }
-  return { kind: "other" };
-}
-
-function seen(event: Uint8Array): Seen {
-  return { seq: varintField(event, seqField), bytes: event.length };
-}
-
-function varintField(message: Uint8Array, field: number): number {
-  const reader = new BinaryReader(message);
-  while (reader.pos < reader.len) {
-    const [no, wireType] = reader.tag();
-    if (no === field && wireType === WireType.Varint) return Number(reader.int64());
-    reader.skip(wireType);
-  }
-  return 0;
+  return undefined;
 }
