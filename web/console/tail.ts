@@ -17,6 +17,9 @@ export interface TailView {
   duplicate(seq: number): void;
 }
 
+/** A long history comes in batches: far fewer messages for the browser to parse and the server to send. */
+const eventsPerResponse = 200;
+
 /** With no message at all (not even a heartbeat) for this long, the stream is presumed dead. */
 const silenceMs = 45_000;
 
@@ -31,22 +34,27 @@ export async function followThread(threadId: string, view: TailView, signal: Abo
     let silence = setTimeout(stop, silenceMs);
     let detail = "the stream ended";
     try {
-      const stream = events.tailEvents({ threadId, afterSeq: BigInt(lastSeq), follow: true }, { signal: attempt.signal });
+      const stream = events.tailEvents(
+        { threadId, afterSeq: BigInt(lastSeq), follow: true, maxEventsPerResponse: eventsPerResponse },
+        { signal: attempt.signal },
+      );
       for await (const res of stream) {
         if (signal.aborted) break; // the page moved on: nothing more goes to its view
         clearTimeout(silence);
         silence = setTimeout(stop, silenceMs);
         failures = 0;
-        if (res.item.case === "event") {
-          const seq = Number(res.item.value.seq);
+        const delivered = res.item.case === "events" ? res.item.value.events : res.item.case === "event" ? [res.item.value] : [];
+        for (const event of delivered) {
+          const seq = Number(event.seq);
           if (seq <= lastSeq) {
             view.duplicate(seq);
             continue;
           }
           if (seq !== lastSeq + 1) view.gap(lastSeq + 1, seq);
           lastSeq = seq;
-          view.event(res.item.value);
-        } else if (res.item.case === "caughtUp") {
+          view.event(event);
+        }
+        if (res.item.case === "caughtUp") {
           view.status("live", lastSeq);
         }
       }
