@@ -55,6 +55,8 @@ export async function streamEvents(
           threadId: request.threadId,
           afterSeq: request.afterSeq,
           follow: true,
+          // History in batches: one write (and one message through the in-process transport) for many events.
+          maxEventsPerResponse: 200,
           // One turn is filtered by the server; several here.
           turnId: turnFilter.size === 1 ? [...turnFilter][0] : "",
         },
@@ -66,11 +68,16 @@ export async function streamEvents(
     startStream(req, res);
     for (; !next.done; next = await tail.next()) {
       const { item } = next.value;
-      if (item.case === "event") {
-        const event = item.value;
-        if (turnFilter.size > 0 && !turnFilter.has(event.turnId)) continue;
-        res.write(`id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(toEnvelope(event))}\n\n`);
-        if (turnEndTypes.has(event.type)) pending.delete(event.turnId);
+      if (item.case === "events") {
+        let frames = "";
+        for (const event of item.value.events) {
+          if (turnFilter.size > 0 && !turnFilter.has(event.turnId)) continue;
+          frames += `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(toEnvelope(event))}\n\n`;
+          if (turnEndTypes.has(event.type)) pending.delete(event.turnId);
+          // The last awaited turn has ended: nothing after its end goes out.
+          if (turnFilter.size > 0 && pending.size === 0) break;
+        }
+        if (frames) res.write(frames);
       } else if (item.case === "caughtUp") {
         for (const turnId of endedBefore) pending.delete(turnId);
         res.write(`: caught up at seq ${item.value.lastSeq}\n\n`);
