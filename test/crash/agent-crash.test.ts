@@ -7,6 +7,7 @@ import { TurnStatus } from "../../gen/eventide/v1/resources_pb.js";
 import { ReferenceAgent, replyTokens } from "../../workers/reference-agent/reference-agent.js";
 import { exited, kill, spawnRole } from "../support/child.js";
 import { startTestServer, tierKinds } from "../support/server.js";
+import { setTimeout as delay } from "node:timers/promises";
 
 for (const tier of tierKinds) {
   test(`${tier}: a reference agent killed mid-turn: the turn is requeued and finished by another agent`, async (t) => {
@@ -39,7 +40,7 @@ for (const tier of tierKinds) {
       let done;
       do {
         done = (await server.turns().getTurn({ turnId: turn!.turnId })).turn!;
-        if (done.status !== TurnStatus.COMPLETED) await new Promise((r) => setTimeout(r, 50));
+        if (done.status !== TurnStatus.COMPLETED) await delay(50);
       } while (done.status !== TurnStatus.COMPLETED && Date.now() < deadline);
       t.like(done, { status: TurnStatus.COMPLETED, attempt: 2, agentId: "healthy" });
 

@@ -8,6 +8,7 @@ import { kill, spawnRole } from "../support/child.js";
 import { s3Credentials, startS3 } from "../support/s3.js";
 import { TcpProxy } from "../support/tcp-proxy.js";
 import { openRealTiers, type RealTiers } from "../support/tiers.js";
+import { setTimeout as delay } from "node:timers/promises";
 
 async function seedThreads(real: RealTiers, threads: number, events: number): Promise<Map<string, number>> {
   const { hot } = real.tiers;
@@ -29,7 +30,7 @@ async function seedThreads(real: RealTiers, threads: number, events: number): Pr
     batchEvents: 2000, batchWaitMs: 20, hotWindow: 10, leaseMs: 1000,
   }).run(controller.signal);
   for (const [threadId, n] of last) {
-    while (((await real.tiers.warm.getThread(threadId))?.lastSeq ?? 0) < n) await new Promise((r) => setTimeout(r, 50));
+    while (((await real.tiers.warm.getThread(threadId))?.lastSeq ?? 0) < n) await delay(50);
   }
   controller.abort();
   await persisting;
@@ -79,7 +80,7 @@ test("SIGKILLed archivers lose and duplicate nothing", async (t) => {
 
   for (let round = 0; round < 4; round++) {
     const child = spawnRole("archiver", real.env);
-    await new Promise((r) => setTimeout(r, 1_300 + round * 200));
+    await delay(1_300 + round * 200);
     await kill(child);
   }
   const final = spawnRole("archiver", real.env);
@@ -88,7 +89,7 @@ test("SIGKILLed archivers lose and duplicate nothing", async (t) => {
   for (const deadline = Date.now() + 60_000; Date.now() < deadline; ) {
     const { n } = await real.db.one<{ n: number }>("SELECT count(*)::int AS n FROM agent_events");
     if (n === 0) break;
-    await new Promise((r) => setTimeout(r, 300));
+    await delay(300);
   }
   await kill(final);
   const { archived } = await real.db.one<{ archived: number }>("SELECT coalesce(sum(event_count), 0)::int AS archived FROM event_archives");
@@ -117,7 +118,7 @@ test("with S3 unreachable the archiver backs off, Postgres keeps the rows, and i
   await proxy.cut();
   const child = spawnRole("archiver", real.env);
   t.teardown(() => kill(child));
-  await new Promise((r) => setTimeout(r, 3_000));
+  await delay(3_000);
   const { n: kept } = await real.db.one<{ n: number }>("SELECT count(*)::int AS n FROM agent_events");
   t.is(kept, 800, "nothing left Postgres while S3 was down");
   const { n: recorded } = await real.db.one<{ n: number }>("SELECT count(*)::int AS n FROM event_archives");
@@ -126,7 +127,7 @@ test("with S3 unreachable the archiver backs off, Postgres keeps the rows, and i
   for (const deadline = Date.now() + 60_000; Date.now() < deadline; ) {
     const { n } = await real.db.one<{ n: number }>("SELECT count(*)::int AS n FROM agent_events");
     if (n === 0) break;
-    await new Promise((r) => setTimeout(r, 300));
+    await delay(300);
   }
   await checkEveryPlace(t, real, last);
   const { n: rows } = await real.db.one<{ n: number }>("SELECT count(*)::int AS n FROM agent_events");

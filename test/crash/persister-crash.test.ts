@@ -5,6 +5,7 @@ import test from "ava";
 import { newEvent } from "../support/events.js";
 import { kill, spawnRole } from "../support/child.js";
 import { openRealTiers } from "../support/tiers.js";
+import { setTimeout as delay } from "node:timers/promises";
 
 const threads = 8;
 
@@ -25,14 +26,14 @@ test("SIGKILLed persisters lose nothing and write nothing twice", async (t) => {
     for (let n = 0; loading; n++) {
       const threadId = ids[n % threads];
       await hot.append({ tenantId: "acme", threadId, events: Array.from({ length: 1 + (n % 7) }, () => newEvent()) });
-      if (n % 20 === 0) await new Promise((r) => setTimeout(r, 2));
+      if (n % 20 === 0) await delay(2);
     }
   })();
 
   let kills = 0;
   for (let round = 0; round < 6; round++) {
     const child = spawnRole("persister", real.env);
-    await new Promise((r) => setTimeout(r, 1_200 + round * 150));
+    await delay(1_200 + round * 150);
     await kill(child);
     kills++;
   }
@@ -48,7 +49,7 @@ test("SIGKILLed persisters lose nothing and write nothing twice", async (t) => {
     const rows = await real.db.any<{ thread_id: string; last_seq: number }>("SELECT thread_id, last_seq FROM threads");
     if (rows.length === threads && rows.every((r) => r.last_seq === expected.get(r.thread_id))) break;
     if (Date.now() > deadline) return t.fail(`persister did not catch up: ${JSON.stringify(rows)}`);
-    await new Promise((r) => setTimeout(r, 200));
+    await delay(200);
   }
 
   const stats = await real.db.any<{ thread_id: string; n: number; distinct_seqs: number; min_seq: number; max_seq: number }>(

@@ -7,6 +7,7 @@ import { kill, spawnRole } from "../support/child.js";
 import { databaseUrl } from "../support/postgres.js";
 import { TcpProxy } from "../support/tcp-proxy.js";
 import { openRealTiers } from "../support/tiers.js";
+import { setTimeout as delay } from "node:timers/promises";
 
 test("the persister survives a Postgres outage and catches up", async (t) => {
   const real = await openRealTiers();
@@ -27,7 +28,7 @@ test("the persister survives a Postgres outage and catches up", async (t) => {
     const until = Date.now() + ms;
     while (Date.now() < until) {
       await hot.append({ tenantId: "acme", threadId, events: [newEvent(), newEvent()] });
-      await new Promise((r) => setTimeout(r, 5));
+      await delay(5);
     }
   };
   const persisted = async () =>
@@ -49,7 +50,7 @@ test("the persister survives a Postgres outage and catches up", async (t) => {
   const deadline = Date.now() + 40_000;
   while ((await persisted()) < lastSeq) {
     if (Date.now() > deadline) return t.fail(`stuck at ${await persisted()} of ${lastSeq}`);
-    await new Promise((r) => setTimeout(r, 200));
+    await delay(200);
   }
   const { n, distinct } = await real.db.one<{ n: number; distinct: number }>(
     "SELECT count(*)::int AS n, count(DISTINCT seq)::int AS distinct FROM agent_events WHERE thread_id = $1",

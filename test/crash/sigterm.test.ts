@@ -19,6 +19,7 @@ import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { connectRedis } from "../support/redis.js";
 import { exited, kill, spawnServer, type ServerChild } from "../support/child.js";
 import { openRealTiers } from "../support/tiers.js";
+import { setTimeout as delay } from "node:timers/promises";
 
 const roles = "server,persister,dispatcher";
 const threadCount = 3;
@@ -92,7 +93,7 @@ test.serial("SIGTERM mid-traffic: tails end UNAVAILABLE, the held turn is requeu
     }
   });
   for (const deadline = Date.now() + 20_000; batches.filter((b) => b.acked).length < 150 && Date.now() < deadline; ) {
-    await new Promise((r) => setTimeout(r, 20));
+    await delay(20);
   }
 
   sigtermAt = Date.now();
@@ -179,7 +180,7 @@ test.serial("a call that never finishes does not hold the shutdown past its boun
   socket.on("error", () => {});
   await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
   socket.write("POST /eventide.v1.TurnService/CreateThread HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{");
-  await new Promise((r) => setTimeout(r, 300));
+  await delay(300);
 
   const sigtermAt = Date.now();
   server.child.kill("SIGTERM");

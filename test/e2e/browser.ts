@@ -7,6 +7,7 @@ import net from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Browser, chromium } from "playwright-core";
+import { setTimeout as delay } from "node:timers/promises";
 
 export const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 export const artifacts = fileURLToPath(new URL("../../test-artifacts/", import.meta.url));
@@ -57,7 +58,7 @@ export async function startServerProcess(roles: string, port: number, env: Recor
   for (const deadline = Date.now() + 60_000; Date.now() < deadline; ) {
     const up = await fetch(`http://127.0.0.1:${port}/`).then((r) => r.ok, () => false);
     if (up) return child;
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 100))]);
+    await Promise.race([exited, delay(100)]);
   }
   child.kill("SIGKILL");
   throw new Error(`the server did not serve the console within 60 s; see test-artifacts/${logName}`);

@@ -6,6 +6,7 @@ import type { Browser } from "playwright-core";
 import { apiKeysEnv, clientsWithKey } from "../support/keys.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { launchChromium } from "./browser.js";
+import { setTimeout as delay } from "node:timers/promises";
 
 const keys = {
   client: { key: "sse-client-key-00001", tenant: "acme", role: "client" },
@@ -96,6 +97,6 @@ async function waitUntil(check: () => Promise<boolean>, timeoutMs = 10_000): Pro
   for (const deadline = Date.now() + timeoutMs; ; ) {
     if (await check()) return;
     if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 50));
+    await delay(50);
   }
 }

@@ -6,6 +6,7 @@ import { spawn } from "node:child_process";
 import { ulid } from "ulid";
 import { apiKeysEnv, clientsWithKey } from "../support/keys.js";
 import { serverPerTier, type TestServer, tierKinds, waitPersisted } from "../support/server.js";
+import { setTimeout as delay } from "node:timers/promises";
 
 const keys = {
   client: { key: "http-client-key-0001", tenant: "acme", role: "client" },
@@ -191,7 +192,7 @@ for (const tier of tierKinds) {
       const auth = ["-H", `Authorization: Bearer ${keys.client.key}`, httpVersion];
       const url = `${server.baseUrl}/threads/${threadId}/events/stream`;
       const live = curlSse(url, auth, (frames) => frames.filter((f) => f.id).length >= 4 && frames.some((f) => f.comment === "heartbeat"));
-      await new Promise((r) => setTimeout(r, 300));
+      await delay(300);
       await append(server, "agent", { thread_id: threadId, type: "message.delta", payload: { delta: "b" } });
       await append(server, "agent", { thread_id: threadId, type: "message.completed", payload: { text: "ab" } });
       const { frames } = await live;
@@ -230,7 +231,7 @@ for (const tier of tierKinds) {
 
     const url = `${server.baseUrl}/threads/${threadId}/events/stream?turn_id=${firstTurn},${secondTurn}`;
     const stream = curlSse(url, ["-H", `Authorization: Bearer ${keys.client.key}`], (fs) => fs.some((f) => f.data === "[DONE]"));
-    await new Promise((r) => setTimeout(r, 300));
+    await delay(300);
     await client.turns.cancelTurn({ turnId: secondTurn });
     const { frames, raw } = await stream;
     const events = frames.filter((f) => f.id);

@@ -6,6 +6,7 @@ import { ArchiveService } from "../../gen/eventide/v1/archive_service_pb.js";
 import type { PostgresWarmStore } from "../../server/tiers/warm/postgres/postgres-warm-store.js";
 import { connectRedis } from "../support/redis.js";
 import { collectTail, startTestServer, type TestServer, tierKinds, waitPersisted, serverPerTier } from "../support/server.js";
+import { setTimeout as delay } from "node:timers/promises";
 
 const servers = serverPerTier(test, { EVENTIDE_HOT_WINDOW: "10", EVENTIDE_PERSIST_WAIT_MS: "5", EVENTIDE_ARCHIVE_MAX_EVENTS: "100" });
 
@@ -138,11 +139,11 @@ for (const tier of tierKinds) {
       for (let i = 0; i < 120; i++) {
         const res = await server.events().appendEvents({ threadId, events: Array.from({ length: 1 + (i % 5) }, () => ({ type: "message.delta" })) });
         last = Number(res.lastSeq);
-        await new Promise((r) => setTimeout(r, 10));
+        await delay(10);
       }
     })();
     const tails = Array.from({ length: 4 }, async (_, n) => {
-      await new Promise((r) => setTimeout(r, 300 * n));
+      await delay(300 * n);
       return collectTail(
         (signal) => server.events().tailEvents({ threadId, follow: true }, { signal }),
         (items) => finished && items.some((i) => i.item.case === "event" && Number(i.item.value.seq) === last),
@@ -169,7 +170,7 @@ for (const tier of tierKinds) {
     await archives(server).archiveThread({ threadId, upToSeq: 20n });
     const fresh = await server.turns().createThread({});
     const tailing = collectTail((signal) => server.events().tailEvents({ threadId, follow: true }, { signal }), () => false, 20_000);
-    await new Promise((r) => setTimeout(r, 1_200));
+    await delay(1_200);
     await server.events().appendEvents({ threadId: fresh.thread!.threadId, events: [{ type: "custom" }] });
     const erased = await server.core.archiver.eraseExpired(new AbortController().signal);
     t.true(erased >= 1);

@@ -8,6 +8,7 @@ import { TurnStatus } from "../../gen/eventide/v1/resources_pb.js";
 import { MultitaskStrategy } from "../../gen/eventide/v1/turn_service_pb.js";
 import { completeAtOnce, hold, startTestAgent } from "../support/agents.js";
 import { serverPerTier, type TestServer, tierKinds, waitForTurnStatus } from "../support/server.js";
+import { setTimeout as delay } from "node:timers/promises";
 
 const servers = serverPerTier(test, {
   EVENTIDE_LEASE_TTL: "800ms",
@@ -137,7 +138,7 @@ for (const tier of tierKinds) {
         server.events().appendEvents({ threadId, turnId: running.turn!.turnId, leaseId: a.leaseId, events: [{ type: "message.delta" }] }),
       );
       t.is(code(err), Code.Canceled);
-      await new Promise((r) => setTimeout(r, 300));
+      await delay(300);
       t.is(agent.assignments.length, 1, "the cancelled queued turn was never assigned");
       const cancelled = (await history(server, threadId)).filter((e) => e.type === "turn.cancelled");
       t.deepEqual(cancelled.map((e) => e.turnId), [queued.turn!.turnId, running.turn!.turnId]);

@@ -5,6 +5,7 @@ import { EventBatchSchema, type TailEventsResponse } from "../../gen/eventide/v1
 import { create, toBinary, toJson } from "@bufbuild/protobuf";
 import { EventSchema } from "../../gen/eventide/v1/resources_pb.js";
 import { collectTail, protocols, type TestServer, tierKinds, serverPerTier } from "../support/server.js";
+import { setTimeout as delay } from "node:timers/promises";
 
 const servers = serverPerTier(test, { EVENTIDE_HEARTBEAT_MS: "100" });
 
@@ -203,7 +204,7 @@ for (const tier of tierKinds) {
       (got) => got.at(-1)!.item.case === "caughtUp",
     );
     t.is(items.length, 2);
-    for (let i = 0; i < 50 && live.subscriberCount !== before; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 50 && live.subscriberCount !== before; i++) await delay(20);
     t.is(live.subscriberCount, before);
   });
 }

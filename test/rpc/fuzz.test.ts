@@ -22,6 +22,7 @@ import { hostileValue, malformedJson, malformedProtobuf, Random, randomMessage }
 import { connectStream, connectUnary, envelope, grpc, grpcWeb, type RawOutcome } from "../support/raw-rpc.js";
 import { type TestServer, tierKinds, serverPerTier, waitPersisted } from "../support/server.js";
 import { spyOnWrites } from "../support/write-spy.js";
+import { setTimeout as delay } from "node:timers/promises";
 
 const seed = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const messagesPerRpc = Number(process.env.FUZZ_MESSAGES ?? 20);
@@ -91,7 +92,7 @@ for (const tier of tierKinds) {
       const fixture = await createFixture(server);
       t.true(spy.writes.includes("hot.append"), "the write spy sees the fixture's writes");
       await waitPersisted(server, fixture.threadId, Number(fixture.lastSeq));
-      await new Promise((r) => setTimeout(r, 200));
+      await delay(200);
       spy.clear();
 
       const random = randomCases(server, fixture);

@@ -23,6 +23,7 @@ import { databaseUrl } from "../support/postgres.js";
 import { deletePrefix, redisUrl } from "../support/redis.js";
 import { startTestServer } from "../support/server.js";
 import { TcpProxy } from "../support/tcp-proxy.js";
+import { setTimeout as delay } from "node:timers/promises";
 
 interface Probe {
   status: number;
@@ -66,7 +67,7 @@ async function waitFor<T>(what: string, read: () => Promise<T>, done: (value: T)
   for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
     last = await read();
     if (done(last)) return last;
-    await new Promise((r) => setTimeout(r, 100));
+    await delay(100);
   }
   throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
 }

@@ -5,6 +5,7 @@ import test from "ava";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { apiKeysEnv, clientsWithKey } from "../support/keys.js";
 import { serverPerTier, tierKinds } from "../support/server.js";
+import { setTimeout as delay } from "node:timers/promises";
 
 const keys = {
   busy: { key: "busy-client-key-0001", tenant: "acme", role: "client" },
@@ -75,7 +76,7 @@ for (const tier of tierKinds) {
       } catch (err) {
         c.abort();
         if (ConnectError.from(err).code !== Code.ResourceExhausted || Date.now() > deadline) throw err;
-        await new Promise((r) => setTimeout(r, 50));
+        await delay(50);
       }
     }
     controllers[1].abort();

@@ -8,6 +8,7 @@ import { newId } from "../../server/domain/ids.js";
 import { createLogger } from "../../server/observability/logger.js";
 import { clientsWithAuthorization } from "../support/keys.js";
 import { startTestServer, type TestServer } from "../support/server.js";
+import { setTimeout as delay } from "node:timers/promises";
 
 const clientKey = "secretkey1234";
 const agentKey = "agentkey5678";
@@ -59,7 +60,7 @@ const rpcLines = (): LogLine[] =>
 
 /** The rpc lines of one request id; waits for `count` of them (a stream logs when it ends). */
 async function linesOf(requestId: string, count = 1): Promise<LogLine[]> {
-  for (const deadline = Date.now() + 5_000; ; await new Promise((r) => setTimeout(r, 20))) {
+  for (const deadline = Date.now() + 5_000; ; await delay(20)) {
     const lines = rpcLines().filter((l) => l.request_id === requestId);
     if (lines.length >= count || Date.now() > deadline) return lines;
   }

@@ -3,6 +3,7 @@
 // A tiny live buffer forces the overflow → catch-up-from-storage path too.
 import test from "ava";
 import { protocols, startTestServer, tierKinds } from "../support/server.js";
+import { setTimeout as delay } from "node:timers/promises";
 
 const appenders = 4;
 const batchesPerAppender = 60;
@@ -27,7 +28,7 @@ for (const tier of tierKinds) {
               events: Array.from({ length: size }, (_, i) => ({ type: "message.delta", payload: { a, b, i } })),
             });
             appendedThrough = Math.max(appendedThrough, Number(res.lastSeq));
-            if (b % 10 === 0) await new Promise((r) => setTimeout(r, 1));
+            if (b % 10 === 0) await delay(1);
           }
         }),
       );

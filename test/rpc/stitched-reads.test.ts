@@ -4,6 +4,7 @@ import test from "ava";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { TurnStatus } from "../../gen/eventide/v1/resources_pb.js";
 import { collectTail, waitPersisted, tierKinds, serverPerTier } from "../support/server.js";
+import { setTimeout as delay } from "node:timers/promises";
 
 const servers = serverPerTier(test, { EVENTIDE_HOT_WINDOW: "5", EVENTIDE_PERSIST_WAIT_MS: "5", EVENTIDE_HEARTBEAT_MS: "200" });
 
@@ -19,12 +20,12 @@ for (const tier of tierKinds) {
       for (let i = 0; appending; i++) {
         const res = await server.events().appendEvents({ threadId, events: Array.from({ length: 1 + (i % 4) }, () => ({ type: "message.delta" })) });
         last = Number(res.lastSeq);
-        await new Promise((r) => setTimeout(r, 2));
+        await delay(2);
       }
     })();
     const tails = [];
     for (let n = 0; n < 6; n++) {
-      await new Promise((r) => setTimeout(r, 150));
+      await delay(150);
       tails.push(
         collectTail(
           (signal) => server.events().tailEvents({ threadId, follow: true, afterSeq: BigInt(n % 2 ? 0 : Math.floor(last / 2)) }, { signal }),
@@ -33,7 +34,7 @@ for (const tier of tierKinds) {
         ).then((items) => ({ from: n % 2 ? 0 : -1, items })),
       );
     }
-    await new Promise((r) => setTimeout(r, 500));
+    await delay(500);
     appending = false;
     await appender;
     finished = true;
@@ -43,7 +44,7 @@ for (const tier of tierKinds) {
       t.true(seqs.every((s, i) => i === 0 || s === seqs[i - 1] + 1), "contiguous, no duplicate");
     }
     await waitPersisted(server, threadId, last);
-    for (let i = 0; i < 1_000 && (await server.tiers.hot.read(threadId, 0, 100_000)).length >= last; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 1_000 && (await server.tiers.hot.read(threadId, 0, 100_000)).length >= last; i++) await delay(20);
     t.true((await server.tiers.hot.read(threadId, 0, 100_000)).length < last, "the hot window was trimmed");
     const all = await collectTail((signal) => server.events().tailEvents({ threadId }, { signal }), () => false);
     t.is(all.filter((i) => i.item.case === "event").length, last);
@@ -96,7 +97,7 @@ for (const tier of tierKinds) {
     const more = await server.events().appendEvents({ threadId, events: Array.from({ length: 20 }, () => ({ type: "custom" })) });
     await waitPersisted(server, threadId, Number(more.lastSeq));
     // The trim follows the commit: wait for it.
-    for (let i = 0; i < 1_000 && (await server.tiers.hot.findEvent(`old-${tier}-1`)); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 1_000 && (await server.tiers.hot.findEvent(`old-${tier}-1`)); i++) await delay(20);
     t.is(await server.tiers.hot.findEvent(`old-${tier}-1`), undefined, "trimmed from the hot tier");
     const retry = await server.events().appendEvents(batch);
     t.deepEqual([retry.firstSeq, retry.lastSeq], [first.firstSeq, first.lastSeq]);

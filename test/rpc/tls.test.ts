@@ -17,6 +17,7 @@ import { ConfigError } from "../../server/config.js";
 import { listen } from "../../server/http-server.js";
 import { kill, spawnServer } from "../support/child.js";
 import { startTestServer, type TestServer } from "../support/server.js";
+import { setTimeout as delay } from "node:timers/promises";
 
 let dir: string;
 let cert: string;
@@ -123,7 +124,7 @@ test("eventide with TLS as a process: https banner, and its reference agent trus
   const { turn } = await turns.submitTurn({ input: { text: "over tls" } });
   let status = TurnStatus.QUEUED;
   for (const deadline = Date.now() + 20_000; status !== TurnStatus.COMPLETED && Date.now() < deadline; ) {
-    await new Promise((r) => setTimeout(r, 100));
+    await delay(100);
     status = (await turns.getTurn({ turnId: turn!.turnId })).turn!.status;
   }
   t.is(status, TurnStatus.COMPLETED, "the reference agent ran the turn over TLS");

@@ -3,6 +3,7 @@
 import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { AgentService, type TurnAssignment, type TurnCancellation } from "../../gen/eventide/v1/agent_service_pb.js";
 import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
+import { setTimeout as delay } from "node:timers/promises";
 
 export interface TestAgent {
   agentId: string;
@@ -55,7 +56,7 @@ export function startTestAgent(transport: Transport, agentId: string, behaviour:
       await running;
       // The server sees the stream end a moment later; until then its side of
       // the feed may still claim (and then requeue) a turn of the next test.
-      await new Promise((r) => setTimeout(r, 250));
+      await delay(250);
     },
   };
   transportOf.set(agent, transport);

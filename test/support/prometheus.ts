@@ -1,4 +1,5 @@
 // Scrapes a /metrics endpoint and reads samples out of the Prometheus text format.
+import { setTimeout as delay } from "node:timers/promises";
 
 export interface Sample {
   name: string;
@@ -30,7 +31,7 @@ export async function scrapeUntil(port: number, done: (s: Scrape) => boolean, wh
     const s = await scrape(port);
     if (done(s)) return s;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await delay(50);
   }
 }
 

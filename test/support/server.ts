@@ -17,6 +17,7 @@ import type { PostgresWarmStore } from "../../server/tiers/warm/postgres/postgre
 import { databaseUrl } from "./postgres.js";
 import { deletePrefix, redisUrl } from "./redis.js";
 import { s3Credentials, startS3 } from "./s3.js";
+import { setTimeout as delay } from "node:timers/promises";
 
 export type TierKind = "memory" | "redis";
 export const tierKinds: TierKind[] = ["memory", "redis"];
@@ -148,7 +149,7 @@ export async function collectTail<T>(
 export async function waitPersisted(server: Pick<TestServer, "tiers">, threadId: string, seq: number, timeoutMs = 30_000): Promise<void> {
   for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
     if (((await server.tiers.warm.getThread(threadId))?.lastSeq ?? 0) >= seq) return;
-    await new Promise((r) => setTimeout(r, 25));
+    await delay(25);
   }
   throw new Error(`thread ${threadId} not persisted through ${seq}`);
 }
@@ -160,7 +161,7 @@ export async function waitForTurnStatus(server: Pick<TestServer, "turns">, turnI
     const { turn } = await server.turns().getTurn({ turnId });
     if (turn!.status === status) return turn!;
     if (Date.now() > deadline) throw new Error(`turn ${turnId} is ${TurnStatus[turn!.status]}, not ${TurnStatus[status]}`);
-    await new Promise((r) => setTimeout(r, 25));
+    await delay(25);
   }
 }
 
