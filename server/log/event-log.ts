@@ -10,12 +10,10 @@ import type { Metrics } from "../observability/metrics.js";
 import type { EventFilter, Page, WarmStore } from "../tiers/warm/warm-store.js";
 import type { ArchiveReader } from "./archive-reader.js";
 
-/** Events a tier read takes at once. */
+/** Events a tier read takes at once (a warm page is one JSON text: see the warm store's read). */
 const pageSize = 1_000;
-/** Events a tail's warm read takes at once (replays read long runs of them, the next page read ahead). */
-const warmReadAheadPageSize = 2_000;
-/** Warm pages a tail's history reads ahead: Postgres answers one on each of two connections while the tail streams. */
-const warmPagesAhead = 2;
+/** Warm pages a tail's history reads ahead: Postgres answers them on as many connections while the tail streams. */
+const warmPagesAhead = 3;
 
 /** Threads whose owner a process remembers (a Map of ids: a few MB). */
 const ownersRemembered = 50_000;
@@ -141,25 +139,24 @@ export class EventLog {
   /**
    * scan() a page at a time (each non-empty, contiguous, following the last):
    * a replay pays the async hand-offs once a page instead of once an event.
-   * With readAhead (tails, which read to the end), warm pages are larger and
-   * a full one keeps the reads of the next warmPagesAhead pages going before
-   * it is handed over, so Postgres works while the caller streams; without it (listings that stop
-   * after a page of results), a warm read takes what a hot one does.
+   * With readAhead (tails, which read to the end), a full warm page keeps the
+   * reads of the next warmPagesAhead pages going before it is handed over, so
+   * Postgres works while the caller streams; without it (listings that stop
+   * after a page of results), a warm read takes only what is asked for.
    */
   async *scanPages(threadId: string, afterSeq: number, signal?: AbortSignal, opts = { readAhead: true }): AsyncGenerator<StoredEvent[]> {
     let cursor = afterSeq;
     /** Warm reads started ahead, in seq order: the pages right after the cursor. */
     let ahead: Promise<StoredEvent[]>[] = [];
-    const warmPageSize = opts.readAhead ? warmReadAheadPageSize : pageSize;
     const readWarm = (after: number) => {
-      const read = this.warm.read(threadId, after, warmPageSize);
+      const read = this.warm.read(threadId, after, pageSize);
       read.catch(() => {}); // awaited below, or dropped when the caller stops early
       return read;
     };
     /** After a full warm page: keep the next pages' reads going (seqs are gapless, so each page's range is known). */
     const readAhead = () => {
       if (!opts.readAhead) return;
-      while (ahead.length < warmPagesAhead) ahead.push(readWarm(cursor + ahead.length * warmPageSize));
+      while (ahead.length < warmPagesAhead) ahead.push(readWarm(cursor + ahead.length * pageSize));
     };
     try {
       while (!signal?.aborted) {
@@ -167,7 +164,7 @@ export class EventLog {
           const warm = await ahead.shift()!;
           if (warm[0]?.seq === cursor + 1) {
             cursor = warm[warm.length - 1].seq;
-            if (warm.length === warmPageSize) readAhead();
+            if (warm.length === pageSize) readAhead();
             else ahead = [];
             yield warm;
             continue;
@@ -198,7 +195,7 @@ export class EventLog {
         const warm = await readWarm(cursor);
         if (warm[0]?.seq === cursor + 1) {
           cursor = warm[warm.length - 1].seq;
-          if (warm.length === warmPageSize) readAhead();
+          if (warm.length === pageSize) readAhead();
           yield warm;
           continue;
         }

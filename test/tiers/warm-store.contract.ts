@@ -1,5 +1,6 @@
 // The warm tier's contract: one suite, run on real Postgres and on embedded PGlite.
 import type { TestFn } from "ava";
+import type { JsonObject } from "@bufbuild/protobuf";
 import { ulid } from "ulid";
 import type { StoredEvent } from "../../server/domain/records.js";
 import type { WarmStore } from "../../server/tiers/warm/warm-store.js";
@@ -52,6 +53,22 @@ export function warmStoreContract(test: TestFn, name: string, open: () => Promis
     await store.persistBatch(events);
     t.deepEqual((await store.read(threadId, 0, 100)).map((e) => e.seq), [1, 2, 3, 4, 5, 6]);
     t.like(await store.getThread(threadId), { lastSeq: 6, metadata: { project: "x" } });
+  });
+
+  // read() takes a page as one JSON text; listEvents reads rows column by column: both must give back what was stored.
+  test.serial(`${name}: every value reads back exactly, by page and by listing`, async (t) => {
+    const { threadId, events } = thread(1);
+    const payloads: JsonObject[] = [
+      { text: 'quote " backslash \\ newline \n tab \t', unicode: "héllo ✓ 👋 \u2028", empty: "" },
+      { n: [0, -1, 1.5, -2.25e-7, 1e21, 2 ** 53 - 1], flags: [true, false, null], nested: { deep: [{ a: [] }, {}] } },
+      { "key with spaces": 1, "ключ": "значение", "": "empty key" },
+    ];
+    payloads.forEach((payload, i) => events.push(event(threadId, i + 2, { payload, metadata: { "k\"1": 'v"\\', unicode: "ü" }, level: "warn", schemaVersion: 7, turnId: ulid() })));
+    await store.persistBatch(events);
+    const read = await store.read(threadId, 0, 1_000);
+    t.deepEqual(read, events);
+    const listed = await store.listEvents({ threadId, types: [] }, 1_000, "");
+    t.deepEqual(listed.items, events);
   });
 
   // Large batches go in by a plain INSERT first and fall back to ON CONFLICT DO NOTHING when rows are there.

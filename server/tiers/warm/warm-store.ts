@@ -40,7 +40,7 @@ export interface WarmStore {
    * projects threads and turns from them. Idempotent.
    */
   persistBatch(events: StoredEvent[]): Promise<void>;
-  /** Events with seq > afterSeq in seq order, at most `limit`. */
+  /** Events with seq > afterSeq in seq order, at most `limit` (1,000 at most: a page is held whole). */
   read(threadId: string, afterSeq: number, limit: number): Promise<StoredEvent[]>;
   findEvent(eventId: string): Promise<StoredEvent | undefined>;
   /** Where each of these ids is stored (persisted or archived), for ids that are. */
