@@ -75,10 +75,9 @@ export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof
       const json = jsonCall(ctx);
       const respond = json ? tailResponse : binaryTailResponse;
       for await (const item of items) {
-        if (perResponse > 0 && (item.kind === "events" || item.kind === "event")) {
-          if (item.kind === "event") yield batchOfOne(item.event, json);
-          else yield* batchResponses(item.events, perResponse, json);
-        } else if (item.kind !== "events") yield respond(item);
+        if (perResponse > 0 && item.kind === "event") yield batchOfOne(item.event, json);
+        else if (perResponse > 0 && item.kind === "events") yield* batchResponses(item.events, perResponse, json);
+        else if (item.kind !== "events") yield respond(item);
         else if (json) for (const event of item.events) yield tailResponse({ kind: "event", event });
         // History is encoded a slice of a page at a time (and not cached: nobody else holds these objects).
         else {

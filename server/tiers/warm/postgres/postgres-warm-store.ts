@@ -37,8 +37,8 @@ interface EventRow {
  * the millisecond). Named apart from created_at, which ORDER BY would
  * otherwise take for this expression instead of the indexed column.
  */
-const createdMs = "floor(extract(epoch FROM created_at) * 1000)::bigint AS created_ms";
-const eventColumns = `thread_id, seq, event_id, turn_id, tenant_id, type, payload, metadata, schema_version, level, ${createdMs}`;
+const createdMs = "floor(extract(epoch FROM created_at) * 1000)::bigint";
+const eventColumns = `thread_id, seq, event_id, turn_id, tenant_id, type, payload, metadata, schema_version, level, ${createdMs} AS created_ms`;
 
 /**
  * One page of a thread by seq range (read()), as one JSON array of rows (the
@@ -49,7 +49,7 @@ const eventColumns = `thread_id, seq, event_id, turn_id, tenant_id, type, payloa
  * metadata), pages of up to 1,000 events do.
  */
 const threadPageSql = `SELECT coalesce(json_agg(json_build_array(seq, event_id, turn_id, tenant_id, type, payload, metadata, schema_version, level,
-    floor(extract(epoch FROM created_at) * 1000)::bigint) ORDER BY seq), '[]')::text AS page
+    ${createdMs}) ORDER BY seq), '[]')::text AS page
   FROM agent_events WHERE thread_id = $1 AND seq > $2 AND seq <= $2 + $3`;
 const maxThreadPage = 1_000;
 type ThreadPageRow = [
