@@ -15,12 +15,7 @@ export class ArchiveReader {
 
   constructor(private readonly cold: ColdStore, private readonly cacheBytes: number) {}
 
-  /** The archive's events with seq > afterSeq, in order. */
-  async *events(archive: ArchiveRecord, afterSeq: number): AsyncGenerator<StoredEvent> {
-    for await (const page of this.pages(archive, afterSeq)) yield* page;
-  }
-
-  /** events(), a decompressed chunk at a time (never an empty page). */
+  /** The archive's events with seq > afterSeq, in order, a decompressed chunk at a time (never an empty page). */
   async *pages(archive: ArchiveRecord, afterSeq: number): AsyncGenerator<StoredEvent[]> {
     const body = await this.object(archive);
     for await (const page of decodeArchivePages(Readable.from([body]))) {

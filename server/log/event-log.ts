@@ -158,14 +158,19 @@ export class EventLog {
       if (!opts.readAhead) return;
       while (ahead.length < warmPagesAhead) ahead.push(readWarm(cursor + ahead.length * pageSize));
     };
+    /** Takes a warm page that follows the cursor (a full one keeps the next reads going); false if it does not follow. */
+    const follows = (warm: StoredEvent[]): boolean => {
+      if (warm[0]?.seq !== cursor + 1) return false;
+      cursor = warm[warm.length - 1].seq;
+      if (warm.length === pageSize) readAhead();
+      else ahead = [];
+      return true;
+    };
     try {
       while (!signal?.aborted) {
         if (ahead.length > 0) {
           const warm = await ahead.shift()!;
-          if (warm[0]?.seq === cursor + 1) {
-            cursor = warm[warm.length - 1].seq;
-            if (warm.length === pageSize) readAhead();
-            else ahead = [];
+          if (follows(warm)) {
             yield warm;
             continue;
           }
@@ -193,9 +198,7 @@ export class EventLog {
           if (thread && thread.lastSeq <= cursor) return;
         }
         const warm = await readWarm(cursor);
-        if (warm[0]?.seq === cursor + 1) {
-          cursor = warm[warm.length - 1].seq;
-          if (warm.length === pageSize) readAhead();
+        if (follows(warm)) {
           yield warm;
           continue;
         }
@@ -209,7 +212,6 @@ export class EventLog {
           for (let i = 0; i < page.length; i++) {
             if (page[i].seq !== cursor + 1 + i) throw new DataLoss(`archive ${archive.objectKey} skips from seq ${cursor + i} to ${page[i].seq}`);
           }
-          if (page.length === 0) continue;
           cursor = page[page.length - 1].seq;
           yield page;
         }

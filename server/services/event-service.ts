@@ -171,7 +171,7 @@ function batchOfOne(event: StoredEvent, json: boolean): TailEventsResponse {
   const cache = json ? jsonBatchesOfOne : binaryBatchesOfOne;
   let response = cache.get(event);
   if (!response) {
-    response = batchResponses([event], 1, json).next().value as TailEventsResponse;
+    [response] = batchResponses([event], 1, json);
     cache.set(event, response);
   }
   return response;
