@@ -65,14 +65,14 @@ const handler = connectNodeAdapter({
           }),
         );
         // One encoding per event serves the echo and every tail (as eventide's pre-encoded responses do).
-        const encoded = events.map((event) => toBinary(EventSchema, event));
-        for (const data of encoded) {
-          const response = preEncoded(data);
+        const responses = events.map((event) => preEncoded(toBinary(EventSchema, event)));
+        for (const response of responses) {
           thread.responses.push(response);
           for (const push of thread.tails) push(response);
         }
         const echo = create(AppendEventsResponseSchema, { firstSeq: events[0].seq, lastSeq: events[events.length - 1].seq });
-        echo.$unknown = encoded.map((data) => ({ no: 3, wireType: WireType.LengthDelimited, data: delimited(data) }));
+        // The echo's field 3 holds the same length-prefixed bytes as the tails' field 1.
+        echo.$unknown = responses.map((r) => ({ ...r.$unknown![0], no: 3 }));
         return echo;
       },
       async *tailEvents(req, ctx): AsyncGenerator<TailEventsResponse> {

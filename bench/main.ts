@@ -78,7 +78,6 @@ async function runTier(tier: Tier, selected: Scenario[], services: Services, opt
   if (tier === "floor") selected = selected.filter((s) => s.floor);
   if (selected.length === 0) return { rows, failures, notes };
   const server = await startServerUnderTest({
-    program: tier === "floor" ? "floor" : "eventide",
     tiers: freshTierEnv(tier, services),
     ownsTiers: true,
     logLevel: options.logLevel,

@@ -2,7 +2,7 @@
 // smaller ones with --quick (a smoke run of under a minute).
 import { parseArgs } from "node:util";
 import { fixedPayload, kibPayload, randomPayloads } from "./payloads.js";
-import { layoutRow, type ScenarioResult } from "./result.js";
+import { childLayout, layoutRow, type ScenarioResult } from "./result.js";
 import { appendLatency } from "./scenarios/append-latency.js";
 import { appendThroughput } from "./scenarios/append-throughput.js";
 import { coldReplay } from "./scenarios/cold-replay.js";
@@ -112,7 +112,7 @@ export function parseOptions(argv: string[]): BenchOptions {
 /** The RPC scenarios drive the shared server child (or the floor's): say so in the table. */
 async function onServerChild(name: string, tier: Tier, running: Promise<ScenarioResult>): Promise<ScenarioResult> {
   const result = await running;
-  return { ...result, measurements: [layoutRow(name, tier === "floor" ? "floor child" : "server child"), ...result.measurements] };
+  return { ...result, measurements: [layoutRow(name, childLayout(tier)), ...result.measurements] };
 }
 
 /** 200 bytes of JSON, different for every event: the replay scenarios' events. */

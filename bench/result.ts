@@ -1,5 +1,6 @@
 // What a scenario hands back: numbers for the table, correctness failures,
 // and notes (what a reader of the numbers should know, e.g. an overload).
+import type { Tier } from "./tier-env.js";
 
 export interface Goal {
   op: ">=" | "<=";
@@ -32,6 +33,11 @@ export function meets(value: number, goal: Goal): boolean {
 /** The row that says which processes did the work (see `layouts` in report.ts). */
 export function layoutRow(scenario: string, layout: string): Measurement {
   return { scenario, metric: "process layout", value: Number.NaN, unit: "text", text: layout };
+}
+
+/** The layout of a scenario that drives its tier's shared child: eventide's server, or the floor. */
+export function childLayout(tier: Tier): string {
+  return tier === "floor" ? "floor child" : "server child";
 }
 
 /** One note for a list of log warnings: how many, and each distinct message with its count. */

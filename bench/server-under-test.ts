@@ -35,8 +35,6 @@ export interface ServerOptions {
   /** Write a V8 CPU profile of the server here when it exits (node --cpu-prof). */
   profileDir?: string;
   roles?: string;
-  /** What runs: eventide (default), or the framework floor (bench/floor-server.ts: bare Connect, no tiers). */
-  program?: "eventide" | "floor";
 }
 
 export interface ServerUnderTest {
@@ -60,7 +58,7 @@ export async function startServerUnderTest(opts: ServerOptions): Promise<ServerU
   const baseUrl = `http://127.0.0.1:${port}`;
   const roles = opts.roles ?? "server,persister";
   const nodeArgs = opts.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.profileDir}`] : [];
-  const program = opts.program === "floor" ? [floorMain] : [serverMain, roles];
+  const program = opts.tiers.tier === "floor" ? [floorMain] : [serverMain, roles];
   const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", ...program], {
     cwd: repoRoot,
     env: {

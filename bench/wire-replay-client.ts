@@ -19,8 +19,12 @@ const batchEventField = 1;
 const seqField = 4;
 
 export async function wireReplayFromStart(baseUrl: string, threadId: string, lastSeq: number, timeoutMs: number, perResponse: number): Promise<Replayed> {
-  const session = connect(baseUrl);
   const problems: string[] = [];
+  const session = connect(baseUrl);
+  // Without a listener, a refused or reset connection would kill the bench process.
+  session.on("error", (err) => {
+    if (problems.length < 3) problems.push(`connection: ${String(err)}`);
+  });
   let [events, expected, eventBytes, firstEventMs] = [0, 1, 0, Number.NaN];
   let caughtUp: number | undefined;
   const started = nowMs();
@@ -73,7 +77,7 @@ export async function wireReplayFromStart(baseUrl: string, threadId: string, las
     } finally {
       clearTimeout(timer);
     }
-    if (caughtUp === undefined && status !== "0") problems.push(`the call ended with grpc-status ${status ?? "(none)"}${ended === started ? ` after ${events} events` : ""}`);
+    if (caughtUp === undefined && status !== "0") problems.push(`the call ended with grpc-status ${status ?? "(none)"} after ${events} events`);
   } catch (err) {
     problems.push(`stream failed: ${String(err)}`);
   } finally {

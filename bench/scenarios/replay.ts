@@ -6,7 +6,7 @@ import { type LongThread, persistedInProcess, persistedOverRpc, seedInProcess, s
 import type { PayloadSource } from "../payloads.js";
 import { type Replayed, type ReplayClient, replayFromStart } from "../replay-client.js";
 import { wireReplayFromStart } from "../wire-replay-client.js";
-import { layoutRow, type Goal, type Measurement, type ScenarioResult } from "../result.js";
+import { childLayout, layoutRow, type Goal, type Measurement, type ScenarioResult } from "../result.js";
 import type { ServerUnderTest } from "../server-under-test.js";
 
 export interface ReplayParams {
@@ -34,13 +34,12 @@ export async function warmReplay(p: ReplayParams): Promise<ScenarioResult> {
     } finally {
       await t.close(false);
     }
-  } else if (server.tier === "floor") {
-    // The floor keeps what it is sent: nothing to persist.
-    thread = await seedOverRpc(server.baseUrl, p.events, p.payload);
-    persisted = true;
   } else {
     thread = await seedOverRpc(server.baseUrl, p.events, p.payload);
-    persisted = await waitPersisted(persistedOverRpc(server.baseUrl, thread.threadId), thread.lastSeq, p.persistTimeoutSeconds * 1000);
+    // The floor keeps what it is sent: nothing to persist.
+    persisted =
+      server.tier === "floor" ||
+      (await waitPersisted(persistedOverRpc(server.baseUrl, thread.threadId), thread.lastSeq, p.persistTimeoutSeconds * 1000));
   }
   failures.push(...thread.problems.map((f) => `${p.name}: seeding: ${f}`));
   if (!persisted) notes.push(`${p.name}: the server's persister had not persisted the thread after ${p.persistTimeoutSeconds} s; replaying anyway`);
@@ -53,7 +52,7 @@ export async function warmReplay(p: ReplayParams): Promise<ScenarioResult> {
   }
   return {
     measurements: [
-      layoutRow(p.name, server.tier === "floor" ? "floor child" : "server child"),
+      layoutRow(p.name, childLayout(server.tier)),
       ...rows,
       { scenario: p.name, metric: "seed events/s", value: (thread.lastSeq - 1) / thread.seedSeconds, unit: "events/s" },
     ],
