@@ -6,8 +6,7 @@ import { pino } from "pino";
 import { TurnStatus } from "../../gen/eventide/v1/resources_pb.js";
 import { ReferenceAgent, replyTokens } from "../../workers/reference-agent/reference-agent.js";
 import { exited, kill, spawnRole } from "../support/child.js";
-import { startTestServer, tierKinds } from "../support/server.js";
-import { setTimeout as delay } from "node:timers/promises";
+import { startTestServer, tierKinds, waitForTurnStatus } from "../support/server.js";
 
 for (const tier of tierKinds) {
   test(`${tier}: a reference agent killed mid-turn: the turn is requeued and finished by another agent`, async (t) => {
@@ -36,12 +35,7 @@ for (const tier of tierKinds) {
     const healthy = new ReferenceAgent({ baseUrl: server.baseUrl, agentId: "healthy", maxInFlight: 1, tokenDelayMs: 0, log: pino({ level: "silent" }) });
     const running = healthy.run(controller.signal);
     try {
-      const deadline = Date.now() + 30_000;
-      let done;
-      do {
-        done = (await server.turns().getTurn({ turnId: turn!.turnId })).turn!;
-        if (done.status !== TurnStatus.COMPLETED) await delay(50);
-      } while (done.status !== TurnStatus.COMPLETED && Date.now() < deadline);
+      const done = await waitForTurnStatus(server, turn!.turnId, TurnStatus.COMPLETED, 30_000);
       t.like(done, { status: TurnStatus.COMPLETED, attempt: 2, agentId: "healthy" });
 
       const events = (await server.events().listEvents({ threadId, pageSize: 1000 })).events;

@@ -27,7 +27,6 @@ async function history(server: TestServer, threadId: string) {
   return items;
 }
 
-
 for (const tier of tierKinds) {
   test.serial(`${tier}: several agents, several threads: turns run one at a time in order, each thread sticks to one agent`, async (t) => {
     const server = servers.get(tier)!;

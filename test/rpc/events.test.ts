@@ -115,18 +115,20 @@ for (const tier of tierKinds) {
     const expected = oneByOne.flatMap((i) => (i.item.case === "event" ? [toJson(EventSchema, i.item.value)] : []));
     t.is(expected.length, lastSeq);
     for (const protocol of protocols) {
-      let appended = false;
+      // Each protocol's tail appends two live events after the earlier ones'.
+      const firstLive = lastSeq + 1 + protocols.indexOf(protocol) * 2;
+      let appending: Promise<unknown> | undefined;
       const items = await collectTail(
         (signal) => server.events(protocol).tailEvents({ threadId, follow: true, maxEventsPerResponse: 300 }, { signal }),
         (got) => {
-          if (got.at(-1)!.item.case === "caughtUp" && !appended) {
-            appended = true;
-            void server.events().appendEvents({ threadId, events: [{ type: "live.one" }, { type: "live.two" }] });
+          if (got.at(-1)!.item.case === "caughtUp") {
+            appending ??= server.events().appendEvents({ threadId, events: [{ type: "live.one" }, { type: "live.two" }] });
           }
-          return batchedSeqsOf(got).at(-1) === lastSeq + 2 + protocols.indexOf(protocol) * 2;
+          return batchedSeqsOf(got).at(-1) === firstLive + 1;
         },
         60_000,
       );
+      await appending;
       t.false(items.some((i) => i.item.case === "event"), `${protocol}: no lone event responses`);
       const batches = items.flatMap((i) => (i.item.case === "events" ? [i.item.value.events] : []));
       t.true(batches.every((b) => b.length >= 1 && b.length <= 300), `${protocol}: 1 to 300 events a response`);
@@ -139,7 +141,6 @@ for (const tier of tierKinds) {
       const delivered = history.flatMap((i) => (i.item.case === "events" ? i.item.value.events.map((e) => toJson(EventSchema, e)) : []));
       // The history holds the earlier protocols' live events too.
       t.deepEqual(delivered.slice(0, expected.length), expected, `${protocol}: the history, event for event`);
-      const firstLive = lastSeq + 1 + protocols.indexOf(protocol) * 2;
       t.deepEqual(batchedSeqsOf(items), Array.from({ length: firstLive + 1 }, (_, i) => i + 1), `${protocol}: every seq once, live ones last`);
     }
   });

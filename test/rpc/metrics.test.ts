@@ -15,7 +15,6 @@ import { setTimeout as delay } from "node:timers/promises";
 const turnService = { service: "eventide.v1.TurnService" };
 const eventService = { service: "eventide.v1.EventService" };
 
-
 /** A following tail whose received seqs can be waited for. */
 function openTail(server: TestServer, threadId: string) {
   const controller = new AbortController();

@@ -4,19 +4,10 @@ import test from "ava";
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { NewEvent } from "../../server/domain/records.js";
 import { decodeEntry, encodeBody } from "../../server/tiers/hot/redis/event-codec.js";
+import { newEvent as testEvent } from "../support/events.js";
 
 function newEvent(payload: JsonObject, over: Partial<NewEvent> = {}): NewEvent {
-  return {
-    eventId: "01JEVENT00000000000000000A",
-    clientSuppliedId: false,
-    turnId: "",
-    type: "message.delta",
-    payload,
-    metadata: { correlation_id: "c-1" },
-    schemaVersion: 1,
-    level: "info",
-    ...over,
-  };
+  return testEvent("message.delta", { eventId: "01JEVENT00000000000000000A", payload, metadata: { correlation_id: "c-1" }, ...over });
 }
 
 const payloads: [string, JsonObject][] = [
