@@ -5,6 +5,7 @@ import { ApiKeys } from "./auth.js";
 import type { Config } from "./config.js";
 import { CallerLimits } from "./interceptors/caller-limits.js";
 import type { AuthDeps } from "./interceptors/auth.js";
+import { DataLossAlarm } from "./observability/data-loss-alarm.js";
 import { Metrics } from "./observability/metrics.js";
 import { ArchiveReader } from "./log/archive-reader.js";
 import { EventLog } from "./log/event-log.js";
@@ -19,12 +20,15 @@ export interface Core {
   dispatch: TurnDispatch;
   auth: AuthDeps;
   metrics: Metrics;
+  /** Holes in a thread's log found by this process's reads and persister. */
+  alarm: DataLossAlarm;
 }
 
 export function buildCore(config: Config, tiers: Tiers, log: Logger): Core {
   const metrics = new Metrics({ dispatch: tiers.dispatch });
   const archives = new ArchiveReader(tiers.cold, config.archiveCacheBytes);
-  const events = new EventLog(tiers.hot, tiers.warm, archives, metrics);
+  const alarm = new DataLossAlarm(log, metrics);
+  const events = new EventLog(tiers.hot, tiers.warm, archives, metrics, alarm);
   const eraser = new ThreadEraser(tiers, archives, log);
   const archiver = new Archiver({
     warm: tiers.warm,
@@ -39,5 +43,5 @@ export function buildCore(config: Config, tiers: Tiers, log: Logger): Core {
     metrics,
   });
   const auth = { keys: new ApiKeys(config.apiKeys), limits: new CallerLimits(config.limits) };
-  return { events, eraser, archiver, dispatch: tiers.dispatch, auth, metrics };
+  return { events, eraser, archiver, dispatch: tiers.dispatch, auth, metrics, alarm };
 }

@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { sleep } from "./domain/wait.js";
 import type { RequestHandler } from "./http-server.js";
+import type { DataLossAlarm } from "./observability/data-loss-alarm.js";
 import type { HealthStatus } from "./services/health-service.js";
 import type { TierReadiness } from "./tiers/open-tiers.js";
 
@@ -62,8 +63,13 @@ export class Readiness {
   }
 }
 
-/** Answers /healthz and /readyz; every other request goes to `next`. */
-export function withProbes(readiness: Readiness, health: HealthStatus, next: RequestHandler): RequestHandler {
+/**
+ * Answers /healthz and /readyz; every other request goes to `next`. /readyz
+ * lists the holes this process found in threads' logs (`dataLoss`), and still
+ * answers by the tiers alone: a hole in one thread is an operator's alarm
+ * (eventide_data_loss_total), not a reason to take every server out of rotation.
+ */
+export function withProbes(readiness: Readiness, health: HealthStatus, next: RequestHandler, alarm?: DataLossAlarm): RequestHandler {
   return (req, res) => {
     const path = (req.url ?? "").split("?")[0];
     if (path !== "/healthz" && path !== "/readyz") return next(req, res);
@@ -82,7 +88,11 @@ export function withProbes(readiness: Readiness, health: HealthStatus, next: Req
     if (path === "/healthz") return reply(200, { status: "ok" });
     if (health.shuttingDown.aborted) return reply(503, { status: "shutting down", tiers: states(readiness.latest) });
     readiness.check().then(
-      (result) => reply(result.ready ? 200 : 503, { status: result.ready ? "ready" : "not ready", tiers: states(result) }),
+      (result) => {
+        const holes = alarm?.holes ?? [];
+        const body = { status: result.ready ? "ready" : "not ready", tiers: states(result), ...(holes.length > 0 && { dataLoss: holes }) };
+        reply(result.ready ? 200 : 503, body);
+      },
       () => reply(503, { status: "not ready" }),
     );
   };

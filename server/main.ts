@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   const workers = new Map<string, Promise<void>>();
   let server: RunningServer | undefined;
 
-  if (config.roles.includes("persister")) workers.set("persister", startPersister(config, tiers, log, root.signal, core.metrics));
+  if (config.roles.includes("persister")) workers.set("persister", startPersister(config, tiers, log, root.signal, core));
   if (config.roles.includes("archiver")) workers.set("archiver", startArchiver(core, root.signal));
   if (config.roles.includes("dispatcher")) workers.set("dispatcher", startDispatcher(config, core, log, root.signal));
   if (config.roles.includes("server")) server = await startServer(config, core, log, tiers);

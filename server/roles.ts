@@ -7,7 +7,6 @@ import { Persister } from "../workers/persister/persister.js";
 import { ReferenceAgent } from "../workers/reference-agent/reference-agent.js";
 import type { Config } from "./config.js";
 import type { Core } from "./core.js";
-import type { Metrics } from "./observability/metrics.js";
 import type { Tiers } from "./tiers/open-tiers.js";
 
 export function startPersister(
@@ -15,8 +14,8 @@ export function startPersister(
   tiers: Tiers,
   log: Logger,
   signal: AbortSignal,
-  /** The core's metrics (core.metrics): batches, persisted events, lag. */
-  metrics?: Metrics,
+  /** The core's metrics (batches, persisted events, lag) and data-loss alarm. */
+  core?: Pick<Core, "metrics" | "alarm">,
 ): Promise<void> {
   return new Persister({
     feeds: tiers.feeds,
@@ -27,7 +26,8 @@ export function startPersister(
     batchWaitMs: config.persistWaitMs,
     hotWindow: config.hotWindow,
     leaseMs: config.persistLeaseMs,
-    metrics,
+    metrics: core?.metrics,
+    alarm: core?.alarm,
   }).run(signal);
 }
 

@@ -36,6 +36,29 @@ export class TierUnavailable extends DomainError {}
 /** Stored data failed its integrity check; nothing from it is returned. */
 export class DataLoss extends DomainError {}
 
+/** Seqs of a thread that no tier holds although later ones exist: acknowledged events are missing. */
+export class LogHole extends DataLoss {
+  constructor(readonly threadId: string, readonly fromSeq: number, readonly toSeq: number, readonly detail: string) {
+    super(`thread ${threadId} is missing seqs ${fromSeq}..${toSeq} (${detail})`);
+  }
+}
+
+export interface ThreadGap {
+  threadId: string;
+  fromSeq: number;
+  toSeq: number;
+}
+
+/**
+ * A persister batch would leave holes in threads' warm logs: each gap's seqs
+ * are neither persisted nor in the batch. Nothing was written.
+ */
+export class PersistGap extends DomainError {
+  constructor(readonly gaps: ThreadGap[]) {
+    super(`a batch would leave holes (${gaps.map((g) => `thread ${g.threadId} seqs ${g.fromSeq}..${g.toSeq}`).join(", ")}); nothing was written`);
+  }
+}
+
 /** Someone else is working on it right now; retrying shortly will do (ABORTED). */
 export class Busy extends DomainError {}
 

@@ -1,13 +1,15 @@
 // The event log as the services see it: one facade over the tiers. Writes go
 // to the hot tier (the only place seqs are assigned); reads stitch warm → hot
 // so that what the persister moved and the hot window trimmed is still there.
-import { DataLoss, EventIdConflict, NotFound, OutOfRange } from "../domain/errors.js";
+import { EventIdConflict, LogHole, NotFound, OutOfRange } from "../domain/errors.js";
+import { breakIn } from "../domain/seq-gaps.js";
+import type { DataLossAlarm } from "../observability/data-loss-alarm.js";
 import { decodeToken, encodeToken } from "../domain/page-token.js";
 import type { StoredEvent, ThreadRecord, TurnRecord } from "../domain/records.js";
 import type { AppendCommand, AppendResult, HotLog } from "../tiers/hot/hot-log.js";
 import type { CountedLiveSource } from "../live/subscription.js";
 import type { Metrics } from "../observability/metrics.js";
-import type { EventFilter, Page, WarmStore } from "../tiers/warm/warm-store.js";
+import type { ArchiveRecord, EventFilter, Page, WarmStore } from "../tiers/warm/warm-store.js";
 import type { ArchiveReader } from "./archive-reader.js";
 
 /** Events a tier read takes at once (a warm page is one JSON text: see the warm store's read). */
@@ -24,7 +26,14 @@ export class EventLog {
   /** Thread id → owning tenant. A thread's owner never changes, so this is never stale; deletion is the hot tier's to refuse. */
   private readonly owners = new Map<string, string>();
 
-  constructor(readonly hot: HotLog, readonly warm: WarmStore, readonly archives?: ArchiveReader, private readonly metrics?: Metrics) {
+  constructor(
+    readonly hot: HotLog,
+    readonly warm: WarmStore,
+    readonly archives?: ArchiveReader,
+    private readonly metrics?: Metrics,
+    /** Told of every hole a read finds (the read itself answers DATA_LOSS). */
+    private readonly alarm?: DataLossAlarm,
+  ) {
     this.live = metrics ? { subscribe: (threadId, onUpdate) => hot.live.subscribe(threadId, onUpdate), dropped: (reason) => metrics.fanoutDropped(reason) } : hot.live;
   }
 
@@ -143,8 +152,20 @@ export class EventLog {
    * reads of the next warmPagesAhead pages going before it is handed over, so
    * Postgres works while the caller streams; without it (listings that stop
    * after a page of results), a warm read takes only what is asked for.
+   * Every event's seq is checked: where a seq is missing from every tier
+   * although later ones exist, what came before it is delivered and the scan
+   * ends with LogHole (DATA_LOSS), never a shorter log.
    */
   async *scanPages(threadId: string, afterSeq: number, signal?: AbortSignal, opts = { readAhead: true }): AsyncGenerator<StoredEvent[]> {
+    try {
+      yield* this.stitch(threadId, afterSeq, signal, opts.readAhead);
+    } catch (err) {
+      if (err instanceof LogHole) this.alarm?.raise({ threadId, fromSeq: err.fromSeq, toSeq: err.toSeq, foundBy: "read", detail: err.detail });
+      throw err;
+    }
+  }
+
+  private async *stitch(threadId: string, afterSeq: number, signal: AbortSignal | undefined, readAhead: boolean): AsyncGenerator<StoredEvent[]> {
     let cursor = afterSeq;
     /** Warm reads started ahead, in seq order: the pages right after the cursor. */
     let ahead: Promise<StoredEvent[]>[] = [];
@@ -154,23 +175,36 @@ export class EventLog {
       return read;
     };
     /** After a full warm page: keep the next pages' reads going (seqs are gapless, so each page's range is known). */
-    const readAhead = () => {
-      if (!opts.readAhead) return;
+    const keepReading = () => {
+      if (!readAhead) return;
       while (ahead.length < warmPagesAhead) ahead.push(readWarm(cursor + ahead.length * pageSize));
     };
-    /** Takes a warm page that follows the cursor (a full one keeps the next reads going); false if it does not follow. */
-    const follows = (warm: StoredEvent[]): boolean => {
-      if (warm[0]?.seq !== cursor + 1) return false;
-      cursor = warm[warm.length - 1].seq;
-      if (warm.length === pageSize) readAhead();
+    /**
+     * The part of a page that follows the cursor, which moves to its end; a
+     * page that breaks off inside is a hole (thrown once its first part is delivered).
+     */
+    let hole: LogHole | undefined;
+    const take = (page: StoredEvent[], tier: string): StoredEvent[] => {
+      const at = breakIn(page, cursor);
+      if (page.length === 0 || at === 0) return [];
+      const taken = at < 0 ? page : page.slice(0, at);
+      cursor = taken[taken.length - 1].seq;
+      if (at > 0) hole = new LogHole(threadId, cursor + 1, page[at].seq - 1, `the ${tier} tier skips from seq ${cursor} to ${page[at].seq}`);
+      return taken;
+    };
+    /** Takes a warm page that follows the cursor (a full one keeps the next reads going); empty if it does not follow. */
+    const fromWarm = (warm: StoredEvent[]): StoredEvent[] => {
+      const taken = take(warm, "warm");
+      if (taken.length === pageSize) keepReading();
       else ahead = [];
-      return true;
+      return taken;
     };
     try {
       while (!signal?.aborted) {
+        if (hole) throw hole;
         if (ahead.length > 0) {
-          const warm = await ahead.shift()!;
-          if (follows(warm)) {
+          const warm = fromWarm(await ahead.shift()!);
+          if (warm.length > 0) {
             yield warm;
             continue;
           }
@@ -180,12 +214,12 @@ export class EventLog {
         // A one-entry probe first, so old history does not drag a whole hot page along.
         const [next] = await this.hot.read(threadId, cursor, 1);
         if (next?.seq === cursor + 1) {
-          const hot = await this.hot.read(threadId, cursor, pageSize);
+          const page = await this.hot.read(threadId, cursor, pageSize);
           // The persister may have trimmed it between the two reads; then warm has it.
-          if (hot[0]?.seq === cursor + 1) {
-            cursor = hot[hot.length - 1].seq;
+          const hot = take(page, "hot");
+          if (hot.length > 0) {
             yield hot;
-            if (hot.length < pageSize) return;
+            if (page.length < pageSize && !hole) return;
             continue;
           }
         }
@@ -197,28 +231,56 @@ export class EventLog {
           if (thread?.status === "deleted") throw new NotFound("thread", threadId);
           if (thread && thread.lastSeq <= cursor) return;
         }
-        const warm = await readWarm(cursor);
-        if (follows(warm)) {
+        const page = await readWarm(cursor);
+        const warm = fromWarm(page);
+        if (warm.length > 0) {
           yield warm;
           continue;
         }
         const archive = await this.warm.findArchive(threadId, cursor + 1);
-        if (!archive) {
-          if (warm.length === 0 && !next) return;
-          throw new OutOfRange(`seq ${cursor + 1} of thread ${threadId} is in no tier (removed by retention?)`);
+        if (archive) {
+          yield* this.fromArchive(archive, cursor);
+          cursor = archive.toSeq;
+          continue;
         }
-        if (!this.archives) throw new OutOfRange(`seq ${cursor + 1} of thread ${threadId} is archived and no cold tier is configured`);
-        for await (const page of this.archives.pages(archive, cursor)) {
-          for (let i = 0; i < page.length; i++) {
-            if (page[i].seq !== cursor + 1 + i) throw new DataLoss(`archive ${archive.objectKey} skips from seq ${cursor + i} to ${page[i].seq}`);
-          }
-          cursor = page[page.length - 1].seq;
-          yield page;
-        }
+        // No tier holds cursor + 1. The end of the log, unless a later seq exists somewhere.
+        const later = next?.seq ?? page[0]?.seq ?? (await this.lastSeq(threadId));
+        if (later === undefined || later <= cursor) return;
+        // Appended or moved between the probes? Look once more before calling it a hole.
+        if ((await this.hot.read(threadId, cursor, 1))[0]?.seq === cursor + 1) continue;
+        if ((await readWarm(cursor))[0]?.seq === cursor + 1 || (await this.warm.findArchive(threadId, cursor + 1))) continue;
+        const toSeq = next || page[0] ? later - 1 : later;
+        throw new LogHole(threadId, cursor + 1, toSeq, `no tier holds seq ${cursor + 1}, the log goes on to seq ${later}`);
       }
     } finally {
       ahead = [];
     }
+  }
+
+  /** An archive's events after `afterSeq`, checked to run on without a gap to its last seq. */
+  private async *fromArchive(archive: ArchiveRecord, afterSeq: number): AsyncGenerator<StoredEvent[]> {
+    if (!this.archives) throw new OutOfRange(`seq ${afterSeq + 1} of thread ${archive.threadId} is archived and no cold tier is configured`);
+    let cursor = afterSeq;
+    const skipped = (from: number, to: number, why: string) =>
+      new LogHole(archive.threadId, from, to, `archive ${archive.objectKey} (seqs ${archive.fromSeq}..${archive.toSeq}) ${why}`);
+    for await (const page of this.archives.pages(archive, cursor)) {
+      const at = breakIn(page, cursor);
+      if (at >= 0) {
+        if (at > 0) yield page.slice(0, at);
+        const last = at > 0 ? page[at - 1].seq : cursor;
+        throw skipped(last + 1, page[at].seq - 1, `skips from seq ${last} to ${page[at].seq}`);
+      }
+      cursor = page[page.length - 1].seq;
+      yield page;
+    }
+    if (cursor < archive.toSeq) throw skipped(cursor + 1, archive.toSeq, `ends at seq ${cursor}`);
+  }
+
+  /** The log's last seq as the thread record has it (hot, else warm); undefined for no thread. */
+  private async lastSeq(threadId: string): Promise<number | undefined> {
+    const thread = await this.getThread(threadId);
+    if (thread?.status === "deleted") throw new NotFound("thread", threadId);
+    return thread?.lastSeq;
   }
 
   /**

@@ -75,6 +75,12 @@ export class Metrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
     registers: this.registers,
   });
+  readonly dataLoss = new Counter({
+    name: "eventide_data_loss_total",
+    help: "Holes found in a thread's log (seqs no tier holds although later ones exist), by who found them: persister = a batch it will not commit or acknowledge, read = a read answered DATA_LOSS. Anything above 0 needs an operator",
+    labelNames: ["found_by"] as const,
+    registers: this.registers,
+  });
   readonly persistBatchEvents = new Histogram({
     name: "eventide_persist_batch_events",
     help: "Events in each committed persister batch (one Postgres transaction)",

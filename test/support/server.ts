@@ -70,7 +70,7 @@ export async function startTestServer(tier: TierKind, env: Record<string, string
   const tiers = await openTiers(config, log);
   const workers = new AbortController();
   const core = buildCore(config, tiers, log);
-  const persisting = config.roles.includes("persister") ? startPersister(config, tiers, log, workers.signal, core.metrics) : Promise.resolve();
+  const persisting = config.roles.includes("persister") ? startPersister(config, tiers, log, workers.signal, core) : Promise.resolve();
   const archiving = config.roles.includes("archiver") && env.EVENTIDE_ROLES ? startArchiver(core, workers.signal) : Promise.resolve();
   const dispatching = config.roles.includes("dispatcher") ? startDispatcher(config, core, log, workers.signal) : Promise.resolve();
   const server = await startServer(config, core, log, tiers);

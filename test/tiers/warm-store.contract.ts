@@ -4,6 +4,7 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import { ulid } from "ulid";
 import type { StoredEvent } from "../../server/domain/records.js";
 import type { WarmStore } from "../../server/tiers/warm/warm-store.js";
+import { PersistGap } from "../../server/domain/errors.js";
 
 function event(threadId: string, seq: number, over: Partial<StoredEvent> = {}): StoredEvent {
   return {
@@ -46,13 +47,40 @@ export function warmStoreContract(test: TestFn, name: string, open: () => Promis
     t.like(await store.getThread(threadId), { threadId, tenantId: "acme", lastSeq: 5, status: "idle", metadata: { project: "x" } });
   });
 
-  test.serial(`${name}: redelivered and out-of-order batches change nothing twice`, async (t) => {
+  test.serial(`${name}: redelivered and overlapping batches change nothing twice`, async (t) => {
     const { threadId, events } = thread(6);
-    await store.persistBatch(events.slice(3));
     await store.persistBatch(events.slice(0, 4));
+    await store.persistBatch(events.slice(2, 5));
     await store.persistBatch(events);
+    await store.persistBatch(events.slice(1, 3));
     t.deepEqual((await store.read(threadId, 0, 100)).map((e) => e.seq), [1, 2, 3, 4, 5, 6]);
     t.like(await store.getThread(threadId), { lastSeq: 6, metadata: { project: "x" } });
+  });
+
+  // The warm log never takes a hole: last_seq means "every seq up to here is stored".
+  test.serial(`${name}: a batch that would leave a hole is refused whole, naming every gap`, async (t) => {
+    const a = thread(8);
+    const b = thread(3);
+    await store.persistBatch(a.events.slice(0, 3));
+    const gapsOf = async (events: StoredEvent[], namedThrough?: Map<string, number>) => {
+      const err = await t.throwsAsync(store.persistBatch(events, namedThrough), { instanceOf: PersistGap });
+      return err!.gaps;
+    };
+    // Past the persisted seq + 1, a skip inside the batch, and a new thread that does not start at 1.
+    const bothGaps = [{ threadId: a.threadId, fromSeq: 4, toSeq: 4 }, { threadId: b.threadId, fromSeq: 1, toSeq: 1 }];
+    t.deepEqual(await gapsOf([...a.events.slice(4, 6), ...b.events.slice(1)]), bothGaps.sort((x, y) => x.threadId.localeCompare(y.threadId)));
+    t.deepEqual(await gapsOf([a.events[3], a.events[5]]), [{ threadId: a.threadId, fromSeq: 5, toSeq: 5 }]);
+    // Entries that named seqs the batch does not hold (their events were no longer in the hot tier).
+    t.deepEqual(await gapsOf([a.events[3]], new Map([[a.threadId, 7]])), [{ threadId: a.threadId, fromSeq: 5, toSeq: 7 }]);
+    t.deepEqual(await gapsOf([], new Map([[b.threadId, 2]])), [{ threadId: b.threadId, fromSeq: 1, toSeq: 2 }]);
+    // Nothing of the refused batches was written.
+    t.deepEqual((await store.read(a.threadId, 0, 100)).map((e) => e.seq), [1, 2, 3]);
+    t.is((await store.getThread(a.threadId))!.lastSeq, 3);
+    t.is(await store.getThread(b.threadId), undefined);
+    // Named seqs already stored are no gap (a redelivered entry whose events were trimmed after commit).
+    await store.persistBatch([], new Map([[a.threadId, 3]]));
+    await store.persistBatch(a.events.slice(3), new Map([[a.threadId, 8]]));
+    t.is((await store.getThread(a.threadId))!.lastSeq, 8);
   });
 
   // read() takes a page as one JSON text; listEvents reads rows column by column: both must give back what was stored.
@@ -74,7 +102,7 @@ export function warmStoreContract(test: TestFn, name: string, open: () => Promis
   // Large batches go in by a plain INSERT first and fall back to ON CONFLICT DO NOTHING when rows are there.
   test.serial(`${name}: a large redelivered batch over rows already there adds only the missing ones`, async (t) => {
     const { threadId, events } = thread(450);
-    const first = events.slice(150, 300);
+    const first = events.slice(0, 300);
     await store.persistBatch(first);
     await store.persistBatch(events);
     const read = await store.read(threadId, 0, 1_000);

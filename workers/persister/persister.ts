@@ -15,7 +15,10 @@ import type { StoredEvent } from "../../server/domain/records.js";
 import type { Metrics } from "../../server/observability/metrics.js";
 import type { FeedBatch, PartitionLeases, PersistFeed } from "../../server/tiers/hot/hot-log.js";
 import type { WarmStore } from "../../server/tiers/warm/warm-store.js";
+import { LogHole, PersistGap } from "../../server/domain/errors.js";
+import { firstGap } from "../../server/domain/seq-gaps.js";
 import { sleep } from "../../server/domain/wait.js";
+import type { DataLossAlarm } from "../../server/observability/data-loss-alarm.js";
 
 export interface PersisterOptions {
   /** One feed per lane (batches in flight at once); the feeds read disjoint partitions. */
@@ -33,7 +36,12 @@ export interface PersisterOptions {
   /** Called after each committed batch (metrics, benchmarks). */
   onCommitted?: (events: StoredEvent[]) => void;
   metrics?: Metrics;
+  /** Told of a batch that would leave a hole the hot tier cannot fill (the batch is then never acknowledged). */
+  alarm?: DataLossAlarm;
 }
+
+/** How long an entry may sit pending with another consumer before an owner takes it (it was delivered to a former owner). */
+const strandedEntryMs = 30_000;
 
 export class Persister {
   readonly consumer = `${hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`;
@@ -81,6 +89,8 @@ export class Persister {
         log.warn({ partition: p }, "persister lost a partition lease");
       }
     }
+    // Entries a former owner's last read received after this persister adopted the partition.
+    for (const p of this.owned) await feeds[p % feeds.length].adopt(p, this.consumer, strandedEntryMs);
     const live = await leases.heartbeat(this.consumer, leaseMs);
     const partitions = feeds[0].partitions;
     const share = Math.ceil(partitions / Math.max(1, live));
@@ -116,7 +126,7 @@ class PersistLane {
         partitions = this.persister.partitionsOf(this.lane);
         if (partitions.length === 0) continue;
         const batch = await this.feed.nextBatch(partitions, consumer, batchEvents, batchWaitMs, signal);
-        if (batch.events.length > 0) await this.persist(batch);
+        if (batch.entries.size > 0) await this.persist(batch);
         failures = 0;
       } catch (err) {
         if (signal.aborted) break;
@@ -135,7 +145,7 @@ class PersistLane {
     if (partitions.length > 0) {
       try {
         const rest = await this.feed.nextBatch(partitions, consumer, batchEvents, batchWaitMs, signal);
-        if (rest.events.length > 0) await this.persist(rest);
+        if (rest.entries.size > 0) await this.persist(rest);
       } catch (err) {
         log.warn({ err: String(err), lane: this.lane }, "persister could not finish the batch read ahead; the next owner will");
       }
@@ -154,19 +164,52 @@ class PersistLane {
    * is made good by the thread's next batch.
    */
   private async persist(batch: FeedBatch): Promise<void> {
-    const { warm, metrics, onCommitted, hotWindow, log } = this.persister.options;
-    await warm.persistBatch(batch.events);
+    const { metrics, onCommitted, hotWindow, log } = this.persister.options;
+    const events = await this.commit(batch);
     await this.feed.ack(batch);
-    metrics?.persisted(batch.events);
-    onCommitted?.(batch.events);
+    metrics?.persisted(events);
+    onCommitted?.(events);
     const persistedThrough = new Map<string, number>();
-    for (const e of batch.events) persistedThrough.set(e.threadId, Math.max(persistedThrough.get(e.threadId) ?? 0, e.seq));
+    for (const e of events) persistedThrough.set(e.threadId, Math.max(persistedThrough.get(e.threadId) ?? 0, e.seq));
     await this.trimmed();
     this.trimming = Promise.all([...persistedThrough].map(([threadId, seq]) => this.feed.markPersisted(threadId, seq, hotWindow))).then(
       () => undefined,
       (err) => log.warn({ err: String(err) }, "trimming the hot window failed; the next batch trims it"),
     );
     log.debug({ events: batch.events.length, threads: persistedThrough.size, lane: this.lane }, "batch persisted");
+  }
+
+  /**
+   * Commits the batch's events; returns them, with any gap's events filled in.
+   * The warm store refuses a batch that would leave a hole in a thread's log
+   * (an entry not handed out, or one whose events the hot stream no longer
+   * held): the missing seqs are read again from the hot tier and committed
+   * with the batch. When the hot tier no longer has them either, nothing is
+   * committed or acknowledged and the alarm goes off: the lane retries, and
+   * an operator must look.
+   */
+  private async commit(batch: FeedBatch): Promise<StoredEvent[]> {
+    const { warm, log, alarm } = this.persister.options;
+    let events = batch.events;
+    for (let fills = 0; ; fills++) {
+      try {
+        await warm.persistBatch(events, batch.namedThrough);
+        return events;
+      } catch (err) {
+        // A second gap after a fill is another writer's doing (a former owner still committing): retry later.
+        if (!(err instanceof PersistGap) || fills > 0) throw err;
+        const found = await Promise.all(err.gaps.map((g) => this.feed.readRange(g.threadId, g.fromSeq, g.toSeq)));
+        err.gaps.forEach((gap, i) => {
+          const hole = firstGap(found[i].map((e) => e.seq), gap.fromSeq - 1, gap.toSeq);
+          if (!hole) return;
+          const detail = "neither persisted nor in the hot tier: the persister will not acknowledge the entries that name them";
+          alarm?.raise({ threadId: gap.threadId, ...hole, foundBy: "persister", detail });
+          throw new LogHole(gap.threadId, hole.fromSeq, hole.toSeq, detail);
+        });
+        log.warn({ gaps: err.gaps, lane: this.lane }, "a batch skipped seqs still in the hot tier; committing them with it");
+        events = [...events, ...found.flat()].sort((a, b) => a.seq - b.seq);
+      }
+    }
   }
 
   /** Waits for the hot-window trim in flight, if any. */

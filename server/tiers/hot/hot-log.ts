@@ -76,6 +76,13 @@ export interface FeedBatch {
   entries: Map<number, string[]>;
   /** Their events, in seq order per thread. */
   events: StoredEvent[];
+  /**
+   * Per thread, the last seq its entries name. Events the hot stream no longer
+   * held are missing from `events`; the warm store then refuses the batch
+   * unless they are persisted already, so an entry is never acknowledged
+   * without its events.
+   */
+  namedThrough: Map<string, number>;
 }
 
 /**
@@ -87,16 +94,23 @@ export interface PersistFeed {
   readonly partitions: number;
   /**
    * Takes over partition p for `consumer`: entries another consumer read but
-   * never acknowledged (it died) become this consumer's, to be read first.
+   * never acknowledged (it died, or read them as the partition left it) and
+   * idle for `minIdleMs` become this consumer's, to be read first. An owner
+   * calls it again now and then with a minimum idle time, for entries
+   * delivered to a former owner after it took the partition.
    */
-  adopt(p: number, consumer: string): Promise<void>;
+  adopt(p: number, consumer: string, minIdleMs?: number): Promise<void>;
   /**
    * Unacknowledged entries of the owned partitions holding up to `maxEvents`
-   * events (at least one entry), waiting up to `waitMs` for any.
+   * events (at least one entry), waiting up to `waitMs` for any. Every entry
+   * this consumer has read and not acknowledged is handed out in some batch:
+   * none is left pending unseen, whatever the partitions do between calls.
    */
   nextBatch(partitions: number[], consumer: string, maxEvents: number, waitMs: number, signal: AbortSignal): Promise<FeedBatch>;
   /** After commit: the entries are done. */
   ack(batch: FeedBatch): Promise<void>;
+  /** The thread's events fromSeq..toSeq that the hot stream still holds (a gap's events, read again). */
+  readRange(threadId: string, fromSeq: number, toSeq: number): Promise<StoredEvent[]>;
   /** After commit: the thread is persisted through `seq`; trim its hot stream to `window` events below that. */
   markPersisted(threadId: string, seq: number, window: number): Promise<void>;
 }

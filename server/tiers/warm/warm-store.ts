@@ -37,9 +37,13 @@ export interface ArchiveRecord {
 export interface WarmStore {
   /**
    * One transaction: inserts the events (a redelivered one is skipped) and
-   * projects threads and turns from them. Idempotent.
+   * projects threads and turns from them. Idempotent. A thread's persisted
+   * log only ever grows contiguously: when the batch would leave a hole (its
+   * first new seq is not the thread's persisted seq + 1, it skips a seq, or
+   * it stops short of `namedThrough`, the last seq its log entries name),
+   * nothing is written and PersistGap names every missing range.
    */
-  persistBatch(events: StoredEvent[]): Promise<void>;
+  persistBatch(events: StoredEvent[], namedThrough?: ReadonlyMap<string, number>): Promise<void>;
   /** Events with seq > afterSeq in seq order, at most `limit` (1,000 at most: a page is held whole). */
   read(threadId: string, afterSeq: number, limit: number): Promise<StoredEvent[]>;
   findEvent(eventId: string): Promise<StoredEvent | undefined>;

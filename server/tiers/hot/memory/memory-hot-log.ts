@@ -251,11 +251,16 @@ export class MemoryHotLog implements HotLog, PersistFeed {
       size += entry.to - entry.from + 1;
       taken.push(entry);
     }
-    const events = taken.flatMap((entry) => {
-      const state = this.threads.get(entry.threadId)!;
-      return state.events.slice(entry.from - state.firstSeq, entry.to - state.firstSeq + 1).map(copy);
-    });
-    return { entries: new Map([[0, taken.map((e) => e.id)]]), events };
+    const namedThrough = new Map<string, number>();
+    for (const entry of taken) namedThrough.set(entry.threadId, Math.max(namedThrough.get(entry.threadId) ?? 0, entry.to));
+    const events = (await Promise.all(taken.map((entry) => this.readRange(entry.threadId, entry.from, entry.to)))).flat();
+    return { entries: new Map([[0, taken.map((e) => e.id)]]), events, namedThrough };
+  }
+
+  async readRange(threadId: string, fromSeq: number, toSeq: number): Promise<StoredEvent[]> {
+    const state = this.threads.get(threadId);
+    if (!state) return [];
+    return state.events.slice(Math.max(0, fromSeq - state.firstSeq), Math.max(0, toSeq - state.firstSeq + 1)).map(copy);
   }
 
 

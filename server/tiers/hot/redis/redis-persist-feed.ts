@@ -28,6 +28,15 @@ export class RedisPersistFeed implements PersistFeed {
   private unacked?: FeedBatch;
   /** The next batch, read while the last one is committed (for the same consumer, budget and partitions). */
   private ahead?: { key: string; batch: Promise<FeedBatch | undefined> };
+  /**
+   * Reads and adoptions run one after the other. A read that is no longer
+   * wanted (read ahead for partitions that changed since) still delivers
+   * entries to this consumer: they must be pending before the next read
+   * looks for pending entries, or a later entry would be handed out first
+   * and the read position would move past them (entries lost until the
+   * stream was trimmed under them).
+   */
+  private queue: Promise<unknown> = Promise.resolve();
 
   /**
    * `blocking` is a connection of the feed's own: a blocking read holds it.
@@ -44,10 +53,18 @@ export class RedisPersistFeed implements PersistFeed {
     this.trim = new ScriptRunner(client, script("trim_window.lua"));
   }
 
-  async adopt(p: number, consumer: string): Promise<void> {
+  private inTurn<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  adopt(p: number, consumer: string, minIdleMs = 0): Promise<void> {
+    return this.inTurn(() => this.claim(p, consumer, minIdleMs));
+  }
+
+  private async claim(p: number, consumer: string, minIdleMs: number): Promise<void> {
     const log = this.keys.partitionLog(p);
-    // Claimed entries are read from the first pending one.
-    this.rewind();
     if (!this.groupsReady.has(p)) {
       try {
         await this.client.xGroupCreate(log, group, "0", { MKSTREAM: true });
@@ -56,34 +73,39 @@ export class RedisPersistFeed implements PersistFeed {
       }
       this.groupsReady.add(p);
     }
-    // Everything read but never acknowledged, by any consumer, is now ours.
+    // Everything read but never acknowledged (by any consumer, this one included) and idle that long is now ours.
     let cursor = "0-0";
+    let claimed = 0;
     do {
-      const res = await this.client.xAutoClaimJustId(log, group, consumer, 0, cursor, { COUNT: 1000 });
+      const res = await this.client.xAutoClaimJustId(log, group, consumer, minIdleMs, cursor, { COUNT: 1000 });
+      claimed += res.messages.length;
       cursor = res.nextId;
     } while (cursor !== "0-0");
+    // Claimed entries may lie before what was handed out: read from the first pending one again.
+    if (claimed > 0 || minIdleMs === 0) this.rewind();
   }
 
   async nextBatch(partitions: number[], consumer: string, maxEvents: number, waitMs: number, signal: AbortSignal): Promise<FeedBatch> {
-    const empty: FeedBatch = { entries: new Map(), events: [] };
     // The batch handed out last was never acknowledged: its commit failed. Forget
     // what was read ahead and start again from the first pending entry, in order.
     if (this.unacked) this.rewind();
-    if (partitions.length === 0) return empty;
+    if (partitions.length === 0) return emptyBatch();
     const key = `${consumer} ${maxEvents} ${partitions.join(",")}`;
+    // A read ahead for other partitions is not used; the next read waits for it and finds its entries pending.
     const ahead = this.ahead?.key === key ? this.ahead.batch : undefined;
     this.ahead = undefined;
     // Shutting down: only what was read ahead (it is pending for this consumer), nothing new.
-    if (signal.aborted && !ahead) return empty;
-    const batch = (ahead && (await ahead)) ?? (signal.aborted ? empty : await this.read(partitions, consumer, maxEvents, waitMs));
-    if (batch.events.length === 0) return batch;
+    if (signal.aborted && !ahead) return emptyBatch();
+    const batch =
+      (ahead && (await ahead)) ?? (signal.aborted ? emptyBatch() : await this.inTurn(() => this.read(partitions, consumer, maxEvents, waitMs)));
+    if (batch.entries.size === 0) return batch;
     for (const [p, ids] of batch.entries) this.handedOut.set(p, ids[ids.length - 1]);
     this.unacked = batch;
     // Read the next batch while this one is committed: Redis round trips and
     // decoding overlap the Postgres transaction. Only entries past those handed
     // out are read, so nothing is in two batches; a failed read is simply redone.
     if (!signal.aborted) {
-      const next = this.read(partitions, consumer, maxEvents, waitMs).catch(() => undefined);
+      const next = this.inTurn(() => this.read(partitions, consumer, maxEvents, waitMs)).catch(() => undefined);
       this.ahead = { key, batch: next };
     }
     return batch;
@@ -111,9 +133,9 @@ export class RedisPersistFeed implements PersistFeed {
       // Redis lost the partition logs (flushed, or failed over empty): recreate the groups and go on.
       for (const p of partitions) {
         this.groupsReady.delete(p);
-        await this.adopt(p, consumer);
+        await this.claim(p, consumer, 0);
       }
-      return { entries: new Map(), events: [] };
+      return emptyBatch();
     }
     if (!reply?.some((s) => s.messages.length > 0)) {
       reply = await this.readGroup(this.blocking, partitions, consumer, () => ">", maxEntries, waitMs);
@@ -126,6 +148,7 @@ export class RedisPersistFeed implements PersistFeed {
       }
     }
     const entries = new Map<number, string[]>();
+    const namedThrough = new Map<string, number>();
     const ranges: { threadId: string; from: number; to: number }[] = [];
     let events = 0;
     // Entries past the event budget stay pending for this consumer and lead the next batch.
@@ -138,10 +161,14 @@ export class RedisPersistFeed implements PersistFeed {
         let ids = entries.get(p);
         if (!ids) entries.set(p, (ids = []));
         ids.push(id);
-        ranges.push({ threadId: message.t, from: Number(message.f), to: Number(message.l) });
+        const range = { threadId: message.t, from: Number(message.f), to: Number(message.l) };
+        ranges.push(range);
+        namedThrough.set(range.threadId, Math.max(namedThrough.get(range.threadId) ?? 0, range.to));
       }
     }
-    return { entries, events: (await Promise.all(ranges.map((r) => this.range(r.threadId, r.from, r.to)))).flat() };
+    // An entry whose events the stream no longer holds (trimmed) yields fewer: namedThrough still names them.
+    const found = await Promise.all(ranges.map((r) => this.readRange(r.threadId, r.from, r.to)));
+    return { entries, events: found.flat(), namedThrough };
   }
 
   async ack(batch: FeedBatch): Promise<void> {
@@ -189,10 +216,14 @@ export class RedisPersistFeed implements PersistFeed {
     return Number(logKey.slice(logKey.indexOf("{") + 1, logKey.indexOf("}")));
   }
 
-  private async range(threadId: string, from: number, to: number): Promise<StoredEvent[]> {
+  async readRange(threadId: string, from: number, to: number): Promise<StoredEvent[]> {
     const entries = (await this.client.xRange(this.keys.stream(threadId), `${from}-0`, `${to}-0`)) ?? [];
     return entries.map((e) => decodeEntry(threadId, e.id, e.message as Record<string, string>));
   }
+}
+
+function emptyBatch(): FeedBatch {
+  return { entries: new Map(), events: [], namedThrough: new Map() };
 }
 
 function entriesIn(reply: ReadReply): number {

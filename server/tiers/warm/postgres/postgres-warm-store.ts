@@ -5,6 +5,8 @@ import type { StoredEvent, ThreadRecord, TurnRecord, TurnStatus } from "../../..
 import type { ArchiveRecord, EventFilter, Page, WarmStore } from "../warm-store.js";
 import * as archives from "./postgres-archives.js";
 import { decodeToken, encodeToken } from "../../../domain/page-token.js";
+import { PersistGap, type ThreadGap } from "../../../domain/errors.js";
+import { firstGap } from "../../../domain/seq-gaps.js";
 
 export interface PostgresOptions {
   connection: string | { host: string; port: number; database: string; user: string };
@@ -82,9 +84,11 @@ export class PostgresWarmStore implements WarmStore {
     return new PostgresWarmStore(pgp(connection));
   }
 
-  async persistBatch(batch: StoredEvent[]): Promise<void> {
-    if (batch.length === 0) return;
+  async persistBatch(batch: StoredEvent[], namedThrough?: ReadonlyMap<string, number>): Promise<void> {
+    if (batch.length === 0 && !namedThrough?.size) return;
     await this.db.tx("persist", async (tx) => {
+      await refuseHoles(tx, batch, namedThrough);
+      if (batch.length === 0) return;
       // Thread rows first: the upsert takes the row locks an erasure also takes,
       // and a thread erased meanwhile is not resurrected (its events are dropped).
       const live = await projectThreads(tx, batch);
@@ -265,6 +269,38 @@ export class PostgresWarmStore implements WarmStore {
 // escaping, no 2 MB SQL literal for Postgres to lex): one array per column,
 // zipped back into rows by unnest(). Event payloads go in as JSON text and are
 // parsed once, by the ::jsonb cast.
+
+/**
+ * Locks the batch's thread rows (in thread_id order, as the upserts take them)
+ * and throws PersistGap unless every thread's log stays contiguous: last_seq
+ * then always means "every seq up to here is persisted (or archived)", which
+ * is what the hot tier's trimming relies on. Deleted threads drop their events.
+ */
+async function refuseHoles(tx: Tx, batch: StoredEvent[], namedThrough?: ReadonlyMap<string, number>): Promise<void> {
+  const seqsOf = new Map<string, number[]>();
+  for (const e of batch) {
+    let seqs = seqsOf.get(e.threadId);
+    if (!seqs) seqsOf.set(e.threadId, (seqs = []));
+    seqs.push(e.seq);
+  }
+  for (const threadId of namedThrough?.keys() ?? []) if (!seqsOf.has(threadId)) seqsOf.set(threadId, []);
+  const ids = [...seqsOf.keys()].sort();
+  const rows = await tx.any<{ thread_id: string; last_seq: number; status: string }>(
+    new ParameterizedQuery({
+      text: "SELECT thread_id, last_seq, status FROM threads WHERE thread_id = ANY($1::text[]) ORDER BY thread_id FOR UPDATE",
+      values: [ids],
+    }),
+  );
+  const held = new Map(rows.map((r) => [r.thread_id, r]));
+  const gaps: ThreadGap[] = [];
+  for (const threadId of ids) {
+    const row = held.get(threadId);
+    if (row?.status === "deleted") continue;
+    const gap = firstGap(seqsOf.get(threadId)!.sort((a, b) => a - b), row?.last_seq ?? 0, namedThrough?.get(threadId));
+    if (gap) gaps.push({ threadId, ...gap });
+  }
+  if (gaps.length > 0) throw new PersistGap(gaps);
+}
 
 /**
  * last_seq only grows; the thread row appears with its first persisted event.
