@@ -19,5 +19,10 @@ export function sendJson(res: HttpResponse, status: number, body: unknown): void
 export function sendError(res: HttpResponse, err: unknown): void {
   const tooLarge = err instanceof BodyTooLarge;
   const connectError = err instanceof BadRequest ? new ConnectError(err.message, tooLarge ? Code.ResourceExhausted : Code.InvalidArgument) : ConnectError.from(err);
-  sendJson(res, tooLarge ? 413 : codeToHttpStatus(connectError.code), { error: { code: codeToString(connectError.code), message: connectError.rawMessage } });
+  sendJson(res, tooLarge ? 413 : codeToHttpStatus(connectError.code), errorBody(connectError));
+}
+
+export function errorBody(err: unknown): { error: { code: string; message: string } } {
+  const connectError = ConnectError.from(err);
+  return { error: { code: codeToString(connectError.code), message: connectError.rawMessage } };
 }

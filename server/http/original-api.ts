@@ -13,7 +13,7 @@ import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
 import { ThreadSchema } from "../../gen/eventide/v1/resources_pb.js";
 import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { fromEnvelope, toEnvelope } from "./agent-events.js";
-import { BadRequest, BodyTooLarge, sendError, sendJson } from "./http-replies.js";
+import { BadRequest, BodyTooLarge, errorBody, sendError, sendJson } from "./http-replies.js";
 import type { HttpRequest, HttpResponse, HttpRoute } from "./routes.js";
 import { streamEvents } from "./sse.js";
 
@@ -93,7 +93,8 @@ export function originalApiRoutes(opts: OriginalApiOptions): HttpRoute[] {
           await streamEvents({ events, turns }, { threadId, afterSeq, turnIds }, req, res, (signal) => callOptions(req, url, signal));
         } catch (err) {
           if (!res.headersSent) sendError(res, err);
-          else res.end();
+          // Mid-stream (DATA_LOSS at a hole, the thread deleted): say why in a last frame rather than just stop.
+          else res.end(`event: error\ndata: ${JSON.stringify(errorBody(err))}\n\n`);
         }
       },
     },

@@ -180,28 +180,27 @@ export class EventLog {
       while (ahead.length < warmPagesAhead) ahead.push(readWarm(cursor + ahead.length * pageSize));
     };
     /**
-     * The part of a page that follows the cursor, which moves to its end; a
-     * page that breaks off inside is a hole (thrown once its first part is delivered).
+     * The part of a page that follows on from the cursor, which moves to its
+     * end. Where a page skips a seq, the rest of it is left: the next round
+     * looks for the missing seq in every tier and calls it a hole only when
+     * none has it.
      */
-    let hole: LogHole | undefined;
-    const take = (page: StoredEvent[], tier: string): StoredEvent[] => {
+    const take = (page: StoredEvent[]): StoredEvent[] => {
       const at = breakIn(page, cursor);
       if (page.length === 0 || at === 0) return [];
       const taken = at < 0 ? page : page.slice(0, at);
       cursor = taken[taken.length - 1].seq;
-      if (at > 0) hole = new LogHole(threadId, cursor + 1, page[at].seq - 1, `the ${tier} tier skips from seq ${cursor} to ${page[at].seq}`);
       return taken;
     };
-    /** Takes a warm page that follows the cursor (a full one keeps the next reads going); empty if it does not follow. */
+    /** Takes a warm page that follows the cursor (a whole full one keeps the next reads going); empty if it does not follow. */
     const fromWarm = (warm: StoredEvent[]): StoredEvent[] => {
-      const taken = take(warm, "warm");
+      const taken = take(warm);
       if (taken.length === pageSize) keepReading();
       else ahead = [];
       return taken;
     };
     try {
       while (!signal?.aborted) {
-        if (hole) throw hole;
         if (ahead.length > 0) {
           const warm = fromWarm(await ahead.shift()!);
           if (warm.length > 0) {
@@ -216,10 +215,11 @@ export class EventLog {
         if (next?.seq === cursor + 1) {
           const page = await this.hot.read(threadId, cursor, pageSize);
           // The persister may have trimmed it between the two reads; then warm has it.
-          const hot = take(page, "hot");
+          const hot = take(page);
           if (hot.length > 0) {
             yield hot;
-            if (page.length < pageSize && !hole) return;
+            // A whole short page is the end of the log as it stands.
+            if (hot.length === page.length && page.length < pageSize) return;
             continue;
           }
         }
@@ -243,14 +243,15 @@ export class EventLog {
           cursor = archive.toSeq;
           continue;
         }
-        // No tier holds cursor + 1. The end of the log, unless a later seq exists somewhere.
-        const later = next?.seq ?? page[0]?.seq ?? (await this.lastSeq(threadId));
-        if (later === undefined || later <= cursor) return;
+        // No tier holds cursor + 1: the end of the log, unless a tier holds a later seq
+        // or the thread's record says the log goes on.
+        const laterHeld = Math.min(next?.seq ?? Infinity, page[0]?.seq ?? Infinity);
+        const missingTo = laterHeld < Infinity ? laterHeld - 1 : ((await this.lastSeq(threadId)) ?? cursor);
+        if (missingTo <= cursor) return;
         // Appended or moved between the probes? Look once more before calling it a hole.
-        if ((await this.hot.read(threadId, cursor, 1))[0]?.seq === cursor + 1) continue;
-        if ((await readWarm(cursor))[0]?.seq === cursor + 1 || (await this.warm.findArchive(threadId, cursor + 1))) continue;
-        const toSeq = next || page[0] ? later - 1 : later;
-        throw new LogHole(threadId, cursor + 1, toSeq, `no tier holds seq ${cursor + 1}, the log goes on to seq ${later}`);
+        if (await this.holds(threadId, cursor + 1)) continue;
+        const detail = laterHeld < Infinity ? `no tier holds them; seq ${laterHeld} is stored` : `no tier holds them; the thread's last seq is ${missingTo}`;
+        throw new LogHole(threadId, cursor + 1, missingTo, detail);
       }
     } finally {
       ahead = [];
@@ -274,6 +275,14 @@ export class EventLog {
       yield page;
     }
     if (cursor < archive.toSeq) throw skipped(cursor + 1, archive.toSeq, `ends at seq ${cursor}`);
+  }
+
+  /** Whether any tier holds the seq now. */
+  private async holds(threadId: string, seq: number): Promise<boolean> {
+    const [hot] = await this.hot.read(threadId, seq - 1, 1);
+    if (hot?.seq === seq) return true;
+    const [warm] = await this.warm.read(threadId, seq - 1, 1);
+    return warm?.seq === seq || (await this.warm.findArchive(threadId, seq)) !== undefined;
   }
 
   /** The log's last seq as the thread record has it (hot, else warm); undefined for no thread. */
