@@ -3,9 +3,14 @@
 -- Rows already there satisfy the narrower rule (their ids were unique
 -- everywhere), so the new constraints hold on a database in use.
 
--- Builds a unique index over agent_events inside the migration's transaction:
--- on a large table, persisting waits until it is built.
-ALTER TABLE agent_events ADD CONSTRAINT agent_events_tenant_event_id_key UNIQUE (tenant_id, event_id);
+-- The index is not unique on purpose: the hot tier refuses a reused id within
+-- a partition, atomically, but two threads of one tenant in different
+-- partitions can take the same new id at the same moment, and both appends
+-- are then acknowledged. The warm tier must keep both events (a unique index
+-- would make the persister drop one, a hole in its thread); lookups by id take
+-- the first. Built inside the migration's transaction: on a large table,
+-- persisting waits until it is built.
+CREATE INDEX agent_events_tenant_event_id ON agent_events (tenant_id, event_id);
 ALTER TABLE agent_events DROP CONSTRAINT agent_events_event_id_key;
 
 -- Archived ids keep their tenant too, taken from their thread's row.

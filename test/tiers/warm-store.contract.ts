@@ -57,6 +57,17 @@ export function warmStoreContract(test: TestFn, name: string, open: () => Promis
     t.like(await store.getThread(threadId), { lastSeq: 6, metadata: { project: "x" } });
   });
 
+  // The hot tier checks ids per partition: two threads of one tenant on two partitions can take one new id at once.
+  test.serial(`${name}: an id one tenant used on two threads at once is kept on both, no event dropped`, async (t) => {
+    const a = thread(3);
+    const b = thread(3);
+    b.events[2] = { ...b.events[2], eventId: a.events[2].eventId };
+    await store.persistBatch([...a.events, ...b.events]);
+    t.deepEqual((await store.read(a.threadId, 0, 10)).map((e) => e.eventId), a.events.map((e) => e.eventId));
+    t.deepEqual((await store.read(b.threadId, 0, 10)).map((e) => e.eventId), b.events.map((e) => e.eventId));
+    t.truthy(await store.findEvent("acme", a.events[2].eventId));
+  });
+
   // The warm log never takes a hole: last_seq means "every seq up to here is stored".
   test.serial(`${name}: a batch that would leave a hole is refused whole, naming every gap`, async (t) => {
     const a = thread(8);

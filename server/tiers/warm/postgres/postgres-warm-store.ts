@@ -118,7 +118,8 @@ export class PostgresWarmStore implements WarmStore {
   }
 
   async findEvent(tenantId: string, eventId: string): Promise<StoredEvent | undefined> {
-    const row = await this.db.oneOrNone<EventRow>(`SELECT ${eventColumns} FROM agent_events WHERE tenant_id = $1 AND event_id = $2`, [
+    // An id taken twice at once on two partitions names two events (see migration 002): the first counts.
+    const row = await this.db.oneOrNone<EventRow>(`SELECT ${eventColumns} FROM agent_events WHERE tenant_id = $1 AND event_id = $2 ORDER BY created_at, thread_id, seq LIMIT 1`, [
       tenantId,
       eventId,
     ]);
@@ -133,7 +134,7 @@ export class PostgresWarmStore implements WarmStore {
        UNION ALL SELECT event_id, thread_id, seq FROM archived_event_ids WHERE tenant_id = $1 AND event_id IN ($2:csv)`,
       [tenantId, eventIds],
     );
-    for (const r of rows) found.set(r.event_id, { threadId: r.thread_id, seq: r.seq });
+    for (const r of rows) if (!found.has(r.event_id)) found.set(r.event_id, { threadId: r.thread_id, seq: r.seq });
     return found;
   }
 
