@@ -68,5 +68,12 @@ export class ThreadBusy extends DomainError {}
 /** The lease no longer holds (lapsed, taken over, or the turn ended): the agent must stop. */
 export class LeaseLost extends DomainError {}
 
+/** The turn is queued: its events come from the agent that runs it, under its lease (FAILED_PRECONDITION). */
+export class TurnNotStarted extends DomainError {
+  constructor(readonly turnId: string) {
+    super(`turn ${turnId} is queued: its events come from the agent that runs it, with its lease_id; nothing was written`);
+  }
+}
+
 /** The turn was cancelled by a client: the agent must stop (CANCELLED). */
 export class TurnCancelled extends DomainError {}

@@ -15,6 +15,7 @@ import {
   ThreadBusy,
   TierUnavailable,
   TurnCancelled,
+  TurnNotStarted,
 } from "../domain/errors.js";
 
 export function toConnectError(err: unknown, log: Logger): ConnectError {
@@ -38,7 +39,7 @@ function domainCode(err: DomainError): Code {
   if (err instanceof TierUnavailable) return Code.Unavailable;
   if (err instanceof DataLoss) return Code.DataLoss;
   if (err instanceof Busy) return Code.Aborted;
-  if (err instanceof ThreadBusy || err instanceof LeaseLost) return Code.FailedPrecondition;
+  if (err instanceof ThreadBusy || err instanceof LeaseLost || err instanceof TurnNotStarted) return Code.FailedPrecondition;
   if (err instanceof TurnCancelled) return Code.Canceled;
   return Code.Internal;
 }

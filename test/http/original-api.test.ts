@@ -125,6 +125,7 @@ for (const tier of tierKinds) {
   test(`${tier}: bad appends get a precise 4xx and change nothing`, async (t) => {
     const server = servers.get(tier)!;
     const threadId = await newThread(server);
+    const { turn } = await clientsWithKey(server.baseUrl, keys.client.key).turns.submitTurn({ threadId, input: {} });
     const cases: [string, Promise<{ status: number; body: { error: { code: string; message: string } } }>, number, RegExp][] = [
       ["no key", append(server, undefined, { thread_id: threadId, type: "x.y" }), 401, /API key/],
       ["client role", append(server, "client", { thread_id: threadId, type: "x.y" }), 403, /role client may not call .*AppendEvents/],
@@ -138,6 +139,7 @@ for (const tier of tierKinds) {
       ["payload not an object", append(server, "agent", { thread_id: threadId, type: "x.y", payload: [1] }), 400, /payload must be a JSON object/],
       ["bad spec version", append(server, "agent", { spec_version: "agent-events/9", thread_id: threadId, type: "x.y" }), 400, /spec_version/],
       ["bad ts", append(server, "agent", { thread_id: threadId, type: "x.y", ts: "yesterday" }), 400, /ts must be an RFC 3339 time/],
+      ["a queued turn's event", append(server, "agent", { thread_id: threadId, turn_id: turn!.turnId, type: "x.y" }), 400, /turn \w+ is queued: its events come from the agent that runs it/],
       ["oversize", append(server, "agent", { thread_id: threadId, type: "x.y", payload: { big: "x".repeat(70 * 1024) } }), 413, /larger than/],
     ];
     for (const [name, reply, status, message] of cases) {
@@ -147,7 +149,7 @@ for (const tier of tierKinds) {
       t.is(typeof body.error.code, "string");
     }
     const { body } = await http(server, "client", `/threads/${threadId}`);
-    t.is(body.last_seq, "1", "nothing was appended");
+    t.is(body.last_seq, "2", "nothing was appended after the turn's submission");
   });
 
   test(`${tier}: GET /threads/{id}, pages of events across tiers, and archives`, async (t) => {

@@ -4,6 +4,7 @@ import test from "ava";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { ArchiveService } from "../../gen/eventide/v1/archive_service_pb.js";
 import type { PostgresWarmStore } from "../../server/tiers/warm/postgres/postgres-warm-store.js";
+import { claimTurn } from "../support/agents.js";
 import { connectRedis } from "../support/redis.js";
 import { collectTail, startTestServer, type TestServer, tierKinds, waitPersisted, serverPerTier } from "../support/server.js";
 import { setTimeout as delay } from "node:timers/promises";
@@ -18,17 +19,21 @@ const seqsOf = (items: { item: { case?: string; value?: unknown } }[]) =>
 async function threadWith(server: TestServer, events: number) {
   const { thread, turn } = await server.turns().submitTurn({ input: { text: "archive me" } });
   const threadId = thread!.threadId;
-  let last = 2n;
+  // The turn's events come under its lease: turn.started is seq 3, the events follow, then turn.completed
+  // (so no lapsing lease adds a turn.retrying later).
+  const { leaseId } = await claimTurn(server, threadId);
   for (let done = 0; done < events; done += 100) {
-    const res = await server.events().appendEvents({
+    await server.events().appendEvents({
       threadId,
       turnId: turn!.turnId,
+      leaseId,
       events: Array.from({ length: Math.min(100, events - done) }, (_, i) => ({ type: "message.delta", payload: { i: done + i, text: "héllo ✓" } })),
     });
-    last = res.lastSeq;
   }
-  await waitPersisted(server, threadId, Number(last));
-  return { threadId, turnId: turn!.turnId, last: Number(last) };
+  await server.core.dispatch.complete(turn!.turnId, leaseId, {});
+  const last = events + 4;
+  await waitPersisted(server, threadId, last);
+  return { threadId, turnId: turn!.turnId, last };
 }
 
 for (const tier of tierKinds) {
@@ -50,10 +55,10 @@ for (const tier of tierKinds) {
     const tail = await collectTail((signal) => server.events().tailEvents({ threadId }, { signal }), () => false);
     t.deepEqual(seqsOf(tail), Array.from({ length: last }, (_, i) => i + 1));
     const mid = await collectTail((signal) => server.events().tailEvents({ threadId, afterSeq: 150n, types: ["message."] }, { signal }), () => false);
-    t.deepEqual(seqsOf(mid), Array.from({ length: last - 150 }, (_, i) => i + 151));
+    t.deepEqual(seqsOf(mid), Array.from({ length: last - 151 }, (_, i) => i + 151), "the deltas after 150 (the last event is turn.completed)");
     const page = await server.events().listEvents({ threadId, afterSeq: 95n, pageSize: 10 });
     t.deepEqual(page.events.map((e) => Number(e.seq)), [96, 97, 98, 99, 100, 101, 102, 103, 104, 105]);
-    t.deepEqual(page.events[0].payload, { i: 93, text: "héllo ✓" });
+    t.deepEqual(page.events[0].payload, { i: 92, text: "héllo ✓" });
     const archivedEvent = page.events[3];
     const got = await server.events().getEvent({ eventId: archivedEvent.eventId });
     t.is(got.event!.seq, 99n, "GetEvent finds an archived event");

@@ -19,7 +19,9 @@ const ulidRule = "does not match regex pattern `^[0-9A-HJKMNP-TV-Z]{26}$` [strin
 const typeRule = "does not match regex pattern `^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)*$` [string.pattern]";
 const custom = [{ type: "custom" }];
 
-type Case = [name: string, code: Code, message: string, call: (s: TestServer, threadId: string, turnId: string) => Promise<unknown>];
+/** The expected message, or how it follows from the thread and turn each case gets. */
+type Message = string | ((threadId: string, turnId: string) => string);
+type Case = [name: string, code: Code, message: Message, call: (s: TestServer, threadId: string, turnId: string) => Promise<unknown>];
 
 const cases: Case[] = [
   ["append: thread_id not a ULID", Code.InvalidArgument, `thread_id: ${ulidRule}`, (s) => s.events().appendEvents({ threadId: "nope", events: custom })],
@@ -44,6 +46,7 @@ const cases: Case[] = [
   ["append: U+0000 in a metadata value", Code.InvalidArgument, 'events[0].metadata["k"] holds U+0000, which cannot be stored', (s, th) => s.events().appendEvents({ threadId: th, events: [{ type: "custom", metadata: { k: "\u0000" } }] })],
   ["append: stale expected_last_seq", Code.FailedPrecondition, "expected_last_seq is 0 but the thread's last seq is 2; nothing was written", (s, th) => s.events().appendEvents({ threadId: th, expectedLastSeq: 0n, events: custom })],
   ["append: negative expected_last_seq", Code.InvalidArgument, "expected_last_seq: must be greater than or equal to 0 and less than or equal to 9007199254740991 [int64.gte_lte]", (s, th) => s.events().appendEvents({ threadId: th, expectedLastSeq: -3n, events: custom })],
+  ["append: events of a queued turn (no agent runs it yet)", Code.FailedPrecondition, (_th, tu) => `turn ${tu} is queued: its events come from the agent that runs it, with its lease_id; nothing was written`, (s, th, tu) => s.events().appendEvents({ threadId: th, turnId: tu, events: custom })],
   ["append: lease_id without turn_id", Code.InvalidArgument, "lease_id needs the turn_id it holds [lease_id_needs_turn_id]", (s, th) => s.events().appendEvents({ threadId: th, leaseId: "some-lease", events: custom })],
   ["append: several violations", Code.InvalidArgument, `thread_id: ${ulidRule}; events[0].type: ${typeRule}; events[1].type: ${typeRule}; and 1 more violation`, (s) => s.events().appendEvents({ threadId: "nope", events: [{ type: "A" }, { type: "B" }, { type: "C" }] })],
   ["submit: unknown thread", Code.NotFound, `thread "${missing}" not found`, (s) => s.turns().submitTurn({ threadId: missing, input: {} })],
@@ -90,11 +93,12 @@ async function drain(stream: AsyncIterable<unknown>): Promise<void> {
 }
 
 for (const tier of tierKinds) {
-  for (const [name, code, message, call] of cases) {
+  for (const [name, code, expected, call] of cases) {
     test(`${tier}: ${name} → ${Code[code]}, nothing written`, async (t) => {
       const server = servers.get(tier)!;
       const { thread, turn } = await server.turns().submitTurn({ input: {} });
       const threadId = thread!.threadId;
+      const message = typeof expected === "string" ? expected : expected(threadId, turn!.turnId);
       const err = await t.throwsAsync(call(server, threadId, turn!.turnId));
       const connectErr = ConnectError.from(err);
       t.is(Code[connectErr.code], Code[code], connectErr.message);

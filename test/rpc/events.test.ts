@@ -4,6 +4,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { EventBatchSchema, type TailEventsResponse } from "../../gen/eventide/v1/event_service_pb.js";
 import { create, toBinary, toJson } from "@bufbuild/protobuf";
 import { EventSchema } from "../../gen/eventide/v1/resources_pb.js";
+import { claimTurn } from "../support/agents.js";
 import { collectTail, protocols, type TestServer, tierKinds, serverPerTier } from "../support/server.js";
 import { setTimeout as delay } from "node:timers/promises";
 
@@ -171,18 +172,19 @@ for (const tier of tierKinds) {
     const server = servers.get(tier)!;
     const { thread, turn } = await server.turns().submitTurn({ input: {} });
     const threadId = thread!.threadId;
-    await server.events().appendEvents({ threadId, turnId: turn!.turnId, events: [{ type: "message.delta" }, { type: "tool.call.started" }] });
+    const { leaseId } = await claimTurn(server, threadId); // turn.started: seq 3
+    await server.events().appendEvents({ threadId, turnId: turn!.turnId, leaseId, events: [{ type: "message.delta" }, { type: "tool.call.started" }] });
     await server.events().appendEvents({ threadId, events: [{ type: "message.delta" }, { type: "state.snapshot" }] });
     const byType = await collectTail((signal) => server.events().tailEvents({ threadId, types: ["message.", "state"] }, { signal }), () => false);
-    t.deepEqual(seqsOf(byType), [3, 5, 6]);
+    t.deepEqual(seqsOf(byType), [4, 6, 7]);
     const byTurn = await collectTail((signal) => server.events().tailEvents({ threadId, turnId: turn!.turnId }, { signal }), () => false);
-    t.deepEqual(seqsOf(byTurn), [2, 3, 4]);
+    t.deepEqual(seqsOf(byTurn), [2, 3, 4, 5]);
     const quiet = await collectTail(
       (signal) => server.events().tailEvents({ threadId, follow: true, types: ["nothing.matches"] }, { signal }),
       (got) => got.at(-1)!.item.case === "heartbeat",
     );
     t.deepEqual(quiet.map((i) => i.item.case), ["caughtUp", "heartbeat"]);
-    t.is(quiet[1].item.case === "heartbeat" && quiet[1].item.value.scannedSeq, 6n);
+    t.is(quiet[1].item.case === "heartbeat" && quiet[1].item.value.scannedSeq, 7n);
   });
 
   test(`${tier}: tail errors: unknown thread NOT_FOUND, after_seq past the end OUT_OF_RANGE`, async (t) => {

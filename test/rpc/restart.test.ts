@@ -15,16 +15,16 @@ test("the embedded suite restarts on its data dir and threads go on where they s
   const dataDir = await mkdtemp(join(tmpdir(), "eventide-"));
   t.teardown(() => rm(dataDir, { recursive: true, force: true }));
   const first = await startTestServer("memory", { EVENTIDE_DATA_DIR: dataDir });
-  const { thread, turn } = await first.turns().submitTurn({ input: { text: "before" } });
+  const { thread } = await first.turns().submitTurn({ input: { text: "before" } });
   const threadId = thread!.threadId;
-  const res = await first.events().appendEvents({ threadId, turnId: turn!.turnId, events: [{ type: "message.delta" }] });
+  const res = await first.events().appendEvents({ threadId, events: [{ type: "message.delta" }] });
   await waitPersisted(first, threadId, Number(res.lastSeq));
   await first.close();
 
   const second = await startTestServer("memory", { EVENTIDE_DATA_DIR: dataDir });
   t.teardown(() => second.close());
   t.is((await second.turns().getThread({ threadId })).thread!.lastSeq, 3n);
-  const next = await second.events().appendEvents({ threadId, turnId: turn!.turnId, events: [{ type: "message.delta" }] });
+  const next = await second.events().appendEvents({ threadId, events: [{ type: "message.delta" }] });
   t.is(next.firstSeq, 4n);
   const again = await second.turns().submitTurn({ threadId, input: { text: "after" } });
   t.is(again.seq, 5n);

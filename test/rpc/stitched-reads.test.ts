@@ -3,6 +3,7 @@
 import test from "ava";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { TurnStatus } from "../../gen/eventide/v1/resources_pb.js";
+import { claimTurn } from "../support/agents.js";
 import { collectTail, waitPersisted, tierKinds, serverPerTier } from "../support/server.js";
 import { setTimeout as delay } from "node:timers/promises";
 
@@ -54,11 +55,14 @@ for (const tier of tierKinds) {
     const server = servers.get(tier)!;
     const first = await server.turns().submitTurn({ input: { n: 1 } });
     const threadId = first.thread!.threadId;
+    const { leaseId } = await claimTurn(server, threadId); // turn.started: seq 3
     const appended = await server.events().appendEvents({
       threadId,
       turnId: first.turn!.turnId,
+      leaseId,
       events: Array.from({ length: 30 }, (_, i) => ({ type: i % 3 ? "message.delta" : "tool.call.started" })),
     });
+    await server.core.dispatch.complete(first.turn!.turnId, leaseId, {}); // turn.completed: seq 34
     const second = await server.turns().submitTurn({ threadId, input: { n: 2 } });
     await waitPersisted(server, threadId, Number(second.seq));
 
@@ -69,17 +73,17 @@ for (const tier of tierKinds) {
       seqs.push(...page.events.map((e) => Number(e.seq)));
       pageToken = page.nextPageToken;
     } while (pageToken);
-    t.deepEqual(seqs, Array.from({ length: 33 }, (_, i) => i + 1));
+    t.deepEqual(seqs, Array.from({ length: 35 }, (_, i) => i + 1));
     const tools = await server.events().listEvents({ threadId, types: ["tool."] });
     t.is(tools.events.length, 10);
     const byTurn = await server.events().listEvents({ turnId: first.turn!.turnId, pageSize: 1000 });
-    t.is(byTurn.events.length, 31, "turn.submitted and the 30 events of the turn");
+    t.is(byTurn.events.length, 33, "turn.submitted, turn.started, the 30 events of the turn and turn.completed");
     const old = await server.events().getEvent({ eventId: appended.events[0].eventId });
-    t.is(old.event!.seq, 3n, "found in the warm tier after the hot window moved on");
+    t.is(old.event!.seq, 4n, "found in the warm tier after the hot window moved on");
 
     const turns = await server.turns().listTurns({ threadId });
     t.deepEqual(turns.turns.map((x) => x.turnId), [first.turn!.turnId, second.turn!.turnId]);
-    t.true(turns.turns.every((x) => x.status === TurnStatus.QUEUED));
+    t.deepEqual(turns.turns.map((x) => x.status), [TurnStatus.COMPLETED, TurnStatus.QUEUED]);
     const threads = await server.turns().listThreads({ pageSize: 1000 });
     t.true(threads.threads.some((x) => x.threadId === threadId));
     const bad = await t.throwsAsync(server.events().listEvents({ threadId, pageToken: "garbage" }));

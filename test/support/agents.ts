@@ -3,6 +3,8 @@
 import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { AgentService, type TurnAssignment, type TurnCancellation } from "../../gen/eventide/v1/agent_service_pb.js";
 import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
+import type { Core } from "../../server/core.js";
+import type { Assignment } from "../../server/tiers/hot/turn-dispatch.js";
 import { setTimeout as delay } from "node:timers/promises";
 
 export interface TestAgent {
@@ -33,6 +35,17 @@ export const completeAtOnce: Behaviour = async (a, agent) => {
 };
 
 export const hold: Behaviour = () => {};
+
+/**
+ * Starts the thread's next queued turn for `agentId` straight through the dispatch tier
+ * (no feed, nothing renews the lease): the assignment whose lease_id lets a test append
+ * the turn's events. A queued turn takes none.
+ */
+export async function claimTurn(server: { core: Pick<Core, "dispatch"> }, threadId: string, agentId = "test-agent"): Promise<Assignment> {
+  const res = await server.core.dispatch.claim(threadId, agentId);
+  if (res.kind !== "assigned") throw new Error(`thread ${threadId}: no turn to claim (${res.kind})`);
+  return res.assignment;
+}
 
 const transportOf = new WeakMap<TestAgent, Transport>();
 

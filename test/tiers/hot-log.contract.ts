@@ -1,7 +1,7 @@
 // The hot tier's contract: one suite, run against every implementation.
 import type { TestFn } from "ava";
 import { ulid } from "ulid";
-import { EventIdConflict, NotFound, StaleExpectedSeq } from "../../server/domain/errors.js";
+import { EventIdConflict, NotFound, StaleExpectedSeq, TurnNotStarted } from "../../server/domain/errors.js";
 import type { TurnRecord } from "../../server/domain/records.js";
 import { type HotLog, scopeOfIdempotencyKey } from "../../server/tiers/hot/hot-log.js";
 import { newEvent } from "../support/events.js";
@@ -137,11 +137,16 @@ export function hotLogContract(test: TestFn, name: string, open: () => Promise<H
     t.like(await hot.getTurn(turnId, "acme"), { turnId, threadId, submittedSeq: 2 });
     t.is(await hot.getTurn(turnId, "globex"), undefined, "another tenant's turn is not found");
     t.is(await hot.getTurn(ulid()), undefined);
-    // Events may name the turn; an unknown turn writes nothing.
-    const withTurn = await hot.append({ tenantId: "acme", threadId, turnId, events: [newEvent("message.delta", { turnId })] });
-    t.is(withTurn.kind === "appended" && withTurn.events[0].turnId, turnId);
+    // A queued turn has no agent yet, so nobody may write its events; an unknown turn is NotFound. Neither writes.
+    await t.throwsAsync(hot.append({ tenantId: "acme", threadId, turnId, events: [newEvent("message.delta", { turnId })] }), {
+      instanceOf: TurnNotStarted,
+      message: `turn ${turnId} is queued: its events come from the agent that runs it, with its lease_id; nothing was written`,
+    });
     await t.throwsAsync(hot.append({ tenantId: "acme", threadId, turnId: ulid(), events: [newEvent()] }), { instanceOf: NotFound });
-    t.is((await hot.getThread(threadId))!.lastSeq, 3);
+    t.is((await hot.getThread(threadId))!.lastSeq, 2);
+    // Events of the thread that name no turn still go in.
+    const threadEvent = await hot.append({ tenantId: "acme", threadId, events: [newEvent("message.delta")] });
+    t.is(threadEvent.kind === "appended" && threadEvent.events[0].seq, 3);
   });
 
   test(`${name}: idempotent submit that creates its thread returns the first thread`, async (t) => {

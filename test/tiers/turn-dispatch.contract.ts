@@ -1,7 +1,7 @@
 // Turn dispatch's contract: one suite, run against every implementation.
 import type { TestFn } from "ava";
 import { ulid } from "ulid";
-import { LeaseLost, NotFound, ThreadBusy, TurnCancelled } from "../../server/domain/errors.js";
+import { LeaseLost, NotFound, ThreadBusy, TurnCancelled, TurnNotStarted } from "../../server/domain/errors.js";
 import type { TurnRecord } from "../../server/domain/records.js";
 import { sleep } from "../../server/domain/wait.js";
 import type { HotLog } from "../../server/tiers/hot/hot-log.js";
@@ -114,12 +114,15 @@ export function turnDispatchContract(test: TestFn, name: string, open: (policy: 
     await t.throwsAsync(tier.dispatch.renew("not-a-lease"), { instanceOf: LeaseLost });
   });
 
-  test(`${name}: appends to a running turn need its current lease (fencing)`, async (t) => {
+  test(`${name}: appends to a running turn need its current lease (fencing); a queued one takes none`, async (t) => {
     const threadId = await newThread();
     const turnId = await submit(threadId);
+    const append = (leaseId?: string) => tier.hot.append({ tenantId: "acme", threadId, turnId, leaseId, events: [newEvent("message.delta", { turnId })] });
+    await t.throwsAsync(append(), { instanceOf: TurnNotStarted }, "no agent runs it yet");
+    await t.throwsAsync(append(`${threadId}.${ulid()}`), { instanceOf: LeaseLost });
     const a = await claimed(threadId);
     const before = (await tier.hot.getThread(threadId))!.lastSeq;
-    const append = (leaseId?: string) => tier.hot.append({ tenantId: "acme", threadId, turnId, leaseId, events: [newEvent("message.delta", { turnId })] });
+    t.is(before, 3, "the refusals before the claim wrote nothing");
     await t.throwsAsync(append(), { instanceOf: LeaseLost, message: /lease_id is required/ });
     await t.throwsAsync(append(`${threadId}.${ulid()}`), { instanceOf: LeaseLost });
     t.is((await tier.hot.getThread(threadId))!.lastSeq, before, "refused appends wrote nothing");
@@ -190,11 +193,18 @@ export function turnDispatchContract(test: TestFn, name: string, open: (policy: 
     t.false((await tier.dispatch.lapsedLeases(10_000)).includes(a.leaseId));
     await tier.dispatch.release(a.leaseId, "lease lapsed", true);
     t.is((await types(threadId)).filter((x) => x === "turn.retrying").length, 1, "released once");
+    const before = (await tier.hot.getThread(threadId))!.lastSeq;
     await t.throwsAsync(
       tier.hot.append({ tenantId: "acme", threadId, turnId, leaseId: a.leaseId, events: [newEvent("message.delta", { turnId })] }),
       { instanceOf: LeaseLost },
       "the zombie is fenced off",
     );
+    await t.throwsAsync(
+      tier.hot.append({ tenantId: "acme", threadId, turnId, events: [newEvent("message.delta", { turnId })] }),
+      { instanceOf: TurnNotStarted },
+      "the requeued turn takes no events until an agent runs it again",
+    );
+    t.is((await tier.hot.getThread(threadId))!.lastSeq, before);
   });
 
   test(`${name}: a thread sticks to the agent that ran its last turn until it leaves`, async (t) => {

@@ -31,7 +31,9 @@ export type AppendEventsRequest = Message<"eventide.v1.AppendEventsRequest"> & {
   threadId: string;
 
   /**
-   * The turn the events belong to (a ULID), if any.
+   * The turn the events belong to (a ULID), if any. Once it runs, its events
+   * come from its agent, under `lease_id`; a queued turn (not started yet)
+   * takes none: FAILED_PRECONDITION, nothing written.
    *
    * @generated from field: string turn_id = 2;
    */

@@ -2,7 +2,7 @@
 // append is synchronous inside one call, which makes it atomic in Node.
 import { newId } from "../../../domain/ids.js";
 import { waitFor } from "../../../domain/wait.js";
-import { EventIdConflict, LeaseLost, NotFound, StaleExpectedSeq, ThreadBusy, TurnCancelled } from "../../../domain/errors.js";
+import { EventIdConflict, LeaseLost, NotFound, StaleExpectedSeq, ThreadBusy, TurnCancelled, TurnNotStarted } from "../../../domain/errors.js";
 import type { NewEvent, StoredEvent, ThreadRecord, TurnRecord } from "../../../domain/records.js";
 import { ThreadFanout } from "../../../live/fanout.js";
 import {
@@ -329,14 +329,17 @@ function restoredDispatch(turns: TurnRecord[]): DispatchState {
   };
 }
 
-/** Fencing: appends to a running turn must carry its lease. */
+/** Fencing: appends to a running turn must carry its lease; a queued turn has no events yet. */
 function checkLease(state: ThreadState, turnId: string, leaseId: string | undefined): void {
   const running = state.dispatch.running;
   if (running?.turnId === turnId) {
     if (leaseId === running.leaseId) return;
     throw new LeaseLost(leaseId ? `lease ${leaseId} does not hold turn ${turnId}; nothing was written` : `turn ${turnId} is running: lease_id is required`);
   }
-  if (!leaseId) return;
+  if (!leaseId) {
+    if (state.turns.get(turnId)?.status === "queued") throw new TurnNotStarted(turnId);
+    return;
+  }
   if (state.turns.get(turnId)?.status === "cancelled") throw new TurnCancelled(`turn ${turnId} was cancelled; nothing was written`);
   throw new LeaseLost(`lease ${leaseId} does not hold turn ${turnId}; nothing was written`);
 }

@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import { newId } from "../../../domain/ids.js";
 import type { RedisClientType } from "redis";
-import { EventIdConflict, LeaseLost, NotFound, StaleExpectedSeq, ThreadBusy, TurnCancelled } from "../../../domain/errors.js";
+import { EventIdConflict, LeaseLost, NotFound, StaleExpectedSeq, ThreadBusy, TurnCancelled, TurnNotStarted } from "../../../domain/errors.js";
 import type { StoredEvent, ThreadRecord, TurnRecord } from "../../../domain/records.js";
 import { ThreadFanout } from "../../../live/fanout.js";
 import { type AppendCommand, type AppendResult, eventIdKey, type HotLog, idempotencyScope } from "../hot-log.js";
@@ -140,6 +140,8 @@ export class RedisHotLog implements HotLog {
         );
       case "CANCELLED":
         throw new TurnCancelled(`turn ${cmd.turnId} was cancelled; nothing was written`);
+      case "QUEUED":
+        throw new TurnNotStarted(cmd.turnId ?? "");
       case "STALE":
         throw new StaleExpectedSeq(cmd.expectedLastSeq ?? 0, Number(reply[1]));
       case "CONFLICT":

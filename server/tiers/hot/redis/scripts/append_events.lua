@@ -15,7 +15,7 @@
 --       then per event: event_id, '1' if the client chose it, body JSON
 -- Returns {status, ...}: OK first last created_at thread_status thread_metadata thread_created_at | NOT_FOUND | NO_TURN | EXISTS |
 --   DUP_TURN "<thread> <turn>" | DUP_EVENTS seq... | CONFLICT event_id where | STALE last |
---   BUSY | LEASE_LOST | CANCELLED
+--   BUSY | LEASE_LOST | CANCELLED | QUEUED
 
 local meta, stream, plog, eidx, turns, tidx, idem, tstate, queue, ready =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
@@ -45,6 +45,9 @@ if ARGV[9] ~= '' then
   elseif ARGV[10] ~= '' then
     if redis.call('HGET', tstate, ARGV[9] .. ':status') == 'cancelled' then return {'CANCELLED'} end
     return {'LEASE_LOST'}
+  elseif redis.call('HGET', tstate, ARGV[9] .. ':status') == 'queued' then
+    -- Not started: no agent holds it yet, so nobody may write its events.
+    return {'QUEUED'}
   end
 end
 if ARGV[11] == '1' and tonumber(redis.call('HGET', meta, 'open_turns') or '0') > 0 then return {'BUSY'} end
