@@ -4,7 +4,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Archive, ArchiveSchema, type ArchiveService } from "../../gen/eventide/v1/archive_service_pb.js";
 import { callerOf } from "../auth.js";
-import { Busy, NotFound } from "../domain/errors.js";
+import { Busy, NotFound, OutOfRange } from "../domain/errors.js";
 import type { EventLog } from "../log/event-log.js";
 import type { ArchiveRecord } from "../tiers/warm/warm-store.js";
 import type { Archiver } from "../../workers/archiver/archiver.js";
@@ -17,9 +17,14 @@ export function archiveService(deps: { log: EventLog; archiver: Archiver }): Par
     async archiveThread(req, ctx) {
       // Every input is checked before anything is looked up.
       const threadId = v.requireUlid("thread_id", req.threadId);
-      const upTo = v.seq("up_to_seq", req.upToSeq) || Number.MAX_SAFE_INTEGER;
+      const upToSeq = v.seq("up_to_seq", req.upToSeq);
       const thread = await ownedThread(log, callerOf(ctx), threadId);
-      const result = await archiver.archiveThread(thread.threadId, upTo);
+      if (upToSeq > 0) {
+        // Only what Postgres holds can be archived: a seq past it would quietly archive less than asked.
+        const persisted = (await log.warm.getThread(threadId))?.lastSeq ?? 0;
+        if (upToSeq > persisted) throw new OutOfRange(`up_to_seq ${upToSeq} is past the thread's last persisted seq ${persisted}; nothing was archived`);
+      }
+      const result = await archiver.archiveThread(thread.threadId, upToSeq || Number.MAX_SAFE_INTEGER);
       if (result === "busy") throw new Busy(`another archiver is working on thread ${thread.threadId}; retry shortly`);
       return { archives: result.map(toArchive) };
     },

@@ -113,6 +113,20 @@ for (const tier of tierKinds) {
     }
   });
 
+  test(`${tier}: ArchiveThread up to a seq past the last persisted one answers OUT_OF_RANGE and archives nothing`, async (t) => {
+    const server = servers.get(tier)!;
+    const { threadId, last } = await threadWith(server, 5);
+    const err = ConnectError.from(await t.throwsAsync(archives(server).archiveThread({ threadId, upToSeq: BigInt(last + 1) })));
+    t.is(Code[err.code], Code[Code.OutOfRange]);
+    t.is(err.rawMessage, `up_to_seq ${last + 1} is past the thread's last persisted seq ${last}; nothing was archived`);
+    t.deepEqual((await archives(server).listArchives({ threadId })).archives, []);
+    const { n } = await db(server).one("SELECT count(*)::int AS n FROM agent_events WHERE thread_id = $1", [threadId]);
+    t.is(n, last, "every row is still in Postgres");
+    // Up to the last persisted seq itself is fine.
+    const res = await archives(server).archiveThread({ threadId, upToSeq: BigInt(last) });
+    t.deepEqual(res.archives.map((a) => [Number(a.fromSeq), Number(a.toSeq)]), [[1, last]]);
+  });
+
   test(`${tier}: ArchiveService errors`, async (t) => {
     const server = servers.get(tier)!;
     const missing = "01ARZ3NDEKTSV4RRFFQ69G5FAV";

@@ -114,6 +114,8 @@ export type ArchiveThreadRequest = Message<"eventide.v1.ArchiveThreadRequest"> &
 
   /**
    * Archive events up to this seq (0 = everything persisted; at most 2^53-1).
+   * A seq past the thread's last persisted one is OUT_OF_RANGE, nothing
+   * archived (the persister trails appends by ~50 ms: retry).
    *
    * @generated from field: int64 up_to_seq = 2;
    */
