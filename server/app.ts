@@ -13,7 +13,7 @@ import { file_grpc_reflection_v1_reflection } from "../gen/grpc/reflection/v1/re
 import { file_grpc_reflection_v1alpha_reflection } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import type { Config } from "./config.js";
 import type { Core } from "./core.js";
-import { authenticate } from "./interceptors/auth.js";
+import { authContextValues, authenticate } from "./interceptors/auth.js";
 import { errorInterceptor } from "./interceptors/errors.js";
 import { observeRpcs } from "./interceptors/observe.js";
 import { validateRequests } from "./interceptors/validate.js";
@@ -71,6 +71,7 @@ export async function startServer(config: Config, core: Core, log: Logger, tiers
   const rpcHandler = connectNodeAdapter({
     routes,
     interceptors,
+    contextValues: authContextValues,
     // Larger requests are refused (RESOURCE_EXHAUSTED) before decoding.
     readMaxBytes: config.limits.maxRequestBytes,
     // Appends echo their events: gzipping every response costs more CPU than it saves

@@ -25,6 +25,22 @@ export function callerOf(ctx: HandlerContext): Caller {
   return ctx.values.get(callerKey);
 }
 
+/**
+ * How many Authorization headers the request carried, counted from its raw headers:
+ * Node's parsed headers keep only the first, so a second one would silently lose.
+ * 0 = not counted (in-process calls, whose callers count for themselves).
+ */
+export const authorizationHeaderCount = createContextKey<number>(0, { description: "Authorization headers of the request" });
+
+export const duplicateAuthorization = "more than one Authorization header";
+
+/** Authorization headers in raw headers (name, value, name, value, …; any case). */
+export function countAuthorizationHeaders(rawHeaders: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i].length === 13 && rawHeaders[i].toLowerCase() === "authorization") n++;
+  return n;
+}
+
 /** Whether the caller may see data of `tenantId`. Another tenant's ids answer NOT_FOUND. */
 export function visibleTo(caller: Caller, tenantId: string): boolean {
   return caller.tenantId === anyTenant || caller.tenantId === tenantId;

@@ -12,6 +12,7 @@ import { ArchiveSchema, ArchiveService } from "../../gen/eventide/v1/archive_ser
 import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
 import { ThreadSchema } from "../../gen/eventide/v1/resources_pb.js";
 import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
+import { countAuthorizationHeaders, duplicateAuthorization } from "../auth.js";
 import { fromEnvelope, toEnvelope } from "./agent-events.js";
 import { BadRequest, BodyTooLarge, errorBody, sendError, sendJson } from "./http-replies.js";
 import type { HttpRequest, HttpResponse, HttpRoute } from "./routes.js";
@@ -90,7 +91,8 @@ export function originalApiRoutes(opts: OriginalApiOptions): HttpRoute[] {
         try {
           const afterSeq = resumeSeq(req, url);
           const turnIds = url.searchParams.getAll("turn_id").flatMap((v) => v.split(",")).filter(Boolean);
-          await streamEvents({ events, turns }, { threadId, afterSeq, turnIds }, req, res, (signal) => callOptions(req, url, signal));
+          // EventSource cannot set headers: this route alone also takes the key as ?access_token=.
+          await streamEvents({ events, turns }, { threadId, afterSeq, turnIds }, req, res, (signal) => callOptions(req, url, signal, { tokenInQuery: true }));
         } catch (err) {
           if (!res.headersSent) sendError(res, err);
           // Mid-stream (DATA_LOSS at a hole, the thread deleted): say why in a last frame rather than just stop.
@@ -127,13 +129,16 @@ export interface CallOptions {
 }
 
 /**
- * Forwards the caller's credentials: the Authorization header, or for
- * EventSource (which cannot set headers) an `access_token` query parameter.
+ * Forwards the caller's credentials: the Authorization header (one: two are refused,
+ * as on the RPC port), or with `tokenInQuery` (the SSE stream, for EventSource, which
+ * cannot set headers) an `access_token` query parameter. Nowhere else: a key in a URL
+ * ends up in access logs.
  */
-export function callOptions(req: HttpRequest, url: URL, signal?: AbortSignal): CallOptions {
+export function callOptions(req: HttpRequest, url: URL, signal?: AbortSignal, opts: { tokenInQuery?: boolean } = {}): CallOptions {
+  if (countAuthorizationHeaders(req.rawHeaders) > 1) throw new ConnectError(duplicateAuthorization, Code.Unauthenticated);
   const headers = new Headers();
   const authorization = header(req, "authorization");
-  const token = url.searchParams.get("access_token");
+  const token = opts.tokenInQuery ? url.searchParams.get("access_token") : null;
   if (authorization) headers.set("authorization", authorization);
   else if (token) headers.set("authorization", `Bearer ${token}`);
   const requestId = header(req, "x-request-id");

@@ -2,8 +2,8 @@
 // key's role may call the method, spends the key's limits, and hands the
 // caller to the services through the context. Health and reflection stay open:
 // load balancers and grpcurl call them without keys.
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { type ApiKeys, type Caller, callerKey } from "../auth.js";
+import { Code, ConnectError, type ContextValues, createContextValues, type Interceptor } from "@connectrpc/connect";
+import { type ApiKeys, authorizationHeaderCount, type Caller, callerKey, countAuthorizationHeaders, duplicateAuthorization } from "../auth.js";
 import type { CallerRole } from "../config.js";
 import type { CallerLimits } from "./caller-limits.js";
 
@@ -34,9 +34,19 @@ export function mayCall(role: CallerRole, method: string): boolean {
   return allowed === "all" || allowed.has(method);
 }
 
+/** The request's context values as the Node adapter builds them: what auth needs from the raw request. */
+export function authContextValues(req: { rawHeaders: string[] }): ContextValues {
+  const values = createContextValues();
+  values.set(authorizationHeaderCount, countAuthorizationHeaders(req.rawHeaders));
+  return values;
+}
+
 export function authenticate(deps: AuthDeps): Interceptor {
   return (next) => async (req) => {
-    if (!deps.keys.enabled || openServices.has(req.service.typeName)) return next(req);
+    if (openServices.has(req.service.typeName)) return next(req);
+    // Which of two keys would count is anybody's guess (Node keeps the first): refused, keys or not.
+    if (req.contextValues.get(authorizationHeaderCount) > 1) throw new ConnectError(duplicateAuthorization, Code.Unauthenticated);
+    if (!deps.keys.enabled) return next(req);
     const caller = callerOfRequest(deps.keys, req.header.get("authorization"));
     // Set first, so the log line of a refused call names the key.
     req.contextValues.set(callerKey, caller);

@@ -4,6 +4,7 @@
 import test from "ava";
 import { spawn } from "node:child_process";
 import { ulid } from "ulid";
+import { curl } from "../support/curl.js";
 import { apiKeysEnv, clientsWithKey } from "../support/keys.js";
 import { serverPerTier, type TestServer, tierKinds, waitPersisted } from "../support/server.js";
 import { setTimeout as delay } from "node:timers/promises";
@@ -120,6 +121,31 @@ for (const tier of tierKinds) {
       ],
     );
     t.regex(all.body.events[1].ts, /^\d{4}-\d\d-\d\dT/);
+  });
+
+  test(`${tier}: two Authorization headers are 401 on every route and change nothing; ?access_token= counts on the SSE stream only`, async (t) => {
+    const server = servers.get(tier)!;
+    const threadId = await newThread(server);
+    const two = ["-H", `authorization: Bearer ${keys.agent.key}`, "-H", `authorization: Bearer ${keys.admin.key}`];
+    const refused = { error: { code: "unauthenticated", message: "more than one Authorization header" } };
+    for (const httpVersion of ["--http1.1", "--http2-prior-knowledge"]) {
+      const body = JSON.stringify({ event: { thread_id: threadId, type: "x.y" } });
+      const appended = await curl(`${server.baseUrl}/events:append`, [httpVersion, ...two, "-H", "content-type: application/json"], body);
+      t.is(appended.status, 401, httpVersion);
+      t.deepEqual(JSON.parse(appended.body), refused);
+      for (const path of [`/threads/${threadId}`, `/threads/${threadId}/events`, `/threads/${threadId}/events/stream`]) {
+        const read = await curl(`${server.baseUrl}${path}`, [httpVersion, ...two]);
+        t.is(read.status, 401, `${httpVersion} ${path}`);
+        t.deepEqual(JSON.parse(read.body), refused);
+      }
+    }
+    // A key in a URL ends up in access logs: only EventSource's stream takes one (see the SSE test).
+    for (const path of [`/threads/${threadId}`, `/threads/${threadId}/events`, `/threads/${threadId}/archives`]) {
+      t.is((await http(server, undefined, `${path}?access_token=${keys.client.key}`)).status, 401, path);
+    }
+    const byToken = await http(server, undefined, `/events:append?access_token=${keys.agent.key}`, { method: "POST", body: JSON.stringify({ event: { thread_id: threadId, type: "x.y" } }) });
+    t.is(byToken.status, 401);
+    t.is((await http(server, "client", `/threads/${threadId}`)).body.last_seq, "1", "nothing was appended");
   });
 
   test(`${tier}: bad appends get a precise 4xx and change nothing`, async (t) => {

@@ -2,12 +2,12 @@
 // RPC refuses anonymous and unknown keys, checks the key's role, and answers
 // another tenant's ids exactly as unknown ones, changing nothing.
 import test from "ava";
-import type { DescService } from "@bufbuild/protobuf";
+import { create, type DescService, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { ulid } from "ulid";
 import { AgentService } from "../../gen/eventide/v1/agent_service_pb.js";
 import { ArchiveService } from "../../gen/eventide/v1/archive_service_pb.js";
-import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
+import { AppendEventsRequestSchema, EventService } from "../../gen/eventide/v1/event_service_pb.js";
 import { TurnStatus } from "../../gen/eventide/v1/resources_pb.js";
 import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
@@ -15,6 +15,8 @@ import type { CallerRole } from "../../server/config.js";
 import { mayCall } from "../../server/interceptors/auth.js";
 import { hold, startTestAgent } from "../support/agents.js";
 import { apiKeysEnv, clientsWithAuthorization, clientsWithKey, type KeyedClients } from "../support/keys.js";
+import { curl } from "../support/curl.js";
+import { connectStream, connectUnary, envelope, grpcWeb } from "../support/raw-rpc.js";
 import { serverPerTier, type TestServer, tierKinds, waitPersisted } from "../support/server.js";
 
 const keys = {
@@ -78,6 +80,40 @@ for (const tier of tierKinds) {
     }
     const health = createClient(Health, clientsWithAuthorization(server.baseUrl, undefined).transport);
     t.is((await health.check({ service: "" })).status, 1);
+  });
+
+  test(`${tier}: two Authorization headers are UNAUTHENTICATED on every protocol, even two good keys, and write nothing`, async (t) => {
+    const server = servers.get(tier)!;
+    const { thread } = await as(server, "admin").turns.createThread({});
+    const threadId = thread!.threadId;
+    const lastSeq = async () => (await as(server, "admin").turns.getThread({ threadId })).thread!.lastSeq;
+    // Keys that could each append to the thread: which one counts is anybody's guess, so neither does.
+    const both = [`Bearer ${keys.anyAgent.key}`, `Bearer ${keys.admin.key}`];
+    const request = create(AppendEventsRequestSchema, { threadId, events: [{ type: "x.y" }] });
+    const json = toJsonString(AppendEventsRequestSchema, request);
+    const binary = toBinary(AppendEventsRequestSchema, request);
+    const append = `${server.baseUrl}/eventide.v1.EventService/AppendEvents`;
+    const duplicate = { kind: "error", code: Code.Unauthenticated, message: "more than one Authorization header" };
+    const h1 = { authorization: both };
+    // HTTP/1.1: Connect (JSON and binary), gRPC-Web, and a server stream.
+    t.deepEqual(await connectUnary(append, "application/json", new TextEncoder().encode(json), h1, 10_000), duplicate);
+    t.deepEqual(await connectUnary(append, "application/proto", binary, h1, 10_000), duplicate);
+    t.deepEqual(await grpcWeb(append, "application/grpc-web+proto", envelope(binary), h1, 10_000), duplicate);
+    const tail = `${server.baseUrl}/eventide.v1.EventService/TailEvents`;
+    t.deepEqual(await connectStream(tail, "application/connect+json", envelope(new TextEncoder().encode(`{"thread_id":"${threadId}"}`)), h1, 10_000), duplicate);
+    // HTTP/2: gRPC and Connect.
+    const h2 = ["--http2-prior-knowledge", ...both.flatMap((b) => ["-H", `authorization: ${b}`])];
+    const grpc = await curl(append, [...h2, "-H", "content-type: application/grpc", "-H", "te: trailers"], envelope(binary));
+    t.is(grpc.headers["grpc-status"], String(Code.Unauthenticated));
+    t.is(decodeURIComponent(grpc.headers["grpc-message"]), duplicate.message);
+    const connect = await curl(append, [...h2, "-H", "content-type: application/json"], json);
+    t.is(connect.status, 401);
+    t.deepEqual(JSON.parse(connect.body), { code: "unauthenticated", message: duplicate.message });
+    t.is(await lastSeq(), 1n, "nothing was appended");
+    // One of them alone appends, on the same path.
+    const one = await curl(append, ["--http2-prior-knowledge", "-H", `authorization: ${both[1]}`, "-H", "content-type: application/json"], json);
+    t.is(one.status, 200, one.body);
+    t.is(await lastSeq(), 2n);
   });
 
   test(`${tier}: each role may call exactly its methods; others are PERMISSION_DENIED`, async (t) => {

@@ -16,6 +16,12 @@ export type RawOutcome =
   | { kind: "http"; status: number }
   | { kind: "timeout" };
 
+/**
+ * Request headers; a list sends the header once per value (HTTP/1.1 only: Node's HTTP/2
+ * client refuses a second value of a single-value header such as Authorization).
+ */
+export type RawHeaders = Record<string, string | string[]>;
+
 export function envelope(payload: Uint8Array, flags = 0, declaredLength = payload.length): Uint8Array {
   const out = new Uint8Array(5 + payload.length);
   out[0] = flags;
@@ -25,7 +31,7 @@ export function envelope(payload: Uint8Array, flags = 0, declaredLength = payloa
 }
 
 /** Connect unary (HTTP/1.1): the status and the JSON error body. */
-export async function connectUnary(url: string, contentType: string | undefined, body: Uint8Array, headers: Record<string, string>, timeoutMs: number): Promise<RawOutcome> {
+export async function connectUnary(url: string, contentType: string | undefined, body: Uint8Array, headers: RawHeaders, timeoutMs: number): Promise<RawOutcome> {
   return post(url, contentType, body, headers, timeoutMs, async (res) => {
     if (res.statusCode === 200) return { kind: "ok" };
     return errorFromJson(await text(res)) ?? { kind: "http", status: res.statusCode! };
@@ -33,7 +39,7 @@ export async function connectUnary(url: string, contentType: string | undefined,
 }
 
 /** Connect streaming (HTTP/1.1): the first message, or the end-stream message's error. */
-export async function connectStream(url: string, contentType: string, body: Uint8Array, headers: Record<string, string>, timeoutMs: number): Promise<RawOutcome> {
+export async function connectStream(url: string, contentType: string, body: Uint8Array, headers: RawHeaders, timeoutMs: number): Promise<RawOutcome> {
   return post(url, contentType, body, headers, timeoutMs, async (res) => {
     if (res.statusCode !== 200) return errorFromJson(await text(res)) ?? { kind: "http", status: res.statusCode! };
     for await (const [flags, payload] of envelopes(res)) {
@@ -46,7 +52,7 @@ export async function connectStream(url: string, contentType: string, body: Uint
 }
 
 /** gRPC-Web (HTTP/1.1): a trailers-only status, the first message, or the trailer frame's status. */
-export async function grpcWeb(url: string, contentType: string, body: Uint8Array, headers: Record<string, string>, timeoutMs: number): Promise<RawOutcome> {
+export async function grpcWeb(url: string, contentType: string, body: Uint8Array, headers: RawHeaders, timeoutMs: number): Promise<RawOutcome> {
   return post(url, contentType, body, { "x-grpc-web": "1", ...headers }, timeoutMs, async (res) => {
     const headerStatus = grpcStatus(res.headers["grpc-status"] as string | undefined, res.headers["grpc-message"] as string | undefined);
     if (headerStatus) return headerStatus;
@@ -67,7 +73,7 @@ export async function grpcWeb(url: string, contentType: string, body: Uint8Array
 }
 
 /** gRPC (HTTP/2): the first message, or grpc-status from headers or trailers. */
-export function grpc(url: string, contentType: string | undefined, body: Uint8Array, headers: Record<string, string>, timeoutMs: number): Promise<RawOutcome> {
+export function grpc(url: string, contentType: string | undefined, body: Uint8Array, headers: RawHeaders, timeoutMs: number): Promise<RawOutcome> {
   return new Promise((resolve) => {
     const { origin, pathname } = new URL(url);
     const session = http2.connect(origin);
@@ -100,7 +106,7 @@ function post(
   url: string,
   contentType: string | undefined,
   body: Uint8Array,
-  headers: Record<string, string>,
+  headers: RawHeaders,
   timeoutMs: number,
   read: (res: http.IncomingMessage) => Promise<RawOutcome>,
 ): Promise<RawOutcome> {
