@@ -22,6 +22,7 @@ import { Readiness, withProbes } from "./health-probes.js";
 import { consoleRoutes } from "./http/console.js";
 import { originalApiRoutes } from "./http/original-api.js";
 import { withHttpRoutes } from "./http/routes.js";
+import { jsonOptions } from "./wire/json-requests.js";
 import { agentService } from "./services/agent-service.js";
 import { archiveService } from "./services/archive-service.js";
 import { eventService } from "./services/event-service.js";
@@ -72,6 +73,7 @@ export async function startServer(config: Config, core: Core, log: Logger, tiers
     routes,
     interceptors,
     contextValues: authContextValues,
+    jsonOptions,
     // Larger requests are refused (RESOURCE_EXHAUSTED) before decoding.
     readMaxBytes: config.limits.maxRequestBytes,
     // Appends echo their events: gzipping every response costs more CPU than it saves
@@ -79,7 +81,7 @@ export async function startServer(config: Config, core: Core, log: Logger, tiers
     compressMinBytes: 4 * 1024 * 1024,
   });
   // The original HTTP API calls the same services in-process, through the same interceptors.
-  const inProcess = createRouterTransport(routes, { router: { interceptors, readMaxBytes: config.limits.maxRequestBytes } });
+  const inProcess = createRouterTransport(routes, { router: { interceptors, jsonOptions, readMaxBytes: config.limits.maxRequestBytes } });
   const httpRoutes = [...consoleRoutes(config.consoleDir), ...originalApiRoutes({ transport: inProcess, maxBodyBytes: config.limits.maxRequestBytes })];
   const handler = withHttpRoutes(httpRoutes, rpcHandler, (err) => log.error({ err }, "HTTP route failed"));
   const readiness = new Readiness({

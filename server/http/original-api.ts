@@ -13,6 +13,7 @@ import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
 import { ThreadSchema } from "../../gen/eventide/v1/resources_pb.js";
 import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { countAuthorizationHeaders, duplicateAuthorization } from "../auth.js";
+import { strictUtf8 } from "../wire/json-requests.js";
 import { fromEnvelope, toEnvelope } from "./agent-events.js";
 import { BadRequest, BodyTooLarge, errorBody, sendError, sendJson } from "./http-replies.js";
 import type { HttpRequest, HttpResponse, HttpRoute } from "./routes.js";
@@ -168,8 +169,9 @@ async function readJsonBody(req: HttpRequest, maxBytes: number): Promise<unknown
     if (size > maxBytes) throw new BodyTooLarge(`the request body is larger than ${maxBytes} bytes`);
     chunks.push(chunk);
   }
+  const text = strictUtf8(Buffer.concat(chunks));
   try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+    return JSON.parse(text);
   } catch {
     throw new BadRequest("the request body must be JSON");
   }

@@ -159,6 +159,12 @@ for (const tier of tierKinds) {
       ["unknown thread", append(server, "agent", { thread_id: ulid(), type: "x.y" }), 404, /not found/],
       ["no envelope", http(server, "agent", "/events:append", { method: "POST", body: JSON.stringify({ type: "x.y" }) }) as never, 400, /"event"/],
       ["not JSON", http(server, "agent", "/events:append", { method: "POST", body: "{" }) as never, 400, /must be JSON/],
+      [
+        "invalid UTF-8",
+        http(server, "agent", "/events:append", { method: "POST", body: Buffer.from(`{"event":{"thread_id":"${threadId}","type":"x.y","payload":{"text":"caf\xe9"}}}`, "latin1") }) as never,
+        400,
+        /^the request body is not valid UTF-8$/,
+      ],
       ["no thread", append(server, "agent", { type: "x.y" }), 400, /event.thread_id is required/],
       ["bad type", append(server, "agent", { thread_id: threadId, type: "Not A Type" }), 400, /type/],
       ["reserved type", append(server, "agent", { thread_id: threadId, type: "turn.completed" }), 400, /appended by eventide itself/],

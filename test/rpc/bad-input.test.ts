@@ -9,6 +9,7 @@ import { ViolationsSchema } from "@bufbuild/protovalidate/gen/buf/validate/valid
 import { AgentService } from "../../gen/eventide/v1/agent_service_pb.js";
 import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
 import { MultitaskStrategy, TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
+import { connectUnary } from "../support/raw-rpc.js";
 import { type TestServer, tierKinds, serverPerTier, waitPersisted } from "../support/server.js";
 
 const servers = serverPerTier(test);
@@ -55,6 +56,9 @@ const cases: Case[] = [
   ["submit: bad thread_id", Code.InvalidArgument, `thread_id: ${ulidRule}`, (s) => s.turns().submitTurn({ threadId: "01ARZ3NDEKTSV4RRFFQ69G5FA!", input: {} })],
   ["submit: U+0000 in idempotency_key", Code.InvalidArgument, "idempotency_key holds U+0000, which cannot be stored", (s, th) => s.turns().submitTurn({ threadId: th, input: {}, idempotencyKey: "k\u0000" })],
   ["submit: an unpaired surrogate deep in input (Connect JSON)", Code.InvalidArgument, "input holds an unpaired surrogate, which cannot be stored", (s, th) => jsonTurns(s).submitTurn({ threadId: th, input: { a: [{ b: "\udc00" }] } })],
+  ["submit: an unknown multitask_strategy name (Connect JSON)", Code.InvalidArgument, 'cannot decode enum eventide.v1.MultitaskStrategy from JSON: "BOGUS"', (s, th) => rawJson(s, "TurnService/SubmitTurn", `{"thread_id":"${th}","input":{},"multitask_strategy":"BOGUS"}`)],
+  ["submit: an unknown field (Connect JSON)", Code.InvalidArgument, 'cannot decode message eventide.v1.SubmitTurnRequest from JSON: key "idempotence_key" is unknown', (s, th) => rawJson(s, "TurnService/SubmitTurn", `{"thread_id":"${th}","input":{},"idempotence_key":"k"}`)],
+  ["append: invalid UTF-8 in a payload string (Connect JSON)", Code.InvalidArgument, "the request body is not valid UTF-8", (s, th) => rawJson(s, "EventService/AppendEvents", latin1(`{"thread_id":"${th}","events":[{"type":"custom","payload":{"text":"caf\xe9"}}]}`))],
   ["submit: undefined multitask_strategy", Code.InvalidArgument, "multitask_strategy: value must be one of the defined enum values [enum.defined_only]", (s, th) => s.turns().submitTurn({ threadId: th, input: {}, multitaskStrategy: 7 as MultitaskStrategy })],
   ["create: a metadata key of 100,000 characters (echoed cut short)", Code.InvalidArgument, `metadata["${"k".repeat(64)}…"]: must be at most 128 characters [string.max_len]`, (s) => s.turns().createThread({ metadata: { ["k".repeat(100_000)]: "v" } })],
   ["create: U+0000 in a metadata key", Code.InvalidArgument, 'metadata key "a\\u0000b" holds U+0000, which cannot be stored', (s) => s.turns().createThread({ metadata: { "a\u0000b": "v" } })],
@@ -87,6 +91,19 @@ const agents = (s: TestServer) => createClient(AgentService, s.transport("grpc")
 const jsonTransport = (s: TestServer) => createConnectTransport({ baseUrl: s.baseUrl, httpVersion: "1.1", useBinaryFormat: false });
 const jsonEvents = (s: TestServer) => createClient(EventService, jsonTransport(s));
 const jsonTurns = (s: TestServer) => createClient(TurnService, jsonTransport(s));
+
+/** A Connect JSON call of `method` (`Service/Method` of eventide.v1) with a body no client would send; its error thrown. */
+async function rawJson(s: TestServer, method: string, body: string | Uint8Array): Promise<void> {
+  const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
+  const outcome = await connectUnary(`${s.baseUrl}/eventide.v1.${method}`, "application/json", bytes, {}, 10_000);
+  if (outcome.kind === "error") throw new ConnectError(outcome.message, outcome.code);
+  if (outcome.kind !== "ok") throw new Error(`no RPC answer: ${JSON.stringify(outcome)}`);
+}
+
+/** Bytes of a string of code points below 256, one byte each: JSON with a lone byte such as 0xe9 (not UTF-8). */
+function latin1(text: string): Uint8Array {
+  return Uint8Array.from(text, (c) => c.charCodeAt(0));
+}
 
 async function drain(stream: AsyncIterable<unknown>): Promise<void> {
   for await (const _ of stream);

@@ -18,6 +18,7 @@ import { ArchiveService } from "../../gen/eventide/v1/archive_service_pb.js";
 import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
 import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { createRequestValidator, violationsMessage } from "../../server/interceptors/validate.js";
+import { jsonOptions } from "../../server/wire/json-requests.js";
 import { hostileValue, malformedJson, malformedProtobuf, Random, randomMessage } from "../support/fuzz-inputs.js";
 import { connectStream, connectUnary, envelope, grpc, grpcWeb, type RawOutcome } from "../support/raw-rpc.js";
 import { type TestServer, tierKinds, serverPerTier, waitPersisted } from "../support/server.js";
@@ -260,8 +261,8 @@ function malformedCases(server: TestServer): { cases: Case[]; skipped: number } 
     endGroup(4);
     malformedJson.forEach((json, i) => {
       const body = new TextEncoder().encode(json);
-      // As the server reads it: UTF-8 decoded (a BOM dropped), unknown fields ignored.
-      const asRead = () => fromJsonString(method.input, new TextDecoder().decode(body), { ignoreUnknownFields: true });
+      // As the server reads it: strictly UTF-8 (a BOM dropped), unknown fields and enum names refused.
+      const asRead = () => fromJsonString(method.input, jsonOptions.textDecoder.decode(body), jsonOptions);
       decodedAs(`JSON body #${i} ${JSON.stringify(json.slice(0, 30))}`, asRead, [
         ["connect", () => (streaming ? connectStream(url, "application/connect+json", envelope(body), {}, callTimeoutMs) : connectUnary(url, "application/json", body, {}, callTimeoutMs))],
         ["grpc", () => grpc(url, "application/grpc+json", envelope(body), {}, callTimeoutMs)],
