@@ -23,6 +23,7 @@ import { consoleRoutes } from "./http/console.js";
 import { originalApiRoutes } from "./http/original-api.js";
 import { withHttpRoutes } from "./http/routes.js";
 import { jsonOptions } from "./wire/json-requests.js";
+import { refuseUndecodableRequests } from "./wire/undecodable-requests.js";
 import { agentService } from "./services/agent-service.js";
 import { archiveService } from "./services/archive-service.js";
 import { eventService } from "./services/event-service.js";
@@ -65,6 +66,7 @@ export async function startServer(config: Config, core: Core, log: Logger, tiers
     router.service(AgentService, agentService({ dispatch: core.dispatch, events, pollMs: config.dispatch.sweepIntervalMs, log, shutdown: streams }));
     router.service(Health, healthService(health));
     registerReflection(router, announcedFiles);
+    refuseUndecodableRequests(router);
   };
   // Outermost first: observation sees every call's final code (auth refusals too),
   // auth runs before validation (an anonymous caller learns nothing about a request's shape).

@@ -11,6 +11,13 @@ export const limits = {
   eventsPerBatch: 1_000,
   eventsPerTailResponse: 1_000,
   payloadBytes: 256 * 1024,
+  /**
+   * Objects and arrays nested in a payload, input or output (the value itself is the first).
+   * Protobuf decoders stop at a depth of 100 messages and each JSON level is two (Struct and
+   * Value): deeper values would be refused over binary but not over JSON, and once stored could
+   * not be decoded in a batched tail or an agent's assignment (48 levels at most there).
+   */
+  jsonDepth: 32,
   metadataEntries: 64,
   metadataKeyChars: 128,
   metadataValueChars: 1_024,
@@ -74,10 +81,19 @@ export function jsonObjectWithText(field: string, value: JsonObject | undefined)
   const json = JSON.stringify(object);
   const bytes = Buffer.byteLength(json);
   if (bytes > limits.payloadBytes) throw new InvalidInput(`${field} is ${bytes} bytes as JSON; the limit is ${limits.payloadBytes}`);
+  if (nestsDeeper(object, limits.jsonDepth)) throw new InvalidInput(`${field} nests objects and arrays more than ${limits.jsonDepth} levels deep`);
   // JSON.stringify escapes exactly these (an escape is one behind an odd run of backslashes).
   const escaped = /(?<!\\)(?:\\\\)*\\u(0000|d[89a-f][0-9a-f]{2})/i.exec(json);
   if (escaped) throw new InvalidInput(`${field} holds ${escaped[1] === "0000" ? "U+0000" : "an unpaired surrogate"}${unstorableWhy}`);
   return { object, json };
+}
+
+/** Whether `value` holds objects and arrays nested more than `levels` deep (early out, no recursion past the limit). */
+function nestsDeeper(value: unknown, levels: number): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  if (levels === 0) return true;
+  for (const item of Array.isArray(value) ? value : Object.values(value)) if (nestsDeeper(item, levels - 1)) return true;
+  return false;
 }
 
 /**

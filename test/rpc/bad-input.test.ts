@@ -3,14 +3,15 @@
 // (protovalidate, enforced by the validation interceptor, with a
 // buf.validate.Violations detail); the others from the services' own checks.
 import test from "ava";
+import { create, type JsonObject, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { ViolationsSchema } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import { AgentService } from "../../gen/eventide/v1/agent_service_pb.js";
-import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
+import { AppendEventsRequestSchema, EventService, TailEventsRequestSchema } from "../../gen/eventide/v1/event_service_pb.js";
 import { MultitaskStrategy, TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
-import { connectUnary } from "../support/raw-rpc.js";
-import { type TestServer, tierKinds, serverPerTier, waitPersisted } from "../support/server.js";
+import { connectStream, connectUnary, envelope, grpc, grpcWeb } from "../support/raw-rpc.js";
+import { collectTail, type TestServer, tierKinds, serverPerTier, waitPersisted } from "../support/server.js";
 
 const servers = serverPerTier(test);
 
@@ -52,6 +53,7 @@ const cases: Case[] = [
   ["append: several violations", Code.InvalidArgument, `thread_id: ${ulidRule}; events[0].type: ${typeRule}; events[1].type: ${typeRule}; and 1 more violation`, (s) => s.events().appendEvents({ threadId: "nope", events: [{ type: "A" }, { type: "B" }, { type: "C" }] })],
   ["submit: unknown thread", Code.NotFound, `thread "${missing}" not found`, (s) => s.turns().submitTurn({ threadId: missing, input: {} })],
   ["submit: input over 256 KiB", Code.InvalidArgument, "input is 262154 bytes as JSON; the limit is 262144", (s, th) => s.turns().submitTurn({ threadId: th, input: { big } })],
+  ["submit: input nested 33 levels deep", Code.InvalidArgument, "input nests objects and arrays more than 32 levels deep", (s, th) => s.turns().submitTurn({ threadId: th, input: nested(33) })],
   ["submit: idempotency_key over 256 characters", Code.InvalidArgument, "idempotency_key: must be at most 256 characters [string.max_len]", (s, th) => s.turns().submitTurn({ threadId: th, input: {}, idempotencyKey: "k".repeat(257) })],
   ["submit: bad thread_id", Code.InvalidArgument, `thread_id: ${ulidRule}`, (s) => s.turns().submitTurn({ threadId: "01ARZ3NDEKTSV4RRFFQ69G5FA!", input: {} })],
   ["submit: U+0000 in idempotency_key", Code.InvalidArgument, "idempotency_key holds U+0000, which cannot be stored", (s, th) => s.turns().submitTurn({ threadId: th, input: {}, idempotencyKey: "k\u0000" })],
@@ -100,6 +102,20 @@ async function rawJson(s: TestServer, method: string, body: string | Uint8Array)
   if (outcome.kind !== "ok") throw new Error(`no RPC answer: ${JSON.stringify(outcome)}`);
 }
 
+/** A JSON object nested `depth` deep: {"a": {"a": … 1 …}}. */
+function nested(depth: number): JsonObject {
+  let value: JsonObject = { a: 1 };
+  for (let i = 1; i < depth; i++) value = { a: value };
+  return value;
+}
+
+/** A copy of `bytes` with `value` at `at`. */
+function withByte(bytes: Uint8Array, at: number, value: number): Uint8Array {
+  const copy = bytes.slice();
+  copy[at] = value;
+  return copy;
+}
+
 /** Bytes of a string of code points below 256, one byte each: JSON with a lone byte such as 0xe9 (not UTF-8). */
 function latin1(text: string): Uint8Array {
   return Uint8Array.from(text, (c) => c.charCodeAt(0));
@@ -128,6 +144,53 @@ for (const tier of tierKinds) {
       t.is((await server.turns().getThread({ threadId })).thread!.lastSeq, 2n);
     });
   }
+
+  test(`${tier}: a body that is not protobuf is INVALID_ARGUMENT over every protocol, unary and streaming, and writes nothing`, async (t) => {
+    const server = servers.get(tier)!;
+    const { thread } = await server.turns().createThread({});
+    const threadId = thread!.threadId;
+    const notProtobuf = (why: string) => ({ kind: "error", code: Code.InvalidArgument, message: `the request is not valid protobuf: ${why}` });
+    const append = create(AppendEventsRequestSchema, { threadId, events: [{ type: "custom", payload: { text: "x" } }] });
+    const tail = create(TailEventsRequestSchema, { threadId, afterSeq: 1n });
+    const bodies = (valid: Uint8Array): [string, Uint8Array, ReturnType<typeof notProtobuf>][] => [
+      ["undecodable bytes (wire type 7)", Uint8Array.of(0x7f, 0x01), notProtobuf("illegal tag: field no 15 wire type 7")],
+      ["a truncated varint", Buffer.concat([valid, Uint8Array.of(0x20, 0xff)]), notProtobuf("premature EOF")],
+      ["invalid UTF-8 in a string", withByte(valid, Buffer.from(valid).indexOf(threadId) + 1, 0xff), notProtobuf("invalid UTF-8 in a string field")],
+    ];
+    const deepAppend = create(AppendEventsRequestSchema, { threadId, events: [{ type: "custom", payload: nested(60) }] });
+    const unary: [string, Uint8Array, ReturnType<typeof notProtobuf>][] = [
+      ...bodies(toBinary(AppendEventsRequestSchema, append)),
+      ["a Struct nested past the depth limit", toBinary(AppendEventsRequestSchema, deepAppend), notProtobuf("cannot decode message google.protobuf.Struct from binary: maximum recursion depth of 100 reached")],
+    ];
+    const url = (method: string) => `${server.baseUrl}/eventide.v1.EventService/${method}`;
+    for (const [name, body, expected] of unary) {
+      t.deepEqual(await connectUnary(url("AppendEvents"), "application/proto", body, {}, 10_000), expected, `${name} over Connect`);
+      t.deepEqual(await grpc(url("AppendEvents"), "application/grpc", envelope(body), {}, 10_000), expected, `${name} over gRPC`);
+      t.deepEqual(await grpcWeb(url("AppendEvents"), "application/grpc-web+proto", envelope(body), {}, 10_000), expected, `${name} over gRPC-Web`);
+    }
+    for (const [name, body, expected] of bodies(toBinary(TailEventsRequestSchema, tail))) {
+      t.deepEqual(await connectStream(url("TailEvents"), "application/connect+proto", envelope(body), {}, 10_000), expected, `${name}, tail over Connect`);
+      t.deepEqual(await grpc(url("TailEvents"), "application/grpc", envelope(body), {}, 10_000), expected, `${name}, tail over gRPC`);
+      t.deepEqual(await grpcWeb(url("TailEvents"), "application/grpc-web+proto", envelope(body), {}, 10_000), expected, `${name}, tail over gRPC-Web`);
+    }
+    // JSON decodes deeper values (97 levels): the rule on payloads (32 levels) refuses them on every protocol alike.
+    const overLimit = { kind: "error", code: Code.InvalidArgument, message: "events[0].payload nests objects and arrays more than 32 levels deep" };
+    const deepJson = new TextEncoder().encode(toJsonString(AppendEventsRequestSchema, deepAppend));
+    t.deepEqual(await connectUnary(url("AppendEvents"), "application/json", deepJson, {}, 10_000), overLimit, "over Connect JSON");
+    t.deepEqual(await grpc(url("AppendEvents"), "application/grpc+json", envelope(deepJson), {}, 10_000), overLimit, "over gRPC JSON");
+    const justOver = create(AppendEventsRequestSchema, { threadId, events: [{ type: "custom", payload: nested(33) }] });
+    const justOverBinary = toBinary(AppendEventsRequestSchema, justOver);
+    const justOverJson = new TextEncoder().encode(toJsonString(AppendEventsRequestSchema, justOver));
+    t.deepEqual(await connectUnary(url("AppendEvents"), "application/proto", justOverBinary, {}, 10_000), overLimit, "33 levels over Connect");
+    t.deepEqual(await grpc(url("AppendEvents"), "application/grpc", envelope(justOverBinary), {}, 10_000), overLimit, "33 levels over gRPC");
+    t.deepEqual(await grpcWeb(url("AppendEvents"), "application/grpc-web+proto", envelope(justOverBinary), {}, 10_000), overLimit, "33 levels over gRPC-Web");
+    t.deepEqual(await connectUnary(url("AppendEvents"), "application/json", justOverJson, {}, 10_000), overLimit, "33 levels over Connect JSON");
+    t.is((await server.turns().getThread({ threadId })).thread!.lastSeq, 1n, "nothing was written");
+    // 32 levels go in, and come back out in a batched tail (the deepest place a payload travels).
+    const { lastSeq } = await server.events().appendEvents({ threadId, events: [{ type: "custom", payload: nested(32) }] });
+    const [batch] = await collectTail((signal) => server.events().tailEvents({ threadId, afterSeq: 1n, maxEventsPerResponse: 10 }, { signal }), () => true);
+    t.deepEqual(batch.item.case === "events" && batch.item.value.events.map((e) => [e.seq, e.payload]), [[lastSeq, nested(32)]]);
+  });
 
   test(`${tier}: the Violations detail names the field by path and the rule`, async (t) => {
     const server = servers.get(tier)!;

@@ -73,10 +73,6 @@ interface Case {
  */
 const knownDeviations: [cause: string, matches: (c: Case, o: RawOutcome) => boolean][] = [
   [
-    'connect-es answers INTERNAL "parse binary: …" to a body that is not protobuf (as gRPC\'s status code spec has it; DESIGN.md asks INVALID_ARGUMENT for malformed input)',
-    (_, o) => isError(o, Code.Internal) && o.message.startsWith("parse binary: "),
-  ],
-  [
     "connect-es answers INTERNAL to a message flagged compressed without an encoding",
     (_, o) => isError(o, Code.Internal) && o.message === "received compressed envelope, but do not know how to decompress",
   ],

@@ -224,8 +224,9 @@ export type CompleteTurnRequest = Message<"eventide.v1.CompleteTurnRequest"> & {
   leaseId: string;
 
   /**
-   * The result, a JSON object of at most 256 KiB (as JSON); no U+0000 or
-   * unpaired surrogate in its strings (Postgres cannot store them).
+   * The result, a JSON object of at most 256 KiB (as JSON), nested at most 32
+   * levels deep; no U+0000 or unpaired surrogate in its strings (Postgres
+   * cannot store them).
    *
    * @generated from field: google.protobuf.Struct output = 3;
    */

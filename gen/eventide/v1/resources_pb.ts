@@ -338,8 +338,9 @@ export type EventInput = Message<"eventide.v1.EventInput"> & {
   type: string;
 
   /**
-   * The event's data, a JSON object of at most 256 KiB (as JSON); no U+0000
-   * or unpaired surrogate in its strings (Postgres cannot store them).
+   * The event's data, a JSON object of at most 256 KiB (as JSON), nested at
+   * most 32 levels deep; no U+0000 or unpaired surrogate in its strings
+   * (Postgres cannot store them).
    *
    * @generated from field: google.protobuf.Struct payload = 3;
    */

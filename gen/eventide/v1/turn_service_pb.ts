@@ -171,8 +171,9 @@ export type SubmitTurnRequest = Message<"eventide.v1.SubmitTurnRequest"> & {
   threadId: string;
 
   /**
-   * The user's input, a JSON object of at most 256 KiB (as JSON); no U+0000
-   * or unpaired surrogate in its strings (Postgres cannot store them).
+   * The user's input, a JSON object of at most 256 KiB (as JSON), nested at
+   * most 32 levels deep; no U+0000 or unpaired surrogate in its strings
+   * (Postgres cannot store them).
    *
    * @generated from field: google.protobuf.Struct input = 2;
    */
