@@ -2,7 +2,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import type { DescFile } from "@bufbuild/protobuf";
 import { type ConnectRouter, createRouterTransport } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { AgentService, file_eventide_v1_agent_service } from "../gen/eventide/v1/agent_service_pb.js";
 import { ArchiveService, file_eventide_v1_archive_service } from "../gen/eventide/v1/archive_service_pb.js";
@@ -23,6 +23,7 @@ import { consoleRoutes } from "./http/console.js";
 import { originalApiRoutes } from "./http/original-api.js";
 import { withHttpRoutes } from "./http/routes.js";
 import { jsonOptions } from "./wire/json-requests.js";
+import { refuseProtoKeys } from "./wire/proto-keys.js";
 import { refuseUndecodableRequests } from "./wire/undecodable-requests.js";
 import { agentService } from "./services/agent-service.js";
 import { archiveService } from "./services/archive-service.js";
@@ -32,6 +33,9 @@ import { registerReflection } from "./services/reflection-service.js";
 import { StreamShutdown } from "./services/shutdown.js";
 import { turnService } from "./services/turn-service.js";
 import type { Tiers } from "./tiers/open-tiers.js";
+
+/** Request encodings the server takes (connect-node's default). */
+const acceptCompression = [compressionGzip, compressionBrotli];
 
 /** What reflection announces: our four services, health and reflection itself. */
 const announcedFiles: DescFile[] = [
@@ -67,6 +71,7 @@ export async function startServer(config: Config, core: Core, log: Logger, tiers
     router.service(Health, healthService(health));
     registerReflection(router, announcedFiles);
     refuseUndecodableRequests(router);
+    refuseProtoKeys(router, { compressions: acceptCompression, readMaxBytes: config.limits.maxRequestBytes });
   };
   // Outermost first: observation sees every call's final code (auth refusals too),
   // auth runs before validation (an anonymous caller learns nothing about a request's shape).
@@ -74,6 +79,7 @@ export async function startServer(config: Config, core: Core, log: Logger, tiers
   const rpcHandler = connectNodeAdapter({
     routes,
     interceptors,
+    acceptCompression,
     contextValues: authContextValues,
     jsonOptions,
     // Larger requests are refused (RESOURCE_EXHAUSTED) before decoding.

@@ -14,6 +14,7 @@ import { ThreadSchema } from "../../gen/eventide/v1/resources_pb.js";
 import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { countAuthorizationHeaders, duplicateAuthorization } from "../auth.js";
 import { strictUtf8 } from "../wire/json-requests.js";
+import { protoKeyIn, protoKeyRefused } from "../wire/proto-keys.js";
 import { fromEnvelope, toEnvelope } from "./agent-events.js";
 import { BadRequest, BodyTooLarge, errorBody, sendError, sendJson } from "./http-replies.js";
 import type { HttpRequest, HttpResponse, HttpRoute } from "./routes.js";
@@ -170,11 +171,16 @@ async function readJsonBody(req: HttpRequest, maxBytes: number): Promise<unknown
     chunks.push(chunk);
   }
   const text = strictUtf8(Buffer.concat(chunks));
+  let body: unknown;
   try {
-    return JSON.parse(text);
+    body = JSON.parse(text);
   } catch {
     throw new BadRequest("the request body must be JSON");
   }
+  // Refused as on the RPCs: a decoder would drop the key (see wire/proto-keys.ts).
+  const path = protoKeyIn(body);
+  if (path !== undefined) throw protoKeyRefused(path);
+  return body;
 }
 
 /** Last-Event-ID (EventSource's reconnect) wins over ?after_seq=. */

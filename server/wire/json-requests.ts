@@ -2,6 +2,7 @@
 // strictly. Connect's defaults are lenient in ways that change what is stored.
 import type { JsonReadOptions, JsonWriteOptions } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { protoKeyInJson, protoKeyRefused } from "./proto-keys.js";
 
 const fatalUtf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -24,5 +25,13 @@ export const jsonOptions: Partial<JsonReadOptions & JsonWriteOptions> & { textDe
   ignoreUnknownFields: false,
   // Connect decodes the body with this decoder (its createJsonSerialization option): a parse
   // error it throws answers as it is.
-  textDecoder: { decode: (bytes) => strictUtf8(bytes ?? new Uint8Array(0)) },
+  textDecoder: { decode: (bytes) => checkedJson(bytes ?? new Uint8Array(0)) },
 };
+
+/** The body as text, refused when it is not UTF-8 or holds a "__proto__" key (see proto-keys.ts). */
+function checkedJson(bytes: Uint8Array): string {
+  const text = strictUtf8(bytes);
+  const path = protoKeyInJson(text);
+  if (path !== undefined) throw protoKeyRefused(path);
+  return text;
+}

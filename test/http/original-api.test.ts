@@ -171,6 +171,7 @@ for (const tier of tierKinds) {
       ["payload not an object", append(server, "agent", { thread_id: threadId, type: "x.y", payload: [1] }), 400, /payload must be a JSON object/],
       ["bad spec version", append(server, "agent", { spec_version: "agent-events/9", thread_id: threadId, type: "x.y" }), 400, /spec_version/],
       ["bad ts", append(server, "agent", { thread_id: threadId, type: "x.y", ts: "yesterday" }), 400, /ts must be an RFC 3339 time/],
+      ["a \"__proto__\" key", append(server, "agent", JSON.parse(`{"thread_id":"${threadId}","type":"x.y","payload":{"a":{"__proto__":{"b":1}}}}`)), 400, /^event\.payload\.a holds the key "__proto__", which is not accepted$/],
       ["a queued turn's event", append(server, "agent", { thread_id: threadId, turn_id: turn!.turnId, type: "x.y" }), 400, /turn \w+ is queued: its events come from the agent that runs it/],
       ["oversize", append(server, "agent", { thread_id: threadId, type: "x.y", payload: { big: "x".repeat(70 * 1024) } }), 413, /larger than/],
     ];

@@ -3,15 +3,16 @@
 // (protovalidate, enforced by the validation interceptor, with a
 // buf.validate.Violations detail); the others from the services' own checks.
 import test from "ava";
-import { create, type JsonObject, toBinary, toJsonString } from "@bufbuild/protobuf";
+import { create, type DescMessage, type JsonObject, type MessageInitShape, toBinary, toJsonString } from "@bufbuild/protobuf";
+import { gzipSync } from "node:zlib";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { ViolationsSchema } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import { AgentService } from "../../gen/eventide/v1/agent_service_pb.js";
 import { AppendEventsRequestSchema, EventService, TailEventsRequestSchema } from "../../gen/eventide/v1/event_service_pb.js";
-import { MultitaskStrategy, TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
+import { MultitaskStrategy, SubmitTurnRequestSchema, TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { connectStream, connectUnary, envelope, grpc, grpcWeb } from "../support/raw-rpc.js";
-import { collectTail, type TestServer, tierKinds, serverPerTier, waitPersisted } from "../support/server.js";
+import { collectTail, protocols, type TestServer, tierKinds, serverPerTier, waitPersisted } from "../support/server.js";
 
 const servers = serverPerTier(test);
 
@@ -45,6 +46,11 @@ const cases: Case[] = [
   ["append: metadata value over 1024 characters", Code.InvalidArgument, 'events[0].metadata["k"]: must be at most 1024 characters [string.max_len]', (s, th) => s.events().appendEvents({ threadId: th, events: [{ type: "custom", metadata: { k: "é".repeat(1025) } }] })],
   ["append: U+0000 in a payload", Code.InvalidArgument, "events[0].payload holds U+0000, which cannot be stored", (s, th) => s.events().appendEvents({ threadId: th, events: [{ type: "custom", payload: { text: "a\u0000b" } }] })],
   ["append: an unpaired surrogate in a payload key (Connect JSON)", Code.InvalidArgument, "events[0].payload holds an unpaired surrogate, which cannot be stored", (s, th) => jsonEvents(s).appendEvents({ threadId: th, events: [{ type: "custom", payload: { "\ud800": 1 } }] })],
+  ["append: a \"__proto__\" key in a payload", Code.InvalidArgument, 'events[0].payload holds the key "__proto__", which is not accepted', (s, th) => rawBinary(s, "EventService/AppendEvents", AppendEventsRequestSchema, { threadId: th, events: [{ type: "custom", payload: { a: 1, [protoKey]: { x: 1 } } }] })],
+  ["append: a \"__proto__\" key deep in a payload", Code.InvalidArgument, 'events[1].payload.a.b[1] holds the key "__proto__", which is not accepted', (s, th) => rawBinary(s, "EventService/AppendEvents", AppendEventsRequestSchema, { threadId: th, events: [{ type: "custom" }, { type: "custom", payload: { a: { b: [{}, { [protoKey]: 1 }] } } }] })],
+  ["append: a \"__proto__\" key in metadata", Code.InvalidArgument, 'events[0].metadata holds the key "__proto__", which is not accepted', (s, th) => rawBinary(s, "EventService/AppendEvents", AppendEventsRequestSchema, { threadId: th, events: [{ type: "custom", metadata: { k: "v", [protoKey]: "v" } }] })],
+  ["append: a \"__proto__\" key in a payload (Connect JSON)", Code.InvalidArgument, 'events[0].payload.a holds the key "__proto__", which is not accepted', (s, th) => rawJson(s, "EventService/AppendEvents", `{"thread_id":"${th}","events":[{"type":"custom","payload":{"a":{"__proto__":{"x":1}}}}]}`)],
+  ["append: a \"__proto__\" key spelt with escapes in metadata (Connect JSON)", Code.InvalidArgument, 'events[0].metadata holds the key "__proto__", which is not accepted', (s, th) => rawJson(s, "EventService/AppendEvents", `{"thread_id":"${th}","events":[{"type":"custom","metadata":{"\\u005f_proto\\u005f_":"v"}}]}`)],
   ["append: U+0000 in a metadata value", Code.InvalidArgument, 'events[0].metadata["k"] holds U+0000, which cannot be stored', (s, th) => s.events().appendEvents({ threadId: th, events: [{ type: "custom", metadata: { k: "\u0000" } }] })],
   ["append: stale expected_last_seq", Code.FailedPrecondition, "expected_last_seq is 0 but the thread's last seq is 2; nothing was written", (s, th) => s.events().appendEvents({ threadId: th, expectedLastSeq: 0n, events: custom })],
   ["append: negative expected_last_seq", Code.InvalidArgument, "expected_last_seq: must be greater than or equal to 0 and less than or equal to 9007199254740991 [int64.gte_lte]", (s, th) => s.events().appendEvents({ threadId: th, expectedLastSeq: -3n, events: custom })],
@@ -54,6 +60,7 @@ const cases: Case[] = [
   ["submit: unknown thread", Code.NotFound, `thread "${missing}" not found`, (s) => s.turns().submitTurn({ threadId: missing, input: {} })],
   ["submit: input over 256 KiB", Code.InvalidArgument, "input is 262154 bytes as JSON; the limit is 262144", (s, th) => s.turns().submitTurn({ threadId: th, input: { big } })],
   ["submit: input nested 33 levels deep", Code.InvalidArgument, "input nests objects and arrays more than 32 levels deep", (s, th) => s.turns().submitTurn({ threadId: th, input: nested(33) })],
+  ["submit: a \"__proto__\" key in input", Code.InvalidArgument, 'input holds the key "__proto__", which is not accepted', (s, th) => rawBinary(s, "TurnService/SubmitTurn", SubmitTurnRequestSchema, { threadId: th, input: { [protoKey]: "x" } })],
   ["submit: idempotency_key over 256 characters", Code.InvalidArgument, "idempotency_key: must be at most 256 characters [string.max_len]", (s, th) => s.turns().submitTurn({ threadId: th, input: {}, idempotencyKey: "k".repeat(257) })],
   ["submit: bad thread_id", Code.InvalidArgument, `thread_id: ${ulidRule}`, (s) => s.turns().submitTurn({ threadId: "01ARZ3NDEKTSV4RRFFQ69G5FA!", input: {} })],
   ["submit: U+0000 in idempotency_key", Code.InvalidArgument, "idempotency_key holds U+0000, which cannot be stored", (s, th) => s.turns().submitTurn({ threadId: th, input: {}, idempotencyKey: "k\u0000" })],
@@ -64,6 +71,7 @@ const cases: Case[] = [
   ["submit: undefined multitask_strategy", Code.InvalidArgument, "multitask_strategy: value must be one of the defined enum values [enum.defined_only]", (s, th) => s.turns().submitTurn({ threadId: th, input: {}, multitaskStrategy: 7 as MultitaskStrategy })],
   ["create: a metadata key of 100,000 characters (echoed cut short)", Code.InvalidArgument, `metadata["${"k".repeat(64)}…"]: must be at most 128 characters [string.max_len]`, (s) => s.turns().createThread({ metadata: { ["k".repeat(100_000)]: "v" } })],
   ["create: U+0000 in a metadata key", Code.InvalidArgument, 'metadata key "a\\u0000b" holds U+0000, which cannot be stored', (s) => s.turns().createThread({ metadata: { "a\u0000b": "v" } })],
+  ["create: a \"__proto__\" metadata key (Connect JSON)", Code.InvalidArgument, 'metadata holds the key "__proto__", which is not accepted', (s) => rawJson(s, "TurnService/CreateThread", '{"metadata":{"__proto__":"v"}}')],
   ["create: empty metadata key", Code.InvalidArgument, 'metadata[""]: must be at least 1 characters [string.min_len]', (s) => s.turns().createThread({ metadata: { "": "v" } })],
   ["get thread: empty id", Code.InvalidArgument, `thread_id: ${ulidRule}`, (s) => s.turns().getThread({ threadId: "" })],
   ["get thread: lower-case ULID", Code.InvalidArgument, `thread_id: ${ulidRule}`, (s, th) => s.turns().getThread({ threadId: th.toLowerCase() })],
@@ -114,6 +122,26 @@ function withByte(bytes: Uint8Array, at: number, value: number): Uint8Array {
   const copy = bytes.slice();
   copy[at] = value;
   return copy;
+}
+
+/**
+ * Stands for the key "__proto__" in a message to encode: protobuf-es drops that key itself (the
+ * server's trouble too), so requests are encoded with this one, of the same length, and patched.
+ */
+const protoKey = "__proto@@";
+
+/** The binary request, with every `protoKey` turned into "__proto__". */
+function withProtoKeys<D extends DescMessage>(schema: D, init: MessageInitShape<D>): Uint8Array {
+  const bytes = Buffer.from(toBinary(schema, create(schema, init)));
+  for (let at = bytes.indexOf(protoKey); at >= 0; at = bytes.indexOf(protoKey, at)) bytes.write("__proto__", at);
+  return bytes;
+}
+
+/** A gRPC call of `method` (`Service/Method` of eventide.v1) with `init` encoded by withProtoKeys; its error thrown. */
+async function rawBinary<D extends DescMessage>(s: TestServer, method: string, schema: D, init: MessageInitShape<D>): Promise<void> {
+  const outcome = await grpc(`${s.baseUrl}/eventide.v1.${method}`, "application/grpc", envelope(withProtoKeys(schema, init)), {}, 10_000);
+  if (outcome.kind === "error") throw new ConnectError(outcome.message, outcome.code);
+  if (outcome.kind !== "ok") throw new Error(`no RPC answer: ${JSON.stringify(outcome)}`);
 }
 
 /** Bytes of a string of code points below 256, one byte each: JSON with a lone byte such as 0xe9 (not UTF-8). */
@@ -190,6 +218,32 @@ for (const tier of tierKinds) {
     const { lastSeq } = await server.events().appendEvents({ threadId, events: [{ type: "custom", payload: nested(32) }] });
     const [batch] = await collectTail((signal) => server.events().tailEvents({ threadId, afterSeq: 1n, maxEventsPerResponse: 10 }, { signal }), () => true);
     t.deepEqual(batch.item.case === "events" && batch.item.value.events.map((e) => [e.seq, e.payload]), [[lastSeq, nested(32)]]);
+  });
+
+  test(`${tier}: a "__proto__" key is refused over every protocol, compressed too, and the same text as a value or a longer key is kept`, async (t) => {
+    const server = servers.get(tier)!;
+    const { thread } = await server.turns().createThread({});
+    const threadId = thread!.threadId;
+    const binary = withProtoKeys(AppendEventsRequestSchema, { threadId, events: [{ type: "custom", payload: { text: "x", [protoKey]: { polluted: true } } }] });
+    const json = new TextEncoder().encode(`{"thread_id":"${threadId}","events":[{"type":"custom","payload":{"text":"x","__proto__":{"polluted":true}}}]}`);
+    const url = `${server.baseUrl}/eventide.v1.EventService/AppendEvents`;
+    const refused = { kind: "error", code: Code.InvalidArgument, message: 'events[0].payload holds the key "__proto__", which is not accepted' };
+    t.deepEqual(await connectUnary(url, "application/proto", binary, {}, 10_000), refused, "Connect");
+    t.deepEqual(await connectUnary(url, "application/proto", gzipSync(binary), { "content-encoding": "gzip" }, 10_000), refused, "Connect, gzipped");
+    t.deepEqual(await grpc(url, "application/grpc", envelope(binary), {}, 10_000), refused, "gRPC");
+    t.deepEqual(await grpc(url, "application/grpc", envelope(gzipSync(binary), 1), { "grpc-encoding": "gzip" }, 10_000), refused, "gRPC, gzipped");
+    t.deepEqual(await grpcWeb(url, "application/grpc-web+proto", envelope(binary), {}, 10_000), refused, "gRPC-Web");
+    t.deepEqual(await connectUnary(url, "application/json", json, {}, 10_000), refused, "Connect JSON");
+    t.deepEqual(await grpc(url, "application/grpc+json", envelope(json), {}, 10_000), refused, "gRPC JSON");
+    t.is((await server.turns().getThread({ threadId })).thread!.lastSeq, 1n, "nothing was written");
+
+    // The text elsewhere is no key: kept, and read back as sent.
+    const kept = { text: "__proto__", list: ["__proto__"], "__proto__x": { a: "__proto__" } };
+    for (const protocol of protocols) {
+      const { lastSeq } = await server.events(protocol).appendEvents({ threadId, events: [{ type: "custom", payload: kept, metadata: { k: "__proto__" } }] });
+      const [stored] = (await server.events().listEvents({ threadId, afterSeq: lastSeq - 1n })).events;
+      t.deepEqual([stored.payload, stored.metadata], [kept, { k: "__proto__" }], protocol);
+    }
   });
 
   test(`${tier}: the Violations detail names the field by path and the rule`, async (t) => {

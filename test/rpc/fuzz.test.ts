@@ -19,6 +19,7 @@ import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
 import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { createRequestValidator, violationsMessage } from "../../server/interceptors/validate.js";
 import { jsonOptions } from "../../server/wire/json-requests.js";
+import { protoKeyInBinary, protoKeyRefused } from "../../server/wire/proto-keys.js";
 import { hostileValue, malformedJson, malformedProtobuf, Random, randomMessage } from "../support/fuzz-inputs.js";
 import { connectStream, connectUnary, envelope, grpc, grpcWeb, type RawOutcome } from "../support/raw-rpc.js";
 import { type TestServer, tierKinds, serverPerTier, waitPersisted } from "../support/server.js";
@@ -148,11 +149,19 @@ function randomCases(server: TestServer, fixture: Fixture): Case[] {
         protocol = "connect";
         received = fromBinary(method.input, toBinary(method.input, message));
       }
+      // A "__proto__" map key reaches the server only in binary (protobuf-es's JSON drops it), which refuses it first.
+      const protoKeyAt = protocol === "connect-json" ? undefined : protoKeyInBinary(method.input, toBinary(method.input, message));
       const label = `${method.name} #${i} over ${protocol}: ${describe(method.input, message)}`;
-      cases.push({ label, send: () => callClient(transport(protocol), method, message), check: (o) => checkDecoded(method, received, o, true) });
+      const check = (o: RawOutcome) => (protoKeyAt === undefined ? checkDecoded(method, received, o, true) : checkProtoKeyRefused(protoKeyAt, o));
+      cases.push({ label, send: () => callClient(transport(protocol), method, message), check });
     }
   }
   return cases;
+}
+
+function checkProtoKeyRefused(path: string, outcome: RawOutcome): string | undefined {
+  const expected = protoKeyRefused(path).rawMessage;
+  return isError(outcome, Code.InvalidArgument) && outcome.message === expected ? undefined : `expected ${JSON.stringify(expected)}, got ${show(outcome)}`;
 }
 
 /** What a request should get, given the message the server decodes. */
@@ -248,7 +257,13 @@ function malformedCases(server: TestServer): { cases: Case[]; skipped: number } 
     };
 
     malformedProtobuf(r, method.input).forEach((body, i) => {
-      decodedAs(`protobuf body #${i} (${body.length} bytes)`, () => fromBinary(method.input, body), [
+      // As the server reads it: a "__proto__" map key refused before it is decoded.
+      const asRead = () => {
+        const protoKeyAt = protoKeyInBinary(method.input, body);
+        if (protoKeyAt !== undefined) throw protoKeyRefused(protoKeyAt);
+        return fromBinary(method.input, body);
+      };
+      decodedAs(`protobuf body #${i} (${body.length} bytes)`, asRead, [
         ["connect", () => (streaming ? connectStream(url, "application/connect+proto", envelope(body), {}, callTimeoutMs) : connectUnary(url, "application/proto", body, {}, callTimeoutMs))],
         ["grpc", () => grpc(url, "application/grpc", envelope(body), {}, callTimeoutMs)],
         ["grpc-web", () => grpcWeb(url, "application/grpc-web+proto", envelope(body), {}, callTimeoutMs)],
