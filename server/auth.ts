@@ -37,7 +37,7 @@ export const duplicateAuthorization = "more than one Authorization header";
 /** Authorization headers in raw headers (name, value, name, value, …; any case). */
 export function countAuthorizationHeaders(rawHeaders: readonly string[]): number {
   let n = 0;
-  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i].length === 13 && rawHeaders[i].toLowerCase() === "authorization") n++;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i].toLowerCase() === "authorization") n++;
   return n;
 }
 
