@@ -24,7 +24,6 @@ import { originalApiRoutes } from "./http/original-api.js";
 import { withHttpRoutes } from "./http/routes.js";
 import { jsonOptions } from "./wire/json-requests.js";
 import { refuseProtoKeys } from "./wire/proto-keys.js";
-import { refuseUndecodableRequests } from "./wire/undecodable-requests.js";
 import { agentService } from "./services/agent-service.js";
 import { archiveService } from "./services/archive-service.js";
 import { eventService } from "./services/event-service.js";
@@ -70,7 +69,6 @@ export async function startServer(config: Config, core: Core, log: Logger, tiers
     router.service(AgentService, agentService({ dispatch: core.dispatch, events, pollMs: config.dispatch.sweepIntervalMs, log, shutdown: streams }));
     router.service(Health, healthService(health));
     registerReflection(router, announcedFiles);
-    refuseUndecodableRequests(router);
     refuseProtoKeys(router, { compressions: acceptCompression, readMaxBytes: config.limits.maxRequestBytes });
   };
   // Outermost first: observation sees every call's final code (auth refusals too),

@@ -17,10 +17,9 @@ import {
   TurnCancelled,
   TurnNotStarted,
 } from "../domain/errors.js";
-import { undecodableRequest } from "../wire/undecodable-requests.js";
 
 export function toConnectError(err: unknown, log: Logger): ConnectError {
-  if (err instanceof ConnectError) return undecodableRequest(err) ?? err;
+  if (err instanceof ConnectError) return err;
   if (err instanceof DomainError) return new ConnectError(err.message, domainCode(err));
   if (isConnectionError(err)) {
     log.warn({ err }, "a tier is unreachable");

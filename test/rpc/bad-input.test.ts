@@ -177,13 +177,13 @@ for (const tier of tierKinds) {
     const server = servers.get(tier)!;
     const { thread } = await server.turns().createThread({});
     const threadId = thread!.threadId;
-    const notProtobuf = (why: string) => ({ kind: "error", code: Code.InvalidArgument, message: `the request is not valid protobuf: ${why}` });
+    const notProtobuf = (why: string) => ({ kind: "error", code: Code.InvalidArgument, message: `parse binary: ${why}` });
     const append = create(AppendEventsRequestSchema, { threadId, events: [{ type: "custom", payload: { text: "x" } }] });
     const tail = create(TailEventsRequestSchema, { threadId, afterSeq: 1n });
     const bodies = (valid: Uint8Array): [string, Uint8Array, ReturnType<typeof notProtobuf>][] => [
       ["undecodable bytes (wire type 7)", Uint8Array.of(0x7f, 0x01), notProtobuf("illegal tag: field no 15 wire type 7")],
       ["a truncated varint", Buffer.concat([valid, Uint8Array.of(0x20, 0xff)]), notProtobuf("premature EOF")],
-      ["invalid UTF-8 in a string", withByte(valid, Buffer.from(valid).indexOf(threadId) + 1, 0xff), notProtobuf("invalid UTF-8 in a string field")],
+      ["invalid UTF-8 in a string", withByte(valid, Buffer.from(valid).indexOf(threadId) + 1, 0xff), notProtobuf("The encoded data was not valid for encoding utf-8")],
     ];
     const deepAppend = create(AppendEventsRequestSchema, { threadId, events: [{ type: "custom", payload: nested(60) }] });
     const unary: [string, Uint8Array, ReturnType<typeof notProtobuf>][] = [
