@@ -96,7 +96,12 @@ export async function startServer(config: Config, core: Core, log: Logger, tiers
     services: [TurnService.typeName, EventService.typeName, ArchiveService.typeName, AgentService.typeName],
     log,
   });
-  const server: ListeningServer = await listen(withProbes(readiness, health, withCors(config.corsOrigins, handler), core.alarm), config.port, config.host, config.tls);
+  const server: ListeningServer = await listen(withProbes(readiness, health, withCors(config.corsOrigins, handler), core.alarm), {
+    port: config.port,
+    host: config.host,
+    limits: config.connections,
+    tls: config.tls,
+  });
   return {
     port: server.port,
     scheme: server.scheme,

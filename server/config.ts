@@ -78,8 +78,22 @@ export interface Config {
    */
   apiKeys: ApiKeyEntry[];
   /** Per-key limits: requests a second and burst (EVENTIDE_KEY_RATE, EVENTIDE_KEY_BURST; 0 = no limit),
-   * concurrent tails and agent feeds (EVENTIDE_KEY_MAX_STREAMS), request body bytes (EVENTIDE_MAX_REQUEST_BYTES). */
-  limits: { requestsPerSecond: number; burst: number; maxStreamsPerKey: number; maxRequestBytes: number };
+   * concurrent tails and agent feeds (EVENTIDE_KEY_MAX_STREAMS), request body bytes (EVENTIDE_MAX_REQUEST_BYTES);
+   * open streams of callers without a key, all together (EVENTIDE_ANONYMOUS_MAX_STREAMS). */
+  limits: { requestsPerSecond: number; burst: number; maxStreamsPerKey: number; maxRequestBytes: number; maxAnonymousStreams: number };
+  /** What one connection may hold, and for how long (see ConnectionLimits in http-server.ts). */
+  connections: {
+    /** A new connection must show its protocol within this: its first bytes, or over TLS its handshake (EVENTIDE_HANDSHAKE_TIMEOUT). */
+    handshakeTimeoutMs: number;
+    /** An HTTP/1.1 request's headers must be complete within this of its start (EVENTIDE_HEADERS_TIMEOUT). */
+    headersTimeoutMs: number;
+    /** An HTTP/1.1 connection between requests, or an HTTP/2 session with no open stream, is closed after this (EVENTIDE_IDLE_TIMEOUT). */
+    idleTimeoutMs: number;
+    /** Connections open at once; more are closed as they arrive (EVENTIDE_MAX_CONNECTIONS). */
+    maxConnections: number;
+    /** Streams open at once on one HTTP/2 connection (EVENTIDE_MAX_STREAMS_PER_CONNECTION). */
+    maxStreamsPerConnection: number;
+  };
   /** Port of the Prometheus /metrics endpoint; undefined = not served, 0 = any free port (METRICS_PORT). */
   metricsPort: number | undefined;
   /** PEM files; both set = HTTPS/HTTP2 with ALPN instead of cleartext (TLS_CERT, TLS_KEY). */
@@ -166,6 +180,15 @@ export function loadConfig(env: Env = process.env, argv: string[] = []): Config 
       burst: integer(env, "EVENTIDE_KEY_BURST", 2_000, 0, 10_000_000),
       maxStreamsPerKey: integer(env, "EVENTIDE_KEY_MAX_STREAMS", 2_000, 1, 10_000_000),
       maxRequestBytes: integer(env, "EVENTIDE_MAX_REQUEST_BYTES", 16 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+      maxAnonymousStreams: integer(env, "EVENTIDE_ANONYMOUS_MAX_STREAMS", 2_000, 1, 10_000_000),
+    },
+    connections: {
+      handshakeTimeoutMs: duration(env, "EVENTIDE_HANDSHAKE_TIMEOUT", "10s", 1, 3_600_000),
+      // At most Node's HTTP/1 request timeout (5 minutes), which bounds the whole request.
+      headersTimeoutMs: duration(env, "EVENTIDE_HEADERS_TIMEOUT", "30s", 1, 300_000),
+      idleTimeoutMs: duration(env, "EVENTIDE_IDLE_TIMEOUT", "30s", 1, 86_400_000),
+      maxConnections: integer(env, "EVENTIDE_MAX_CONNECTIONS", 10_000, 1, 10_000_000),
+      maxStreamsPerConnection: integer(env, "EVENTIDE_MAX_STREAMS_PER_CONNECTION", 256, 1, 2 ** 31 - 1),
     },
     metricsPort: env.METRICS_PORT ? integer(env, "METRICS_PORT", 0, 0, 65535) : undefined,
     tls: tls(env),
@@ -265,12 +288,14 @@ function prefix(value: string): string {
 
 const units: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-/** "250ms", "30s", "15m", "12h", "7d", or plain milliseconds. */
-function duration(env: Env, name: string, fallback: string): number {
+/** "250ms", "30s", "15m", "12h", "7d", or plain milliseconds; within [minMs, maxMs] when given. */
+function duration(env: Env, name: string, fallback: string, minMs = 0, maxMs = Infinity): number {
   const raw = env[name] || fallback;
   const match = /^(\d+)(ms|s|m|h|d)?$/.exec(raw.trim());
   if (!match) throw new ConfigError(`${name} must be a duration like 30s, 15m, 12h or 7d, got ${JSON.stringify(raw)}`);
-  return Number(match[1]) * units[match[2] ?? "ms"];
+  const ms = Number(match[1]) * units[match[2] ?? "ms"];
+  if (ms < minMs || ms > maxMs) throw new ConfigError(`${name} must be from ${minMs} ms to ${maxMs} ms, got ${JSON.stringify(raw)}`);
+  return ms;
 }
 
 function boolean(env: Env, name: string, fallback: boolean): boolean {

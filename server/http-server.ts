@@ -28,6 +28,31 @@ export interface OpenConnections {
   requests: number;
 }
 
+/**
+ * What one connection may hold, and for how long: a server that never timed a
+ * connection out could be filled with silent, slow or idle ones.
+ */
+export interface ConnectionLimits {
+  /** A new connection must show what it speaks within this: cleartext, its first bytes; TLS, its handshake. */
+  handshakeTimeoutMs: number;
+  /** An HTTP/1.1 request's headers must be complete within this of its first byte (or of the connection's start). */
+  headersTimeoutMs: number;
+  /** An HTTP/1.1 connection between requests, or an HTTP/2 session with no open stream, is closed after this. */
+  idleTimeoutMs: number;
+  /** Connections open at once; more are closed as they arrive. */
+  maxConnections: number;
+  /** Streams open at once on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  maxStreamsPerConnection: number;
+}
+
+export interface ListenOptions {
+  port: number;
+  host: string;
+  limits: ConnectionLimits;
+  /** Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) instead of cleartext. */
+  tls?: TlsFiles;
+}
+
 export interface ListeningServer {
   port: number;
   scheme: "http" | "https";
@@ -45,12 +70,30 @@ const h2Preface = Buffer.from("PRI * HTTP/2.0");
 /** How long a closing server lets open calls finish when its caller names no bound. */
 export const defaultGraceMs = 2_000;
 
-export async function listen(handler: RequestHandler, port: number, host: string, tlsFiles?: TlsFiles): Promise<ListeningServer> {
-  const connections = new Connections();
+/** Requests an HTTP/1.1 client may pipeline behind the one being answered; more close its connection. */
+const maxPipelined = 16;
+
+export async function listen(handler: RequestHandler, options: ListenOptions): Promise<ListeningServer> {
+  const { limits } = options;
+  const connections = new Connections(limits);
   const tracked = connections.track(handler);
+  // Node's own HTTP/1 timeouts: headers (and whole requests, at Node's default of 5 minutes),
+  // checked every connectionsCheckingInterval; keep-alive connections idle between requests.
+  const http1Timeouts = {
+    headersTimeout: limits.headersTimeoutMs,
+    keepAliveTimeout: limits.idleTimeoutMs,
+    connectionsCheckingInterval: Math.max(10, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 4))),
+  };
+  const http2Settings = { maxConcurrentStreams: limits.maxStreamsPerConnection };
   let listener: net.Server;
-  if (tlsFiles) {
-    const secure = http2.createSecureServer({ ...readTlsFiles(tlsFiles), allowHTTP1: true }, tracked);
+  let http1: http.Server | undefined;
+  if (options.tls) {
+    const secure = http2.createSecureServer(
+      { ...readTlsFiles(options.tls), allowHTTP1: true, handshakeTimeout: limits.handshakeTimeoutMs, settings: http2Settings },
+      tracked,
+    );
+    // Its HTTP/1.1 connections are served by Node's HTTP/1 code, which reads these from this server.
+    Object.assign(secure, http1Timeouts);
     secure.on("connection", (socket: net.Socket) => connections.add(socket));
     // ALPN chose: "h2", or HTTP/1.1 ("http/1.1", or no ALPN at all).
     secure.on("secureConnection", (socket: tls.TLSSocket) => {
@@ -59,27 +102,35 @@ export async function listen(handler: RequestHandler, port: number, host: string
     secure.on("session", (session) => connections.addSession(session));
     listener = secure;
   } else {
-    const h1 = http.createServer(tracked as http.RequestListener);
-    const h2 = http2.createServer(tracked as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+    const h1 = http.createServer(http1Timeouts, tracked as http.RequestListener);
+    // Node starts checking HTTP/1 header and request timeouts when its server listens. This one
+    // never listens itself (the sniffer hands it its sockets), so it is told it does.
+    h1.emit("listening");
+    http1 = h1;
+    const h2 = http2.createServer({ settings: http2Settings }, tracked as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
     h2.on("session", (session) => connections.addSession(session));
     listener = net.createServer((socket) => {
       connections.add(socket);
-      sniff(socket, (isH2) => {
+      sniff(socket, limits.handshakeTimeoutMs, (isH2) => {
         if (!isH2) connections.servesHttp1(socket);
         (isH2 ? h2 : h1).emit("connection", socket);
       });
     });
   }
+  // Past the cap, Node closes each new connection as it is accepted.
+  listener.maxConnections = limits.maxConnections;
   await new Promise<void>((resolve, reject) => {
     listener.once("error", reject);
-    listener.listen(port, host, () => resolve());
+    listener.listen(options.port, options.host, () => resolve());
   });
   return {
     port: (listener.address() as net.AddressInfo).port,
-    scheme: tlsFiles ? "https" : "http",
+    scheme: options.tls ? "https" : "http",
     async close(graceMs = defaultGraceMs) {
       const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
       connections.drain();
+      // Stops its timeout checks (it listens on nothing, so there is nothing else to close).
+      http1?.close();
       let dropped: OpenConnections = { http2Sessions: 0, http1Connections: 0, requests: 0 };
       const timer = setTimeout(() => {
         dropped = connections.open();
@@ -92,14 +143,21 @@ export async function listen(handler: RequestHandler, port: number, host: string
   };
 }
 
-/** The server's connections, so shutdown can ask each to finish, and drop the stragglers. */
+/**
+ * The server's connections, so shutdown can ask each to finish, and drop the
+ * stragglers; HTTP/2 sessions that hold no stream are closed once idle.
+ */
 class Connections {
   private readonly sockets = new Set<net.Socket>();
-  /** HTTP/1.1 sockets → requests in progress on them. */
+  /** HTTP/1.1 sockets → requests on them not yet answered (the one being answered and those pipelined behind it). */
   private readonly http1 = new Map<net.Socket, number>();
+  /** HTTP/1.1 sockets that have not sent a whole request yet → the timer that drops them. */
+  private readonly firstRequest = new Map<net.Socket, NodeJS.Timeout>();
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private requests = 0;
   private draining = false;
+
+  constructor(private readonly limits: ConnectionLimits) {}
 
   add(socket: net.Socket): void {
     this.sockets.add(socket);
@@ -108,33 +166,91 @@ class Connections {
 
   servesHttp1(socket: net.Socket): void {
     this.http1.set(socket, 0);
-    socket.once("close", () => this.http1.delete(socket));
+    // Node times a request's headers from its first byte: a connection that never sends one
+    // (after the TLS handshake) would otherwise stay for good.
+    this.firstRequest.set(socket, setTimeout(() => socket.destroy(), this.limits.headersTimeoutMs).unref());
+    socket.once("close", () => {
+      this.http1.delete(socket);
+      clearTimeout(this.firstRequest.get(socket));
+      this.firstRequest.delete(socket);
+    });
   }
 
   addSession(session: http2.ServerHttp2Session): void {
     this.sessions.add(session);
-    session.once("close", () => this.sessions.delete(session));
+    // Idle = no open stream: a session with a live tail is busy however quiet it is, and PINGs
+    // or SETTINGS alone do not keep a session open. The close is a GOAWAY, as at shutdown.
+    let open = 0;
+    let idle: NodeJS.Timeout | undefined;
+    const idleFromNow = () => {
+      idle = setTimeout(() => session.close(), this.limits.idleTimeoutMs).unref();
+    };
+    session.on("stream", (stream: http2.ServerHttp2Stream) => {
+      open++;
+      clearTimeout(idle);
+      stream.once("close", () => {
+        if (--open === 0 && !session.closed) idleFromNow();
+      });
+    });
+    session.once("close", () => {
+      clearTimeout(idle);
+      this.sessions.delete(session);
+    });
+    idleFromNow();
     if (this.draining) session.close();
   }
 
-  /** Counts requests per HTTP/1.1 connection, so a draining server closes each once idle. */
+  /**
+   * Counts requests per HTTP/1.1 connection, so a draining server closes each
+   * once idle. A request whose client is already gone is not served: nothing
+   * would ever tell it so, and a stream it opened would hold its slot for good.
+   */
   track(handler: RequestHandler): RequestHandler {
     return (req, res) => {
-      this.requests++;
-      const socket = req.httpVersionMajor === 1 ? (req.socket as net.Socket) : undefined;
-      if (socket && this.http1.has(socket)) {
-        this.http1.set(socket, this.http1.get(socket)! + 1);
-        if (this.draining) res.setHeader("Connection", "close");
+      if (req.httpVersionMajor !== 1) {
+        // Reset before its request came up.
+        if ((req as http2.Http2ServerRequest).stream.destroyed) return;
+        this.serve(handler, req, res, undefined);
+        return;
       }
-      res.once("close", () => {
-        this.requests--;
-        if (!socket || !this.http1.has(socket)) return;
-        const active = this.http1.get(socket)! - 1;
-        this.http1.set(socket, active);
-        if (this.draining && active === 0) socket.end();
-      });
-      handler(req, res);
+      const socket = req.socket as net.Socket;
+      if (socket.destroyed) return;
+      if (!this.http1.has(socket)) this.servesHttp1(socket);
+      clearTimeout(this.firstRequest.get(socket));
+      this.firstRequest.delete(socket);
+      const unanswered = this.http1.get(socket)!;
+      if (unanswered >= maxPipelined) {
+        socket.destroy();
+        return;
+      }
+      this.http1.set(socket, unanswered + 1);
+      if ((res as http.ServerResponse).socket) {
+        this.serve(handler, req, res, socket);
+        return;
+      }
+      // Pipelined behind another request: Node answers in order and tells a waiting response
+      // nothing when the connection closes, so it is served when its turn comes (or never).
+      const start = () => {
+        socket.off("close", drop);
+        this.serve(handler, req, res, socket);
+      };
+      const drop = () => res.off("socket", start);
+      res.once("socket", start);
+      socket.once("close", drop);
     };
+  }
+
+  private serve(handler: RequestHandler, req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1], socket: net.Socket | undefined): void {
+    this.requests++;
+    if (socket && this.draining) res.setHeader("Connection", "close");
+    res.once("close", () => {
+      this.requests--;
+      const unanswered = socket && this.http1.get(socket);
+      if (unanswered === undefined) return;
+      this.http1.set(socket!, unanswered - 1);
+      if (this.draining && unanswered === 1) socket!.end();
+    });
+    handler(req, res);
   }
 
   /**
@@ -170,18 +286,26 @@ function readTlsFiles(files: TlsFiles): { cert: Buffer; key: Buffer } {
   return { cert: read("TLS_CERT", files.certFile), key: read("TLS_KEY", files.keyFile) };
 }
 
-/** Reads enough of the first bytes to tell the HTTP/2 preface from an HTTP/1 request line. */
-function sniff(socket: net.Socket, decide: (isH2: boolean) => void): void {
+/**
+ * Reads enough of the first bytes to tell the HTTP/2 preface from an HTTP/1
+ * request line. A connection that has not said which it speaks within
+ * `timeoutMs` (silent, or a byte now and then) is dropped.
+ */
+function sniff(socket: net.Socket, timeoutMs: number, decide: (isH2: boolean) => void): void {
   let head = Buffer.alloc(0);
+  const timer = setTimeout(() => socket.destroy(), timeoutMs).unref();
   // A reset before either server takes the socket must not crash the process.
   const onError = () => socket.destroy();
+  const onClose = () => clearTimeout(timer);
   const onData = (chunk: Buffer) => {
     head = Buffer.concat([head, chunk]);
     const n = Math.min(head.length, h2Preface.length);
     const isH2 = head.subarray(0, n).equals(h2Preface.subarray(0, n));
     if (isH2 && head.length < h2Preface.length) return;
+    clearTimeout(timer);
     socket.off("data", onData);
     socket.off("error", onError);
+    socket.off("close", onClose);
     // The bytes go back into the socket's buffer: the HTTP/2 session drains it
     // when it takes the socket; the HTTP/1 parser needs the stream flowing again.
     socket.pause();
@@ -190,6 +314,7 @@ function sniff(socket: net.Socket, decide: (isH2: boolean) => void): void {
     if (!isH2) socket.resume();
   };
   socket.on("error", onError);
+  socket.once("close", onClose);
   socket.on("data", onData);
 }
 

@@ -13,7 +13,7 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
 import { TurnStatus } from "../../gen/eventide/v1/resources_pb.js";
 import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
-import { ConfigError } from "../../server/config.js";
+import { ConfigError, loadConfig } from "../../server/config.js";
 import { listen } from "../../server/http-server.js";
 import { kill, spawnServer } from "../support/child.js";
 import { startTestServer, type TestServer } from "../support/server.js";
@@ -111,7 +111,8 @@ test("cleartext clients and clients that do not trust the certificate fail", asy
 });
 
 test("an unreadable TLS_CERT is a configuration error that names the setting", async (t) => {
-  const err = await t.throwsAsync(listen(() => {}, 0, "127.0.0.1", { certFile: join(dir, "missing.pem"), keyFile: tlsEnv.TLS_KEY }));
+  const tls = { certFile: join(dir, "missing.pem"), keyFile: tlsEnv.TLS_KEY };
+  const err = await t.throwsAsync(listen(() => {}, { port: 0, host: "127.0.0.1", limits: loadConfig({}).connections, tls }));
   t.true(err instanceof ConfigError);
   t.regex(err!.message, /TLS_CERT .*missing\.pem/);
 });

@@ -52,10 +52,39 @@ test("the reference agent needs a key once keys are configured", (t) => {
 
 test("limits, metrics port, TLS and shutdown settings", (t) => {
   const config = loadConfig({ EVENTIDE_KEY_RATE: "5", EVENTIDE_KEY_BURST: "1", EVENTIDE_KEY_MAX_STREAMS: "2", METRICS_PORT: "0", EVENTIDE_SHUTDOWN_TIMEOUT: "3s" });
-  t.deepEqual(config.limits, { requestsPerSecond: 5, burst: 1, maxStreamsPerKey: 2, maxRequestBytes: 16 * 1024 * 1024 });
+  t.deepEqual(config.limits, { requestsPerSecond: 5, burst: 1, maxStreamsPerKey: 2, maxRequestBytes: 16 * 1024 * 1024, maxAnonymousStreams: 2_000 });
   t.is(config.metricsPort, 0);
   t.is(loadConfig({}).metricsPort, undefined);
   t.is(config.shutdownTimeoutMs, 3_000);
   t.throws(() => loadConfig({ TLS_CERT: "cert.pem" }), { instanceOf: ConfigError, message: /both TLS_CERT and TLS_KEY/ });
   t.throws(() => loadConfig({ EVENTIDE_KEY_RATE: "-1" }), { instanceOf: ConfigError, message: /EVENTIDE_KEY_RATE/ });
+});
+
+test("connection timeouts and caps: safe defaults, durations, and no way to turn one off", (t) => {
+  t.deepEqual(loadConfig({}).connections, {
+    handshakeTimeoutMs: 10_000,
+    headersTimeoutMs: 30_000,
+    idleTimeoutMs: 30_000,
+    maxConnections: 10_000,
+    maxStreamsPerConnection: 256,
+  });
+  const config = loadConfig({
+    EVENTIDE_HANDSHAKE_TIMEOUT: "2s",
+    EVENTIDE_HEADERS_TIMEOUT: "500ms",
+    EVENTIDE_IDLE_TIMEOUT: "2m",
+    EVENTIDE_MAX_CONNECTIONS: "50",
+    EVENTIDE_MAX_STREAMS_PER_CONNECTION: "8",
+    EVENTIDE_ANONYMOUS_MAX_STREAMS: "3",
+  });
+  t.deepEqual(config.connections, { handshakeTimeoutMs: 2_000, headersTimeoutMs: 500, idleTimeoutMs: 120_000, maxConnections: 50, maxStreamsPerConnection: 8 });
+  t.is(config.limits.maxAnonymousStreams, 3);
+  const bad: [Record<string, string>, RegExp][] = [
+    [{ EVENTIDE_IDLE_TIMEOUT: "0" }, /EVENTIDE_IDLE_TIMEOUT must be from 1 ms/],
+    [{ EVENTIDE_HEADERS_TIMEOUT: "10m" }, /EVENTIDE_HEADERS_TIMEOUT must be from 1 ms to 300000 ms/],
+    [{ EVENTIDE_HANDSHAKE_TIMEOUT: "soon" }, /EVENTIDE_HANDSHAKE_TIMEOUT must be a duration/],
+    [{ EVENTIDE_MAX_CONNECTIONS: "0" }, /EVENTIDE_MAX_CONNECTIONS must be an integer from 1/],
+    [{ EVENTIDE_MAX_STREAMS_PER_CONNECTION: "0" }, /EVENTIDE_MAX_STREAMS_PER_CONNECTION/],
+    [{ EVENTIDE_ANONYMOUS_MAX_STREAMS: "-1" }, /EVENTIDE_ANONYMOUS_MAX_STREAMS/],
+  ];
+  for (const [env, message] of bad) t.throws(() => loadConfig(env), { instanceOf: ConfigError, message });
 });
