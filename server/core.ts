@@ -25,7 +25,8 @@ export interface Core {
 }
 
 export function buildCore(config: Config, tiers: Tiers, log: Logger): Core {
-  const metrics = new Metrics({ dispatch: tiers.dispatch });
+  const limits = new CallerLimits(config.limits);
+  const metrics = new Metrics({ dispatch: tiers.dispatch, streams: limits });
   const archives = new ArchiveReader(tiers.cold, config.archiveCacheBytes);
   const alarm = new DataLossAlarm(log, metrics);
   const events = new EventLog(tiers.hot, tiers.warm, archives, metrics, alarm);
@@ -42,6 +43,6 @@ export function buildCore(config: Config, tiers: Tiers, log: Logger): Core {
     eraseIfIdle: (thread, cutoff) => eraser.eraseIfIdle(thread, cutoff),
     metrics,
   });
-  const auth = { keys: new ApiKeys(config.apiKeys), limits: new CallerLimits(config.limits) };
+  const auth = { keys: new ApiKeys(config.apiKeys), limits };
   return { events, eraser, archiver, dispatch: tiers.dispatch, auth, metrics, alarm };
 }

@@ -4,7 +4,7 @@
 // duplicate. Idle streams get comment heartbeats. With turn filters the stream
 // sends `data: [DONE]` and closes once every requested turn has ended.
 import type { Client } from "@connectrpc/connect";
-import type { EventService } from "../../gen/eventide/v1/event_service_pb.js";
+import type { EventService, TailEventsResponse } from "../../gen/eventide/v1/event_service_pb.js";
 import { TurnStatus } from "../../gen/eventide/v1/resources_pb.js";
 import type { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { toEnvelope } from "./agent-events.js";
@@ -32,9 +32,12 @@ export async function streamEvents(
 ): Promise<void> {
   // http and http2 responses differ in their overloads; a stream only writes text.
   const res = response as HttpResponse & { write(chunk: string): boolean };
+  // The connection's server runs this only while the client is there (see Connections.track),
+  // so a listener attached now hears it leave.
   const stop = new AbortController();
   const onClose = () => stop.abort();
   res.on("close", onClose);
+  let tail: AsyncIterator<TailEventsResponse> | undefined;
   try {
     const call = callOptions(stop.signal);
     const turnFilter = new Set(request.turnIds);
@@ -49,7 +52,7 @@ export async function streamEvents(
       if (endedStatuses.has(turn!.status)) endedBefore.add(turnId);
     }
     const pending = new Set(turnFilter);
-    const tail = clients.events
+    tail = clients.events
       .tailEvents(
         {
           threadId: request.threadId,
@@ -96,6 +99,9 @@ export async function streamEvents(
   } finally {
     res.off("close", onClose);
     stop.abort();
+    // Ends the in-process call's stream (its finally gives back the tail and the key's stream slot)
+    // even when it was left waiting at a message nobody will read.
+    tail?.return?.().catch(() => {});
   }
 }
 

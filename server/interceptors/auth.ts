@@ -2,8 +2,18 @@
 // key's role may call the method, spends the key's limits, and hands the
 // caller to the services through the context. Health and reflection stay open:
 // load balancers and grpcurl call them without keys.
-import { Code, ConnectError, type ContextValues, createContextValues, type Interceptor } from "@connectrpc/connect";
-import { type ApiKeys, authorizationHeaderCount, type Caller, callerKey, countAuthorizationHeaders, duplicateAuthorization } from "../auth.js";
+import {
+  Code,
+  ConnectError,
+  type ContextValues,
+  createContextValues,
+  type Interceptor,
+  type StreamRequest,
+  type StreamResponse,
+  type UnaryRequest,
+  type UnaryResponse,
+} from "@connectrpc/connect";
+import { anonymousCaller, type ApiKeys, authorizationHeaderCount, type Caller, callerKey, countAuthorizationHeaders, duplicateAuthorization } from "../auth.js";
 import type { CallerRole } from "../config.js";
 import type { CallerLimits } from "./caller-limits.js";
 
@@ -43,10 +53,12 @@ export function authContextValues(req: { rawHeaders: string[] }): ContextValues 
 
 export function authenticate(deps: AuthDeps): Interceptor {
   return (next) => async (req) => {
-    if (openServices.has(req.service.typeName)) return next(req);
+    // No key to count its streams against: such streams (a health Watch costs little, but it never ends) share one cap.
+    const withoutKey = () => (req.method.methodKind === "unary" ? next(req) : holdingStreamSlot(req, deps.limits.openStream(anonymousCaller), next));
+    if (openServices.has(req.service.typeName)) return withoutKey();
     // Which of two keys would count is anybody's guess (Node keeps the first): refused, keys or not.
     if (req.contextValues.get(authorizationHeaderCount) > 1) throw new ConnectError(duplicateAuthorization, Code.Unauthenticated);
-    if (!deps.keys.enabled) return next(req);
+    if (!deps.keys.enabled) return withoutKey();
     const caller = callerOfRequest(deps.keys, req.header.get("authorization"));
     // Set first, so the log line of a refused call names the key.
     req.contextValues.set(callerKey, caller);
@@ -56,16 +68,29 @@ export function authenticate(deps: AuthDeps): Interceptor {
     }
     await deps.limits.spendRequest(caller);
     if (req.method.methodKind !== "server_streaming") return next(req);
-    const release = deps.limits.openStream(caller);
-    try {
-      const res = await next(req);
-      if (!res.stream) return res;
-      return { ...res, message: releasingAtEnd(res.message, release) };
-    } catch (err) {
-      release();
-      throw err;
-    }
+    return holdingStreamSlot(req, deps.limits.openStream(caller), next);
   };
+}
+
+/**
+ * Runs a stream that holds a slot: given back when the stream ends, or as soon
+ * as the call is over for the client (it left, or its deadline passed), even if
+ * the stream itself has not finished cleaning up by then.
+ */
+async function holdingStreamSlot(req: UnaryRequest | StreamRequest, release: () => void, next: (req: UnaryRequest | StreamRequest) => Promise<UnaryResponse | StreamResponse>) {
+  if (req.signal.aborted) release();
+  else req.signal.addEventListener("abort", release, { once: true });
+  try {
+    const res = await next(req);
+    if (!res.stream) {
+      release();
+      return res;
+    }
+    return { ...res, message: releasingAtEnd(res.message, release) };
+  } catch (err) {
+    release();
+    throw err;
+  }
 }
 
 function callerOfRequest(keys: ApiKeys, authorization: string | null): Caller {

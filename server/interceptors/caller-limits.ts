@@ -1,9 +1,11 @@
 // Per-key limits: a request rate (with a burst allowance) and a cap on open
-// streams (tails and agent feeds). Counted in this server process: behind a
-// load balancer a key gets these limits on each server it reaches.
+// streams (tails and agent feeds). Streams opened without a key (health
+// watches, reflection, every stream when auth is off) share one cap of their
+// own. Counted in this server process: behind a load balancer a key gets these
+// limits on each server it reaches.
 import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { Caller } from "../auth.js";
+import { anonymousCaller, type Caller } from "../auth.js";
 
 export interface LimitSettings {
   /** Sustained requests a second per key; 0 = unlimited. */
@@ -11,6 +13,8 @@ export interface LimitSettings {
   /** Extra requests a key may spend above the rate, refilled every 10 s. */
   burst: number;
   maxStreamsPerKey: number;
+  /** Open streams of every caller without a key, together. */
+  maxAnonymousStreams: number;
 }
 
 const burstWindowSeconds = 10;
@@ -43,12 +47,19 @@ export class CallerLimits {
     }
   }
 
-  /** Takes one of the caller's stream slots; the returned function gives it back (once). */
+  /**
+   * Takes one of the caller's stream slots (the anonymous caller's are shared
+   * by every call without a key); the returned function gives it back (once).
+   */
   openStream(caller: Caller): () => void {
+    const anonymous = caller.keyName === anonymousCaller.keyName;
+    const limit = anonymous ? this.settings.maxAnonymousStreams : this.settings.maxStreamsPerKey;
     const open = this.openStreams.get(caller.keyName) ?? 0;
-    if (open >= this.settings.maxStreamsPerKey) {
+    if (open >= limit) {
       throw new ConnectError(
-        `this API key already has ${open} open streams (tails and agent feeds); the limit is ${this.settings.maxStreamsPerKey}`,
+        anonymous
+          ? `this server already has ${open} open streams without an API key (health watches, reflection, and every stream while auth is off); the limit is ${limit}`
+          : `this API key already has ${open} open streams (tails and agent feeds); the limit is ${limit}`,
         Code.ResourceExhausted,
       );
     }
@@ -57,9 +68,13 @@ export class CallerLimits {
     return () => {
       if (released) return;
       released = true;
-      const left = (this.openStreams.get(caller.keyName) ?? 1) - 1;
-      if (left <= 0) this.openStreams.delete(caller.keyName);
-      else this.openStreams.set(caller.keyName, left);
+      // A key's count stays at zero rather than going: a metric series that vanishes reads as unknown, not idle.
+      this.openStreams.set(caller.keyName, Math.max(0, (this.openStreams.get(caller.keyName) ?? 1) - 1));
     };
+  }
+
+  /** Open streams per key name (`anonymous` for those without a key), for the metrics. */
+  openStreamsByKey(): ReadonlyMap<string, number> {
+    return this.openStreams;
   }
 }

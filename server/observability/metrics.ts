@@ -16,6 +16,11 @@ export interface ReadyTurns {
   readyCount(): Promise<number>;
 }
 
+/** Where the open streams per API key come from (CallerLimits). */
+export interface OpenStreamsByKey {
+  openStreamsByKey(): ReadonlyMap<string, number>;
+}
+
 /** Why a tailer's live events were dropped (it then catches up from storage). */
 export type FanoutDropReason = "buffer" | "resync";
 
@@ -111,8 +116,8 @@ export class Metrics {
   /** Per method, per code (0 = ok): labelled series looked up once, not per call. */
   private readonly rpcSeries = new WeakMap<DescMethod, RpcSeries[]>();
 
-  constructor(opts: { dispatch?: ReadyTurns } = {}) {
-    const { dispatch } = opts;
+  constructor(opts: { dispatch?: ReadyTurns; streams?: OpenStreamsByKey } = {}) {
+    const { dispatch, streams } = opts;
     // Zero series from the start: a rate() over a counter that appears late misses its first increase.
     for (const reason of ["buffer", "resync"] satisfies FanoutDropReason[]) this.fanoutDrops.labels(reason).inc(0);
     if (dispatch) {
@@ -123,6 +128,17 @@ export class Metrics {
         async collect() {
           // A scrape must still answer (process metrics) while Redis is down.
           this.set(await dispatch.readyCount().catch(() => NaN));
+        },
+      });
+    }
+    if (streams) {
+      new Gauge({
+        name: "eventide_open_streams",
+        help: "Streams holding one of their caller's slots (EVENTIDE_KEY_MAX_STREAMS), by API key name; key anonymous = every stream opened without a key (EVENTIDE_ANONYMOUS_MAX_STREAMS)",
+        labelNames: ["key"] as const,
+        registers: this.registers,
+        collect() {
+          for (const [key, open] of streams.openStreamsByKey()) this.set({ key }, open);
         },
       });
     }
