@@ -4,7 +4,7 @@
 // duplicate. Idle streams get comment heartbeats. With turn filters the stream
 // sends `data: [DONE]` and closes once every requested turn has ended.
 import type { Client } from "@connectrpc/connect";
-import type { EventService, TailEventsResponse } from "../../gen/eventide/v1/event_service_pb.js";
+import type { EventService } from "../../gen/eventide/v1/event_service_pb.js";
 import { TurnStatus } from "../../gen/eventide/v1/resources_pb.js";
 import type { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { toEnvelope } from "./agent-events.js";
@@ -37,7 +37,6 @@ export async function streamEvents(
   const stop = new AbortController();
   const onClose = () => stop.abort();
   res.on("close", onClose);
-  let tail: AsyncIterator<TailEventsResponse> | undefined;
   try {
     const call = callOptions(stop.signal);
     const turnFilter = new Set(request.turnIds);
@@ -52,7 +51,7 @@ export async function streamEvents(
       if (endedStatuses.has(turn!.status)) endedBefore.add(turnId);
     }
     const pending = new Set(turnFilter);
-    tail = clients.events
+    const tail = clients.events
       .tailEvents(
         {
           threadId: request.threadId,
@@ -98,10 +97,8 @@ export async function streamEvents(
     throw err;
   } finally {
     res.off("close", onClose);
+    // Ends the in-process call: its stream ends with it (see observeStream), giving back the tail and the slot.
     stop.abort();
-    // Ends the in-process call's stream (its finally gives back the tail and the key's stream slot)
-    // even when it was left waiting at a message nobody will read.
-    tail?.return?.().catch(() => {});
   }
 }
 

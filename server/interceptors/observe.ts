@@ -74,33 +74,57 @@ export function observeRpcs(log: Logger, metrics: Metrics): Interceptor {
   };
 }
 
-/** Ends with the stream: its code is the error it threw, or a cancel when the client left early. */
-async function* observeStream<T>(
+/**
+ * Ends with the stream: its code is the error it threw, or a cancel when the client left early.
+ * The call's end (the client left, its deadline passed) also ends the stream: Connect's clients,
+ * the in-process one the HTTP API uses included, drop a cancelled call without asking its stream
+ * for anything more, and a stream stopped at a message nobody reads would keep its tail, its key's
+ * slot and this log line for good.
+ */
+function observeStream<T>(
   messages: AsyncIterable<T>,
   call: Call,
   open: { inc(): void; dec(): void } | undefined,
   finished: (call: Call, error: ConnectError | undefined, messages: number) => void,
 ): AsyncIterable<T> {
-  open?.inc();
-  let sent = 0;
-  let error: ConnectError | undefined;
-  let completed = false;
-  try {
-    for await (const message of messages) {
-      sent++;
-      yield message;
+  const { signal } = call.req;
+  let started = false;
+  const stream = (async function* () {
+    started = true;
+    open?.inc();
+    let sent = 0;
+    let error: ConnectError | undefined;
+    let completed = false;
+    try {
+      for await (const message of messages) {
+        sent++;
+        yield message;
+      }
+      completed = true;
+    } catch (err) {
+      error = ConnectError.from(err);
+      throw error;
+    } finally {
+      signal.removeEventListener("abort", stop);
+      open?.dec();
+      // A handler also ends normally when its signal aborts (the client cancelled, a deadline passed).
+      if (!error && (!completed || signal.aborted)) error = canceled(signal);
+      finished(call, error, sent);
     }
-    completed = true;
-  } catch (err) {
-    error = ConnectError.from(err);
-    throw error;
-  } finally {
-    open?.dec();
-    // A handler also ends normally when its signal aborts (the client cancelled, a deadline passed).
-    const { signal } = call.req;
-    if (!error && (!completed || signal.aborted)) error = ConnectError.from(signal.reason ?? "the client left", Code.Canceled);
-    finished(call, error, sent);
+  })();
+  function stop() {
+    // Runs the stream's finally blocks, wherever it waits (at a message, or once its handler yields).
+    stream.return(undefined).catch(() => {});
+    // One that never started has no finally of its own to report how it ended.
+    if (!started) finished(call, canceled(signal), 0);
   }
+  if (signal.aborted) stop();
+  else signal.addEventListener("abort", stop, { once: true });
+  return stream;
+}
+
+function canceled(signal: AbortSignal): ConnectError {
+  return ConnectError.from(signal.reason ?? "the client left", Code.Canceled);
 }
 
 function openStreamGauge(metrics: Metrics, method: DescMethod) {
