@@ -3,7 +3,9 @@
 import test from "ava";
 import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
+import http2 from "node:http2";
 import https from "node:https";
+import type net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
@@ -17,6 +19,7 @@ import { ConfigError, loadConfig } from "../../server/config.js";
 import { listen } from "../../server/http-server.js";
 import { kill, spawnServer } from "../support/child.js";
 import { startTestServer, type TestServer } from "../support/server.js";
+import { closedWithin, rawSocket, receivedText } from "../support/sockets.js";
 import { setTimeout as delay } from "node:timers/promises";
 
 let dir: string;
@@ -135,4 +138,81 @@ test("eventide with TLS as a process: https banner, and its reference agent trus
   });
   t.is(code, 0);
   t.notRegex(child.output(), /reference agent lost its feed/);
+});
+
+test("TLS gets the same connection timeouts and limits as cleartext", async (t) => {
+  const tight = await startTestServer("memory", {
+    ...tlsEnv,
+    EVENTIDE_HANDSHAKE_TIMEOUT: "300ms",
+    EVENTIDE_HEADERS_TIMEOUT: "500ms",
+    EVENTIDE_IDLE_TIMEOUT: "500ms",
+    EVENTIDE_MAX_CONNECTIONS: "12",
+    EVENTIDE_MAX_STREAMS_PER_CONNECTION: "4",
+    EVENTIDE_HEARTBEAT_MS: "100",
+  });
+  t.teardown(() => tight.close());
+  const waitMs = 30_000;
+  const http1 = { ca: cert, ALPNProtocols: ["http/1.1"] };
+  const healthz = "GET /healthz HTTP/1.1\r\nHost: eventide\r\n\r\n";
+
+  // No ClientHello; a handshake and no request; headers that never end; a kept-alive connection after its answer.
+  const silent = await rawSocket(tight.port);
+  const noRequest = await rawSocket(tight.port, http1);
+  const slowHeaders = await rawSocket(tight.port, http1);
+  slowHeaders.write("GET /healthz HTTP/1.1\r\nHost: eventide\r\n");
+  const dripping = setInterval(() => slowHeaders.write("X-Slow: still coming\r\n"), 100);
+  t.teardown(() => clearInterval(dripping));
+  const keptAlive = await rawSocket(tight.port, http1);
+  keptAlive.write(healthz);
+  await receivedText(keptAlive, "200 OK", waitMs);
+  await Promise.all([
+    closedWithin(silent, waitMs, "no ClientHello"),
+    closedWithin(noRequest, waitMs, "no request after the handshake"),
+    closedWithin(slowHeaders, waitMs, "slow headers"),
+    closedWithin(keptAlive, waitMs, "idle keep-alive"),
+  ]);
+
+  // An HTTP/2 session learns the stream limit, and goes once idle.
+  const session = http2.connect(`https://127.0.0.1:${tight.port}`, { ca: cert });
+  session.on("error", () => {});
+  await new Promise((resolve) => session.once("remoteSettings", resolve));
+  t.is(session.remoteSettings.maxConcurrentStreams, 4);
+  await new Promise((resolve) => session.once("close", resolve));
+
+  // A tail over TLS outlives the idle timeout.
+  const events = createClient(EventService, createGrpcTransport({ baseUrl: `https://127.0.0.1:${tight.port}`, nodeOptions: { ca: cert } }));
+  const { thread } = await createClient(TurnService, createGrpcTransport({ baseUrl: `https://127.0.0.1:${tight.port}`, nodeOptions: { ca: cert } })).createThread({});
+  let heartbeats = 0;
+  const controller = new AbortController();
+  for await (const res of events.tailEvents({ threadId: thread!.threadId, follow: true }, { signal: controller.signal })) {
+    if (res.item.case === "heartbeat" && ++heartbeats === 20) break;
+  }
+  controller.abort();
+  t.is(heartbeats, 20);
+
+  // Twelve connections held by SSE streams fill the cap: a thirteenth is closed before its handshake.
+  const held: net.Socket[] = [];
+  t.teardown(() => held.forEach((s) => s.destroy()));
+  // The clients above may still hold a connection or two: take the room that is left.
+  for (;;) {
+    const socket = await rawSocket(tight.port, http1).catch(() => undefined);
+    if (!socket) break;
+    held.push(socket);
+    socket.write(`GET /threads/${thread!.threadId}/events/stream HTTP/1.1\r\nHost: eventide\r\n\r\n`);
+    await receivedText(socket, ": caught up", waitMs);
+    if (held.length > 12) t.fail("more connections than EVENTIDE_MAX_CONNECTIONS");
+  }
+  t.true(held.length >= 10 && held.length <= 12, `${held.length} connections held`);
+  await t.throwsAsync(rawSocket(tight.port, http1), { message: /closed before it connected/ });
+  held.pop()!.destroy();
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const socket = await rawSocket(tight.port, http1).catch(() => undefined);
+    if (socket) {
+      held.push(socket);
+      break;
+    }
+    if (Date.now() > deadline) t.fail("no room after a connection closed");
+    await delay(50);
+  }
 });

@@ -29,8 +29,8 @@ export function closedWithin(socket: net.Socket, timeoutMs: number, what: string
   });
 }
 
-/** Resolves with what the socket received once it contains `text`; rejects after timeoutMs or at close. */
-export function receivedText(socket: net.Socket, text: string, timeoutMs: number): Promise<string> {
+/** Resolves with what the socket received once it contains `text` (`times` times); rejects after timeoutMs or at close. */
+export function receivedText(socket: net.Socket, text: string, timeoutMs: number, times = 1): Promise<string> {
   return new Promise((resolve, reject) => {
     let got = "";
     const finish = (err?: Error) => {
@@ -42,7 +42,7 @@ export function receivedText(socket: net.Socket, text: string, timeoutMs: number
     };
     const onData = (chunk: Buffer) => {
       got += chunk.toString("latin1");
-      if (got.includes(text)) finish();
+      if (got.split(text).length > times) finish();
     };
     const onClose = () => finish(new Error(`closed before ${JSON.stringify(text)} arrived; got ${JSON.stringify(got.slice(0, 200))}`));
     const timer = setTimeout(() => finish(new Error(`no ${JSON.stringify(text)} within ${timeoutMs} ms; got ${JSON.stringify(got.slice(0, 200))}`)), timeoutMs);
