@@ -219,7 +219,7 @@ class Connections {
       clearTimeout(this.firstRequest.get(socket));
       this.firstRequest.delete(socket);
       const unanswered = this.http1.get(socket)!;
-      if (unanswered >= maxPipelined) {
+      if (unanswered > maxPipelined) {
         socket.destroy();
         return;
       }
@@ -230,13 +230,9 @@ class Connections {
       }
       // Pipelined behind another request: Node answers in order and tells a waiting response
       // nothing when the connection closes, so it is served when its turn comes (or never).
-      const start = () => {
-        socket.off("close", drop);
-        this.serve(handler, req, res, socket);
-      };
-      const drop = () => res.off("socket", start);
-      res.once("socket", start);
-      socket.once("close", drop);
+      res.once("socket", () => {
+        if (!socket.destroyed) this.serve(handler, req, res, socket);
+      });
     };
   }
 
@@ -245,12 +241,16 @@ class Connections {
     if (socket && this.draining) res.setHeader("Connection", "close");
     res.once("close", () => {
       this.requests--;
-      const unanswered = socket && this.http1.get(socket);
-      if (unanswered === undefined) return;
-      this.http1.set(socket!, unanswered - 1);
-      if (this.draining && unanswered === 1) socket!.end();
+      if (socket) this.answered(socket);
     });
     handler(req, res);
+  }
+
+  private answered(socket: net.Socket): void {
+    const unanswered = this.http1.get(socket);
+    if (unanswered === undefined) return;
+    this.http1.set(socket, unanswered - 1);
+    if (this.draining && unanswered === 1) socket.end();
   }
 
   /**

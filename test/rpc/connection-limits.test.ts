@@ -304,6 +304,23 @@ test.serial("streams opened without a key share EVENTIDE_ANONYMOUS_MAX_STREAMS: 
   }
 });
 
+test.serial("HTTP/1.1 pipelining: sixteen requests waiting behind the one being answered are all answered; more close the connection", async (t) => {
+  const healthz = (n: number) => `GET /healthz?n=${n} HTTP/1.1\r\nHost: eventide\r\n\r\n`;
+  const socket = await rawSocket(server.port);
+  t.teardown(() => socket.destroy());
+  socket.write(Array.from({ length: 17 }, (_, n) => healthz(n)).join(""));
+  const answers = await receivedText(socket, "200 OK", waitMs, 17);
+  t.is(answers.split("200 OK").length - 1, 17);
+
+  const greedy = await rawSocket(server.port);
+  t.teardown(() => greedy.destroy());
+  let answered = 0;
+  greedy.on("data", (chunk: Buffer) => (answered += chunk.toString("latin1").split("200 OK").length - 1));
+  greedy.write(Array.from({ length: 40 }, (_, n) => healthz(n)).join(""));
+  await closedWithin(greedy, waitMs, "a connection with 40 pipelined requests");
+  t.true(answered < 40, `${answered} of 40 answered`);
+});
+
 test.serial("past EVENTIDE_MAX_CONNECTIONS new connections are closed as they arrive; one that closes makes room; with auth off, every stream is anonymous", async (t) => {
   const capped = await startTestServer("memory", { EVENTIDE_MAX_CONNECTIONS: "10", EVENTIDE_ANONYMOUS_MAX_STREAMS: "2" });
   t.teardown(() => capped.close());
