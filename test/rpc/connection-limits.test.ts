@@ -59,38 +59,30 @@ function drip(socket: net.Socket, line: string): void {
   socket.once("close", () => clearInterval(timer));
 }
 
-/** A connection the test waits to see closed by the server. */
-interface Held {
-  closed(what: string): Promise<void>;
-  destroy(): void;
-}
-
-const heldSocket = (socket: net.Socket): Held => ({ closed: (what) => closedWithin(socket, waitMs, what), destroy: () => socket.destroy() });
-
 test.serial("silent connections, slow header senders, half prefaces and idle connections are closed, hundreds at once", async (t) => {
-  const kinds: Record<string, () => Promise<Held>> = {
-    silent: async () => heldSocket(await rawSocket(server.port)),
+  const kinds: Record<string, () => Promise<net.Socket | http2.ClientHttp2Session>> = {
+    silent: () => rawSocket(server.port),
     "slow headers": async () => {
       const socket = await rawSocket(server.port);
       socket.write("GET /healthz HTTP/1.1\r\nHost: eventide\r\n");
       drip(socket, "X-Slow: still coming\r\n");
-      return heldSocket(socket);
+      return socket;
     },
     "half the preface's sniffed bytes": async () => {
       const socket = await rawSocket(server.port);
       socket.write(http2Preface.subarray(0, 8));
-      return heldSocket(socket);
+      return socket;
     },
     "a preface cut after its first line": async () => {
       const socket = await rawSocket(server.port);
       socket.write(http2Preface.subarray(0, 16));
-      return heldSocket(socket);
+      return socket;
     },
     "idle HTTP/1.1 after a request": async () => {
       const socket = await rawSocket(server.port);
       socket.write("GET /healthz HTTP/1.1\r\nHost: eventide\r\n\r\n");
       await receivedText(socket, "200 OK", waitMs);
-      return heldSocket(socket);
+      return socket;
     },
     // PINGs keep the connection busy, but it holds no stream.
     "idle HTTP/2 session": async () => {
@@ -99,13 +91,8 @@ test.serial("silent connections, slow header senders, half prefaces and idle con
       const timer = setInterval(() => {
         if (!session.closed && !session.destroyed) session.ping(() => {});
       }, 100);
-      const closed = new Promise<void>((resolve) => session.once("close", resolve));
-      closed.then(() => clearInterval(timer));
-      return {
-        closed: (what) =>
-          Promise.race([closed, delay(waitMs, undefined, { ref: false }).then(() => Promise.reject(new Error(`${what}: still open after ${waitMs} ms`)))]),
-        destroy: () => session.destroy(),
-      };
+      session.once("close", () => clearInterval(timer));
+      return session;
     },
   };
   const perKind = 60;
@@ -113,12 +100,12 @@ test.serial("silent connections, slow header senders, half prefaces and idle con
   for (const [kind, open] of Object.entries(kinds)) {
     for (let i = 0; i < perKind; i++) {
       waits.push(
-        open().then(async (held) => {
+        open().then(async (connection) => {
           try {
-            await held.closed(kind);
+            await closedWithin(connection, waitMs, kind);
             return kind;
           } finally {
-            held.destroy();
+            connection.destroy();
           }
         }),
       );
@@ -224,7 +211,7 @@ test.serial("a following tail with heartbeats, an SSE stream and a health Watch 
 
   // Once its tail ends, the connection is idle and goes.
   tail.stream.close(http2.constants.NGHTTP2_CANCEL);
-  await new Promise((resolve) => session.once("close", resolve));
+  await closedWithin(session, waitMs, "the tail's connection once idle");
   t.true(goaway);
   // A client whose connection idled out opens a new one for its next call.
   await delay(3 * idleMs);
@@ -354,7 +341,7 @@ test.serial("past EVENTIDE_MAX_CONNECTIONS new connections are closed as they ar
     );
     socket.destroy();
     if (answered) break;
-    if (Date.now() > deadline) t.fail("no room for a new connection after three closed");
+    if (Date.now() > deadline) throw new Error("no room for a new connection after three closed");
     await delay(50);
   }
 

@@ -1,6 +1,7 @@
 // Raw connections for tests of what the server does with clients no library
 // would be: silent, slow, idle, gone at a chosen moment, or writing HTTP/2
 // frames by hand.
+import type http2 from "node:http2";
 import net from "node:net";
 import tls from "node:tls";
 
@@ -15,14 +16,17 @@ export async function rawSocket(port: number, tlsOptions?: tls.ConnectionOptions
   return socket;
 }
 
-/** Resolves once the socket is closed (by the server, for these tests); rejects after timeoutMs. Reads (and drops) what arrives meanwhile. */
-export function closedWithin(socket: net.Socket, timeoutMs: number, what: string): Promise<void> {
-  if (socket.destroyed) return Promise.resolve();
+/**
+ * Resolves once the socket (or HTTP/2 session) is closed, by the server for these tests;
+ * rejects after timeoutMs. A socket's incoming bytes are read and dropped meanwhile.
+ */
+export function closedWithin(connection: net.Socket | http2.ClientHttp2Session, timeoutMs: number, what: string): Promise<void> {
+  if (connection.destroyed) return Promise.resolve();
   // A socket nobody reads never sees the end of its stream.
-  socket.resume();
+  if ("resume" in connection) connection.resume();
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${what}: still open after ${timeoutMs} ms`)), timeoutMs);
-    socket.once("close", () => {
+    connection.once("close", () => {
       clearTimeout(timer);
       resolve();
     });
