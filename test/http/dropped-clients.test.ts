@@ -17,7 +17,7 @@ import { apiKeysEnv, clientsWithKey } from "../support/keys.js";
 import { type Scrape, scrapeUntil } from "../support/prometheus.js";
 import { envelope } from "../support/raw-rpc.js";
 import { serverPerTier, tierKinds } from "../support/server.js";
-import { closedWithin, frameFlags, frameType, headerBlock, http2Frame, http2Preface, rawSocket, receivedText } from "../support/sockets.js";
+import { closedWithin, frameType, headerBlock, http2Frame, http2Preface, rawSocket, receivedText } from "../support/sockets.js";
 
 const keys = { prober: { key: "prober-admin-key-0001", tenant: "*", role: "admin" } };
 /** How logs and metrics name that key. */

@@ -59,7 +59,6 @@ export function receivedText(socket: net.Socket, text: string, timeoutMs: number
 export const http2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
 export const frameType = { data: 0, headers: 1, settings: 4 } as const;
-export const frameFlags = { endStream: 0x1, endHeaders: 0x4 } as const;
 
 /** One HTTP/2 frame. */
 export function http2Frame(type: number, flags: number, streamId: number, payload: Uint8Array = new Uint8Array(0)): Buffer {
