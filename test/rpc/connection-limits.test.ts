@@ -68,6 +68,15 @@ test.serial("silent connections, slow header senders, half prefaces and idle con
       drip(socket, "X-Slow: still coming\r\n");
       return socket;
     },
+    // Past the first request, only Node's own header timeout can tell (the connection is busy).
+    "slow headers of a second request": async () => {
+      const socket = await rawSocket(server.port);
+      socket.write("GET /healthz HTTP/1.1\r\nHost: eventide\r\n\r\n");
+      await receivedText(socket, "200 OK", waitMs);
+      socket.write("GET /healthz HTTP/1.1\r\nHost: eventide\r\n");
+      drip(socket, "X-Slow: still coming\r\n");
+      return socket;
+    },
     "half the preface's sniffed bytes": async () => {
       const socket = await rawSocket(server.port);
       socket.write(http2Preface.subarray(0, 8));
