@@ -4,7 +4,7 @@
 import test from "ava";
 import { newEvent } from "../support/events.js";
 import { kill, spawnRole } from "../support/child.js";
-import { openRealTiers } from "../support/tiers.js";
+import { expectPersistedOnce, openRealTiers } from "../support/tiers.js";
 import { setTimeout as delay } from "node:timers/promises";
 
 const threads = 8;
@@ -44,25 +44,7 @@ test("SIGKILLed persisters lose nothing and write nothing twice", async (t) => {
   t.teardown(() => kill(final));
   const expected = new Map<string, number>();
   for (const id of ids) expected.set(id, (await hot.getThread(id))!.lastSeq);
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const rows = await real.db.any<{ thread_id: string; last_seq: number }>("SELECT thread_id, last_seq FROM threads");
-    if (rows.length === threads && rows.every((r) => r.last_seq === expected.get(r.thread_id))) break;
-    if (Date.now() > deadline) return t.fail(`persister did not catch up: ${JSON.stringify(rows)}`);
-    await delay(200);
-  }
-
-  const stats = await real.db.any<{ thread_id: string; n: number; distinct_seqs: number; min_seq: number; max_seq: number }>(
-    `SELECT thread_id, count(*)::int AS n, count(DISTINCT seq)::int AS distinct_seqs, min(seq) AS min_seq, max(seq) AS max_seq
-       FROM agent_events GROUP BY thread_id`,
-  );
-  t.is(stats.length, threads);
-  let total = 0;
-  for (const s of stats) {
-    const n = expected.get(s.thread_id)!;
-    total += n;
-    t.deepEqual({ n: s.n, distinct: s.distinct_seqs, min: s.min_seq, max: s.max_seq }, { n, distinct: n, min: 1, max: n }, s.thread_id);
-  }
+  const total = await expectPersistedOnce(t, real, expected);
   t.true(kills === 6 && total > 500, `persisted ${total} events across ${kills} kills`);
   // The hot window was trimmed behind the persister, and reads still stitch 1..N.
   const sample = ids[0];

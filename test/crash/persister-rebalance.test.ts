@@ -8,7 +8,7 @@ import type { ChildProcess } from "node:child_process";
 import { setTimeout as delay } from "node:timers/promises";
 import { newEvent } from "../support/events.js";
 import { kill, spawnRole } from "../support/child.js";
-import { openRealTiers } from "../support/tiers.js";
+import { expectPersistedOnce, openRealTiers } from "../support/tiers.js";
 
 const threads = 12;
 const persisters = 3;
@@ -68,25 +68,7 @@ test("persisters killed and restarted while partitions move lose no acknowledged
   loading = false;
   await load;
 
-  const deadline = Date.now() + 45_000;
-  for (;;) {
-    const rows = await real.db.any<{ thread_id: string; last_seq: number }>("SELECT thread_id, last_seq FROM threads");
-    if (rows.length === threads && rows.every((r) => r.last_seq === acknowledged.get(r.thread_id))) break;
-    if (Date.now() > deadline) return t.fail(`the persisters did not catch up: ${JSON.stringify(rows)} vs ${JSON.stringify([...acknowledged])}`);
-    await delay(200);
-  }
-
-  const stats = await real.db.any<{ thread_id: string; n: number; distinct_seqs: number; min_seq: number; max_seq: number }>(
-    `SELECT thread_id, count(*)::int AS n, count(DISTINCT seq)::int AS distinct_seqs, min(seq) AS min_seq, max(seq) AS max_seq
-       FROM agent_events GROUP BY thread_id`,
-  );
-  t.is(stats.length, threads);
-  let total = 0;
-  for (const s of stats) {
-    const n = acknowledged.get(s.thread_id)!;
-    total += n;
-    t.deepEqual({ n: s.n, distinct: s.distinct_seqs, min: s.min_seq, max: s.max_seq }, { n, distinct: n, min: 1, max: n }, s.thread_id);
-  }
+  const total = await expectPersistedOnce(t, real, acknowledged);
   t.true(kills === chaosRounds && total > 1_000, `persisted ${total} events across ${kills} kills`);
   for (const threadId of ids.slice(0, 3)) {
     const stitched = await real.log.read(threadId, 0, 100_000);

@@ -14,7 +14,7 @@ import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import type { CallerRole } from "../../server/config.js";
 import { mayCall } from "../../server/interceptors/auth.js";
 import { hold, startTestAgent } from "../support/agents.js";
-import { apiKeysEnv, clientsWithAuthorization, clientsWithKey, type KeyedClients } from "../support/keys.js";
+import { apiKeysEnv, clientsWithAuthorization, clientsWithKey, type KeyedClients, refusal } from "../support/keys.js";
 import { curl } from "../support/curl.js";
 import { connectStream, connectUnary, envelope, grpcWeb } from "../support/raw-rpc.js";
 import { serverPerTier, type TestServer, tierKinds, waitPersisted } from "../support/server.js";
@@ -33,15 +33,6 @@ type KeyName = keyof typeof keys;
 const servers = serverPerTier(test, { EVENTIDE_API_KEYS: apiKeysEnv(keys), EVENTIDE_LEASE_TTL: "5s", EVENTIDE_LEASE_SWEEP: "100ms" });
 
 const as = (server: TestServer, who: KeyName): KeyedClients => clientsWithKey(server.baseUrl, keys[who].key);
-
-async function refusal(call: () => Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call();
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("the call succeeded");
-}
 
 /** Drains a server stream (first few messages), so its error surfaces. */
 async function drain(stream: AsyncIterable<unknown>): Promise<void> {

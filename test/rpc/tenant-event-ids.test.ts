@@ -5,7 +5,7 @@
 import test from "ava";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ulid } from "ulid";
-import { apiKeysEnv, clientsWithKey, type KeyedClients } from "../support/keys.js";
+import { apiKeysEnv, clientsWithKey, type KeyedClients, refusal } from "../support/keys.js";
 import { serverPerTier, type TestServer, tierKinds, waitPersisted } from "../support/server.js";
 import { setTimeout as delay } from "node:timers/promises";
 
@@ -21,15 +21,6 @@ const keys = {
 const servers = serverPerTier(test, { EVENTIDE_API_KEYS: apiKeysEnv(keys), EVENTIDE_HOT_WINDOW: "5", EVENTIDE_PERSIST_WAIT_MS: "5" });
 
 const as = (server: TestServer, who: keyof typeof keys): KeyedClients => clientsWithKey(server.baseUrl, keys[who].key);
-
-async function refusal(call: () => Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call();
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("the call succeeded");
-}
 
 const anonymised = (m: string) => m.replaceAll(/[0-9A-HJKMNP-TV-Z]{26}/g, "<id>");
 

@@ -1,5 +1,5 @@
 // Clients that authenticate with an API key, for servers started with EVENTIDE_API_KEYS.
-import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { type Client, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AgentService } from "../../gen/eventide/v1/agent_service_pb.js";
 import { ArchiveService } from "../../gen/eventide/v1/archive_service_pb.js";
@@ -39,4 +39,14 @@ export function apiKeysEnv(keys: Record<string, { key: string; tenant: string; r
   return Object.values(keys)
     .map((k) => `${k.key}:${k.tenant}:${k.role}`)
     .join(",");
+}
+
+/** The error a call answers; throws when it succeeds. */
+export async function refusal(call: () => Promise<unknown>): Promise<ConnectError> {
+  try {
+    await call();
+  } catch (err) {
+    return ConnectError.from(err);
+  }
+  throw new Error("the call succeeded");
 }
