@@ -24,6 +24,7 @@ import { originalApiRoutes } from "./http/original-api.js";
 import { withHttpRoutes } from "./http/routes.js";
 import { jsonOptions } from "./wire/json-requests.js";
 import { refuseProtoKeys } from "./wire/proto-keys.js";
+import { wirePath } from "./wire/wire-path.js";
 import { agentService } from "./services/agent-service.js";
 import { archiveService } from "./services/archive-service.js";
 import { eventService } from "./services/event-service.js";
@@ -62,9 +63,11 @@ export async function startServer(config: Config, core: Core, log: Logger, tiers
   const health = new HealthStatus();
   const streams = new StreamShutdown(health.shuttingDown);
   const { events } = core;
+  // One implementation for Connect's router and the wire path.
+  const eventImpl = eventService({ log: events, heartbeatMs: config.heartbeatMs, tailBuffer: config.tailBuffer, shutdown: streams });
   const routes = (router: ConnectRouter) => {
     router.service(TurnService, turnService({ log: events, eraser: core.eraser, dispatch: core.dispatch }));
-    router.service(EventService, eventService({ log: events, heartbeatMs: config.heartbeatMs, tailBuffer: config.tailBuffer, shutdown: streams }));
+    router.service(EventService, eventImpl);
     router.service(ArchiveService, archiveService({ log: events, archiver: core.archiver }));
     router.service(AgentService, agentService({ dispatch: core.dispatch, events, pollMs: config.dispatch.sweepIntervalMs, log, shutdown: streams }));
     router.service(Health, healthService(health));
@@ -74,8 +77,7 @@ export async function startServer(config: Config, core: Core, log: Logger, tiers
   // Outermost first: observation sees every call's final code (auth refusals too),
   // auth runs before validation (an anonymous caller learns nothing about a request's shape).
   const interceptors = [observeRpcs(log, core.metrics), authenticate(core.auth), validateRequests(), errorInterceptor(log)];
-  const rpcHandler = connectNodeAdapter({
-    routes,
+  const rpcOptions = {
     interceptors,
     acceptCompression,
     contextValues: authContextValues,
@@ -85,7 +87,12 @@ export async function startServer(config: Config, core: Core, log: Logger, tiers
     // Appends echo their events: gzipping every response costs more CPU than it saves
     // on loopback and LAN links; only really large responses are worth it.
     compressMinBytes: 4 * 1024 * 1024,
-  });
+  };
+  const rpcHandler = connectNodeAdapter({ routes, ...rpcOptions });
+  // The hot RPCs over the binary protocols on HTTP/2, past Connect's per-call plumbing, through the same interceptors.
+  const wire = config.wirePath
+    ? wirePath({ service: eventImpl, ...rpcOptions, corsOrigins: config.corsOrigins, scheme: config.tls ? "https" : "http" })
+    : undefined;
   // The original HTTP API calls the same services in-process, through the same interceptors.
   const inProcess = createRouterTransport(routes, { router: { interceptors, jsonOptions, readMaxBytes: config.limits.maxRequestBytes } });
   const httpRoutes = [...consoleRoutes(config.consoleDir), ...originalApiRoutes({ transport: inProcess, maxBodyBytes: config.limits.maxRequestBytes })];
@@ -101,6 +108,7 @@ export async function startServer(config: Config, core: Core, log: Logger, tiers
     host: config.host,
     limits: config.connections,
     tls: config.tls,
+    streams: wire,
   });
   return {
     port: server.port,

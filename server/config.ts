@@ -20,6 +20,11 @@ export interface Config {
   idempotencyTtlSeconds: number;
   /** Origins allowed by CORS; `*` allows any (EVENTIDE_CORS_ORIGINS, comma-separated). */
   corsOrigins: string[];
+  /**
+   * AppendEvents and TailEvents over the binary protocols on HTTP/2 are served by the lean wire path
+   * (server/wire/wire-path.ts) instead of Connect's generic pipeline; off = Connect serves every call (EVENTIDE_WIRE_PATH).
+   */
+  wirePath: boolean;
   /** pino log level (LOG_LEVEL). */
   logLevel: string;
   /** postgres:// URL of the warm tier; empty = embedded PGlite under dataDir (DATABASE_URL). */
@@ -137,6 +142,7 @@ export function loadConfig(env: Env = process.env, argv: string[] = []): Config 
       .split(",")
       .map((o) => o.trim())
       .filter(Boolean),
+    wirePath: onOff(env, "EVENTIDE_WIRE_PATH", true),
     logLevel: env.LOG_LEVEL || "info",
     databaseUrl: env.DATABASE_URL ?? "",
     pgSchema: identifier("EVENTIDE_PG_SCHEMA", env.EVENTIDE_PG_SCHEMA || "public"),
@@ -304,6 +310,14 @@ function boolean(env: Env, name: string, fallback: boolean): boolean {
   if (/^(1|true|yes)$/i.test(raw)) return true;
   if (/^(0|false|no)$/i.test(raw)) return false;
   throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(raw)}`);
+}
+
+/** "on" or "off" (or what boolean() takes). */
+function onOff(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === "on") return true;
+  if (raw === "off") return false;
+  return boolean(env, name, fallback);
 }
 
 function identifier(name: string, value: string): string {

@@ -9,6 +9,7 @@ import net from "node:net";
 import type tls from "node:tls";
 import { cors } from "@connectrpc/connect";
 import { ConfigError } from "./config.js";
+import type { StreamHandler } from "./wire/wire-path.js";
 
 export type RequestHandler = (
   req: http.IncomingMessage | http2.Http2ServerRequest,
@@ -51,6 +52,8 @@ export interface ListenOptions {
   limits: ConnectionLimits;
   /** Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) instead of cleartext. */
   tls?: TlsFiles;
+  /** Offered every HTTP/2 stream before `handler`: the streams it serves never become requests (see wire/wire-path.ts). */
+  streams?: StreamHandler;
 }
 
 export interface ListeningServer {
@@ -100,6 +103,7 @@ export async function listen(handler: RequestHandler, options: ListenOptions): P
       if (socket.alpnProtocol !== "h2") connections.servesHttp1(socket);
     });
     secure.on("session", (session) => connections.addSession(session));
+    if (options.streams) offerStreamsFirst(secure, options.streams, connections);
     listener = secure;
   } else {
     const h1 = http.createServer(http1Timeouts, tracked as http.RequestListener);
@@ -109,6 +113,7 @@ export async function listen(handler: RequestHandler, options: ListenOptions): P
     http1 = h1;
     const h2 = http2.createServer({ settings: http2Settings }, tracked as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
     h2.on("session", (session) => connections.addSession(session));
+    if (options.streams) offerStreamsFirst(h2, options.streams, connections);
     listener = net.createServer((socket) => {
       connections.add(socket);
       sniff(socket, limits.handshakeTimeoutMs, (isH2) => {
@@ -141,6 +146,25 @@ export async function listen(handler: RequestHandler, options: ListenOptions): P
       return dropped;
     },
   };
+}
+
+/**
+ * Puts `streams` in front of Node's compatibility layer, which turns every stream into a
+ * request and a response (it listens to 'stream' once a request handler is set): a stream
+ * `streams` serves never becomes one; the others reach the handler as before.
+ */
+function offerStreamsFirst(server: http2.Http2Server | http2.Http2SecureServer, streams: StreamHandler, connections: Connections): void {
+  const compat = server.listeners("stream") as ((...args: unknown[]) => void)[];
+  server.removeAllListeners("stream");
+  server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
+    // Reset before its headers came up: nothing to serve (as track() does for requests).
+    if (stream.destroyed) return;
+    if (streams(stream, headers, rawHeaders)) {
+      connections.servesStream(stream);
+      return;
+    }
+    for (const listener of compat) listener.call(server, stream, headers, flags, rawHeaders);
+  });
 }
 
 /**
@@ -198,6 +222,12 @@ class Connections {
     });
     idleFromNow();
     if (this.draining) session.close();
+  }
+
+  /** Counts a stream served outside the request handler as a request, until it closes. */
+  servesStream(stream: http2.ServerHttp2Stream): void {
+    this.requests++;
+    stream.once("close", () => this.requests--);
   }
 
   /**

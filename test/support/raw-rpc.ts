@@ -168,3 +168,67 @@ async function* envelopes(body: AsyncIterable<Uint8Array>): AsyncIterable<[flags
     }
   }
 }
+
+/** Everything an HTTP/2 call answered, as it came: for comparing two servers' answers byte for byte. */
+export interface RawExchange {
+  status: number;
+  headers: Record<string, string>;
+  /** The body split into envelopes (gRPC, gRPC-Web, Connect streaming); none for Connect unary. */
+  frames: { flags: number; data: Buffer }[];
+  body: Buffer;
+  trailers: Record<string, string>;
+  /** The stream ended by the client (`stop` said so, or the timeout), not by the server. */
+  cut: boolean;
+}
+
+/**
+ * One HTTP/2 request on a connection of its own, recorded to the end of the stream, or until
+ * `stop` (given the frames so far) says to cancel it (RST_STREAM CANCEL), or `timeoutMs`.
+ */
+export function exchange(
+  url: string,
+  headers: Record<string, string>,
+  body: Uint8Array,
+  opts: { timeoutMs?: number; enveloped?: boolean; stop?: (frames: RawExchange["frames"]) => boolean } = {},
+): Promise<RawExchange> {
+  const { origin, pathname } = new URL(url);
+  const session = http2.connect(origin);
+  const stream = session.request({ ":method": "POST", ":path": pathname, ...headers });
+  const out: RawExchange = { status: 0, headers: {}, frames: [], body: Buffer.alloc(0), trailers: {}, cut: false };
+  const flat = (h: http2.IncomingHttpHeaders) =>
+    Object.fromEntries(Object.entries(h).flatMap(([k, v]) => (k.startsWith(":") || v === undefined ? [] : [[k, Array.isArray(v) ? v.join(", ") : String(v)]])));
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (cut: boolean) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      out.cut = cut;
+      if (cut) stream.close(http2.constants.NGHTTP2_CANCEL);
+      session.close();
+      resolve(out);
+    };
+    const timer = setTimeout(() => finish(true), opts.timeoutMs ?? 10_000);
+    session.on("error", () => finish(false));
+    stream.on("response", (h) => {
+      out.status = Number(h[":status"]);
+      out.headers = flat(h);
+    });
+    stream.on("data", (chunk: Buffer) => {
+      out.body = Buffer.concat([out.body, chunk]);
+      if (opts.enveloped === false) return;
+      out.frames = [];
+      for (let at = 0; at + 5 <= out.body.length; ) {
+        const length = out.body.readUInt32BE(at + 1);
+        if (at + 5 + length > out.body.length) break;
+        out.frames.push({ flags: out.body[at], data: out.body.subarray(at + 5, at + 5 + length) });
+        at += 5 + length;
+      }
+      if (opts.stop?.(out.frames)) finish(true);
+    });
+    stream.on("trailers", (h) => (out.trailers = flat(h)));
+    stream.on("close", () => finish(false));
+    stream.on("error", () => finish(false));
+    stream.end(body);
+  });
+}
