@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { sleep } from "./domain/wait.js";
 import type { RequestHandler } from "./http-server.js";
+import { writeHead } from "./http/routes.js";
 import type { DataLossAlarm } from "./observability/data-loss-alarm.js";
 import type { HealthStatus } from "./services/health-service.js";
 import type { TierReadiness } from "./tiers/open-tiers.js";
@@ -75,12 +76,12 @@ export function withProbes(readiness: Readiness, health: HealthStatus, next: Req
     if (path !== "/healthz" && path !== "/readyz") return next(req, res);
     const reply = (status: number, body: object) => {
       if (res.writableEnded || req.destroyed) return; // the prober gave up meanwhile
-      res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store" });
+      writeHead(res, status, { "content-type": "application/json", "cache-control": "no-store" });
       if (req.method === "HEAD") res.end();
       else res.end(JSON.stringify(body));
     };
     if (req.method !== "GET" && req.method !== "HEAD") {
-      res.writeHead(405, { allow: "GET, HEAD" });
+      writeHead(res, 405, { allow: "GET, HEAD" });
       res.end();
       return;
     }

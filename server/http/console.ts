@@ -6,7 +6,7 @@ import { readFile, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { gzip } from "node:zlib";
-import type { HttpRequest, HttpResponse, HttpRoute } from "./routes.js";
+import { type HttpRequest, type HttpResponse, type HttpRoute, writeHead } from "./routes.js";
 
 const gzipAsync = promisify(gzip);
 
@@ -79,7 +79,7 @@ export function consoleRoutes(dir: string): HttpRoute[] {
 }
 
 function send(req: HttpRequest, res: HttpResponse, status: number, ext: string, body: Buffer, headers: Record<string, string>): void {
-  res.writeHead(status, { ...headers, "content-type": contentTypes[ext], "content-length": String(body.length) });
+  writeHead(res, status, { ...headers, "content-type": contentTypes[ext], "content-length": String(body.length) });
   // HEAD: the same headers, no body.
   if (req.method === "HEAD") res.end();
   else res.end(body);

@@ -7,6 +7,11 @@ import type { RequestHandler } from "../http-server.js";
 export type HttpRequest = http.IncomingMessage | http2.Http2ServerRequest;
 export type HttpResponse = http.ServerResponse | http2.Http2ServerResponse;
 
+/** writeHead on either kind of response (their overloads differ in type only, so the union is not callable as such). */
+export function writeHead(res: HttpResponse, status: number, headers: http.OutgoingHttpHeaders): void {
+  (res as http.ServerResponse).writeHead(status, headers);
+}
+
 export interface HttpRoute {
   method: "GET" | "POST" | "HEAD";
   /** Matched against the URL path; named groups become params. */

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# What `npm test` needs beyond npm (run by its pretest, so the README's test
+# command works on a fresh machine, and CI runs this same step):
+# - Debian's chromium (browser end-to-end tests), openssl (the TLS test's
+#   certificate) and curl: installed when missing, if apt-get is at hand and
+#   we are root; otherwise the script says what to install;
+# - the machine's Redis and Postgres on 127.0.0.1: started when down, with the
+#   same commands the machine uses.
+set -euo pipefail
+
+missing=()
+for tool in chromium openssl curl; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test-setup: installing Debian packages the tests use: ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "test-setup: the tests need ${missing[*]}: install them (Debian: apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+fi
+
+if command -v redis-cli >/dev/null 2>&1 && ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
+  echo "test-setup: starting Redis on 127.0.0.1:6379" >&2
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no >/dev/null
+fi
+if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -h 127.0.0.1 -q 2>/dev/null; then
+  echo "test-setup: starting PostgreSQL" >&2
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start || true
+fi
