@@ -14,10 +14,11 @@ import { freshTierEnv, type Services, type Tier } from "./tier-env.js";
 
 /**
  * Lightest first: the heavy scenarios leave garbage and a big hot tier behind
- * them. The in-process ones come after the server's own, then the ones that
- * start servers of their own: dispatch, and cold replay last.
+ * them (lookup, light, runs on a server of its own before any of them). The
+ * in-process ones come after the server's own, then the ones that start
+ * servers of their own: dispatch, and cold replay last.
  */
-const runOrder = ["latency", "tail", "single", "batch", "replay", "persist", "lag", "dispatch", "cold-replay"];
+const runOrder = ["lookup", "latency", "tail", "single", "batch", "replay", "persist", "lag", "dispatch", "cold-replay"];
 /** How long a scenario waits for the shared server's persister to finish the previous one's backlog. */
 const settleTimeoutMs = 60_000;
 

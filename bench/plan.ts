@@ -11,6 +11,7 @@ import { persistLag } from "./scenarios/persist-lag.js";
 import { persistThroughput } from "./scenarios/persist-throughput.js";
 import { warmReplay } from "./scenarios/replay.js";
 import { tailLatency } from "./scenarios/tail-latency.js";
+import { tenantLookups } from "./scenarios/tenant-lookups.js";
 import type { ServerUnderTest } from "./server-under-test.js";
 import type { Services, Tier } from "./tier-env.js";
 
@@ -49,14 +50,15 @@ export interface Scenario {
 
 export const profileDir = "/tmp/prof";
 
-export const usage = `Usage: npm run bench -- [--tier redis|memory|both] [--quick] [--only batch,single,latency,tail,persist,lag,replay,cold-replay,dispatch]
+export const usage = `Usage: npm run bench -- [--tier redis|memory|both] [--quick] [--only batch,single,latency,tail,persist,lag,replay,cold-replay,dispatch,lookup]
                           [--tail-rate N] [--cold-events N] [--log-level warn] [--profile] [--floor]
   --tier       tier(s) to benchmark (default redis: REDIS_URL or redis://127.0.0.1:6379, DATABASE_URL or
                postgres://postgres@127.0.0.1:5432/test; memory: embedded tiers in memory)
   --quick      smaller counts: a smoke run of under a minute
   --only       run only these scenarios; dispatch starts server children of its own: 10 bench agents take
                2000 turns (400 with --quick), then the reference agent (token delay 0) answers 200 turns
-               one at a time (50 with --quick)
+               one at a time (50 with --quick); lookup starts a server child with two tenants' keys and times
+               GetThread, GetTurn and GetEvent of an own, another tenant's and an unknown id (medians)
   --tail-rate  appends per second in the tail scenario (default 2000, 400 with --quick)
   --cold-events  events of the cold-replay thread, 90% of them archived (default 200000, 100000 with --quick;
                --cold-events 1000000 takes about 5 minutes on a 2-core machine)
@@ -273,6 +275,20 @@ export function scenarios({ quick, tailRate, coldEvents }: Pick<BenchOptions, "q
           submitConnections: 4,
           firstDeltaWarmup: quick ? 5 : 20,
           firstDeltaTurns: quick ? 50 : 200,
+        }),
+    },
+    {
+      key: "lookup",
+      name: "lookup by id, 2 tenants",
+      run: ({ tier, services, logLevel, profileDir }) =>
+        tenantLookups({
+          name: "lookup by id, 2 tenants",
+          tier,
+          services,
+          logLevel,
+          profileDir,
+          warmupRounds: quick ? 50 : 200,
+          rounds: quick ? 300 : 1_000,
         }),
     },
   ];

@@ -44,6 +44,8 @@ export const layouts: Record<string, string> = {
     "the bench process itself runs hot.append and the Persister (and the Archiver) on the real tiers; no server",
   "in-process+child":
     "data prepared in-process as above, then read over gRPC from a server child process started on the same tiers",
+  "own server child":
+    "the scenario starts a server child of its own (server,persister) on fresh tiers, with API keys of two tenants; its client runs in the bench process",
   "own server children":
     "the scenario starts server children of its own on fresh tiers, one after the other (server,persister,dispatcher; " +
     "then server,persister,dispatcher,agent: the reference agent with EVENTIDE_AGENT_TOKEN_DELAY=0); its agents and clients run in the bench process",

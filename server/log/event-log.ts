@@ -51,7 +51,8 @@ export class EventLog {
     } catch (err) {
       // The hot tier may have lost the thread (Redis data loss, embedded restart):
       // re-seed it from the system of record and try once more.
-      if (!(err instanceof NotFound) || cmd.create || !(await this.restoreThread(cmd.threadId))) throw err;
+      // Only the writer's own thread: another tenant's is refused after the same lookups as an unknown one.
+      if (!(err instanceof NotFound) || cmd.create || !(await this.restoreThread(cmd.threadId, cmd.tenantId))) throw err;
       return this.hot.append(cmd);
     }
   }
@@ -59,24 +60,25 @@ export class EventLog {
   /**
    * Client event ids older than the hot window are only in Postgres: a batch
    * whose ids are all there is a retry; some of them there is a conflict.
+   * Ids are the writer's tenant's: another tenant's are not looked at.
    */
   private async retriedFromWarm(cmd: AppendCommand): Promise<AppendResult | undefined> {
     const ids = cmd.events.filter((e) => e.clientSuppliedId).map((e) => e.eventId);
     if (ids.length === 0) return undefined;
-    const found = await this.warm.locateEventIds(ids);
+    const found = await this.warm.locateEventIds(cmd.tenantId, ids);
     if (found.size === 0) return undefined;
     const [firstId, where] = [...found][0];
     if (where.threadId !== cmd.threadId) throw new EventIdConflict(firstId, `thread/seq ${where.threadId} ${where.seq}`);
     if (found.size !== cmd.events.length) throw new EventIdConflict(firstId, "some ids of this batch are new");
-    const events = await Promise.all(ids.map((id) => this.findEvent(id)));
-    const thread = await this.getThread(cmd.threadId);
-    if (!thread || thread.tenantId !== cmd.tenantId) throw new NotFound("thread", cmd.threadId);
+    const events = await Promise.all(ids.map((id) => this.findEvent(cmd.tenantId, id)));
+    const thread = await this.getThread(cmd.threadId, cmd.tenantId);
+    if (!thread) throw new NotFound("thread", cmd.threadId);
     return { kind: "duplicate-events", thread, events: events.filter((e): e is StoredEvent => e !== undefined) };
   }
 
-  /** Re-seeds a thread the hot tier lost from the warm record (its dispatch state too); false when warm has none. */
-  async restoreThread(threadId: string): Promise<boolean> {
-    const thread = await this.warm.getThread(threadId);
+  /** Re-seeds a thread the hot tier lost from the warm record (its dispatch state too); false when warm has none (of the tenant, if given). */
+  async restoreThread(threadId: string, tenantId?: string): Promise<boolean> {
+    const thread = await this.warm.getThread(threadId, tenantId);
     if (!thread || thread.status === "deleted") return false;
     const turns: TurnRecord[] = [];
     let token = "";
@@ -105,20 +107,28 @@ export class EventLog {
     return thread.tenantId;
   }
 
-  /** The hot record is current (its last_seq includes what is not persisted yet); warm is the fallback. */
-  async getThread(threadId: string): Promise<ThreadRecord | undefined> {
-    return (await this.hot.getThread(threadId)) ?? (await this.warm.getThread(threadId));
+  /**
+   * The hot record is current (its last_seq includes what is not persisted yet); warm is the fallback.
+   * With a tenant, only that tenant's thread: a hot record of another tenant counts as none, and
+   * warm is asked by (thread, tenant), so another tenant's id takes the lookups an unknown one does.
+   */
+  async getThread(threadId: string, tenantId?: string): Promise<ThreadRecord | undefined> {
+    const hot = await this.hot.getThread(threadId);
+    if (hot && (tenantId === undefined || hot.tenantId === tenantId)) return hot;
+    return this.warm.getThread(threadId, tenantId);
   }
 
-  async getTurn(turnId: string): Promise<TurnRecord | undefined> {
-    return (await this.hot.getTurn(turnId)) ?? (await this.warm.getTurn(turnId));
+  /** The turn; with a tenant, only that tenant's (as getThread). */
+  async getTurn(turnId: string, tenantId?: string): Promise<TurnRecord | undefined> {
+    return (await this.hot.getTurn(turnId, tenantId)) ?? (await this.warm.getTurn(turnId, tenantId));
   }
 
-  async findEvent(eventId: string): Promise<StoredEvent | undefined> {
-    const found = (await this.hot.findEvent(eventId)) ?? (await this.warm.findEvent(eventId));
+  /** The tenant's event with this id, from any tier: event ids are unique per tenant. */
+  async findEvent(tenantId: string, eventId: string): Promise<StoredEvent | undefined> {
+    const found = (await this.hot.findEvent(tenantId, eventId)) ?? (await this.warm.findEvent(tenantId, eventId));
     if (found) return found;
     // Archived: Postgres still knows where it went.
-    const where = (await this.warm.locateEventIds([eventId])).get(eventId);
+    const where = (await this.warm.locateEventIds(tenantId, [eventId])).get(eventId);
     if (!where) return undefined;
     const [event] = await this.read(where.threadId, where.seq - 1, 1);
     return event?.eventId === eventId ? event : undefined;

@@ -13,7 +13,7 @@ import type { EventLog } from "../log/event-log.js";
 import { tail, type TailItem } from "../reads/tail.js";
 import { encodeEventBatchesDelimited, encodeEventDelimited, encodeEventsDelimited, toEvent } from "./convert.js";
 import { endingAtShutdown, type StreamShutdown } from "./shutdown.js";
-import { ownedThread, tenantOfWrite, visibleTo } from "./ownership.js";
+import { ownedThread, tenantOfLookup, tenantOfWrite } from "./ownership.js";
 import * as v from "./validation.js";
 
 export interface EventServiceDeps {
@@ -90,8 +90,10 @@ export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof
 
     async getEvent(req, ctx) {
       const eventId = v.eventId("event_id", req.eventId);
-      const event = await log.findEvent(eventId);
-      if (!event || !visibleTo(callerOf(ctx), event.tenantId)) throw new NotFound("event", eventId);
+      const tenantId = tenantOfLookup(callerOf(ctx), req.tenantId);
+      // Looked up by (tenant, id): another tenant's id is not found the way an unknown one is.
+      const event = tenantId === undefined ? undefined : await log.findEvent(tenantId, eventId);
+      if (!event) throw new NotFound("event", eventId);
       return { event: toEvent(event) };
     },
 

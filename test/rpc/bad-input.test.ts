@@ -65,6 +65,7 @@ const cases: Case[] = [
   ["cancel: U+0000 in reason", Code.InvalidArgument, "reason holds U+0000, which cannot be stored", (s, _th, tu) => s.turns().cancelTurn({ turnId: tu, reason: "\u0000" })],
   ["get event: empty id", Code.InvalidArgument, "event_id: does not match regex pattern `^[A-Za-z0-9_-]{1,64}$` [string.pattern]", (s) => s.events().getEvent({ eventId: "" })],
   ["get event: unknown", Code.NotFound, 'event "never-appended" not found', (s) => s.events().getEvent({ eventId: "never-appended" })],
+  ["get event: a tenant_id with a space", Code.InvalidArgument, "tenant_id: does not match regex pattern `^[A-Za-z0-9_.-]{1,64}$` [string.pattern]", (s) => s.events().getEvent({ eventId: "e-1", tenantId: "a b" })],
   ["list events: created_after past year 9999", Code.InvalidArgument, "created_after: must be greater than or equal to 0001-01-01T00:00:00Z and less than or equal to 9999-12-31T23:59:59.999999999Z [timestamp.gte_lte]", (s) => s.events().listEvents({ createdAfter: { seconds: 253402300800n } })],
   ["list events: a tenant_id with U+0000", Code.InvalidArgument, "tenant_id: does not match regex pattern `^[A-Za-z0-9_.-]{1,64}$` [string.pattern]", (s) => s.events().listEvents({ tenantId: "t\u0000" })],
   ["list events: 33 type prefixes", Code.InvalidArgument, "types: must contain no more than 32 item(s) [repeated.max_items]", (s, th) => s.events().listEvents({ threadId: th, types: Array.from({ length: 33 }, () => "message.") })],

@@ -97,8 +97,8 @@ for (const tier of tierKinds) {
     const more = await server.events().appendEvents({ threadId, events: Array.from({ length: 20 }, () => ({ type: "custom" })) });
     await waitPersisted(server, threadId, Number(more.lastSeq));
     // The trim follows the commit: wait for it.
-    for (let i = 0; i < 1_000 && (await server.tiers.hot.findEvent(`old-${tier}-1`)); i++) await delay(20);
-    t.is(await server.tiers.hot.findEvent(`old-${tier}-1`), undefined, "trimmed from the hot tier");
+    for (let i = 0; i < 1_000 && (await server.tiers.hot.findEvent("default", `old-${tier}-1`)); i++) await delay(20);
+    t.is(await server.tiers.hot.findEvent("default", `old-${tier}-1`), undefined, "trimmed from the hot tier");
     const retry = await server.events().appendEvents(batch);
     t.deepEqual([retry.firstSeq, retry.lastSeq], [first.firstSeq, first.lastSeq]);
     t.is((await server.turns().getThread({ threadId })).thread!.lastSeq, more.lastSeq);

@@ -18,11 +18,12 @@ export interface TestWarm {
   cleanup(): Promise<void>;
 }
 
-export async function testWarm(kind: WarmKind): Promise<TestWarm> {
+/** A fresh migrated schema; with `until`, migrated only up to that version (see migrate). */
+export async function testWarm(kind: WarmKind, until?: string): Promise<TestWarm> {
   const schema = `ettest_${randomUUID().slice(0, 8)}`;
   if (kind === "postgres") {
     const store = PostgresWarmStore.open({ connection: databaseUrl, schema, maxConnections: 4 });
-    await migrate(store.db, schema);
+    await migrate(store.db, schema, undefined, until);
     return {
       store,
       schema,
@@ -35,7 +36,7 @@ export async function testWarm(kind: WarmKind): Promise<TestWarm> {
   }
   const embedded = await startEmbeddedPostgres(undefined);
   const store = PostgresWarmStore.open({ connection: embedded.connection, schema, maxConnections: 1 });
-  await migrate(store.db, schema);
+  await migrate(store.db, schema, undefined, until);
   return {
     store,
     schema,

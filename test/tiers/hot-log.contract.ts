@@ -91,7 +91,7 @@ export function hotLogContract(test: TestFn, name: string, open: () => Promise<H
       { instanceOf: EventIdConflict },
     );
     // Nor is reusing it in another thread, in the same partition or another one.
-    const found = await hot.findEvent(ids[0]);
+    const found = await hot.findEvent("acme", ids[0]);
     t.like(found, { threadId, seq: 2, type: "custom" });
     for (const sibling of [hot.newThreadId(threadId), hot.newThreadId()]) {
       await hot.append({ tenantId: "acme", threadId: sibling, create: { metadata: {} }, events: [newEvent("thread.created")] });
@@ -134,6 +134,8 @@ export function hotLogContract(test: TestFn, name: string, open: () => Promise<H
     t.like(again.kind === "duplicate-turn" && again.turn, { turnId, submittedSeq: 2, input: { text: "hello" } });
     t.is((await hot.getThread(threadId))!.lastSeq, 2);
     t.like(await hot.getTurn(turnId), { turnId, threadId, submittedSeq: 2 });
+    t.like(await hot.getTurn(turnId, "acme"), { turnId, threadId, submittedSeq: 2 });
+    t.is(await hot.getTurn(turnId, "globex"), undefined, "another tenant's turn is not found");
     t.is(await hot.getTurn(ulid()), undefined);
     // Events may name the turn; an unknown turn writes nothing.
     const withTurn = await hot.append({ tenantId: "acme", threadId, turnId, events: [newEvent("message.delta", { turnId })] });
@@ -188,12 +190,63 @@ export function hotLogContract(test: TestFn, name: string, open: () => Promise<H
     t.true(seen.every((s, i) => i === 0 || s > seen[i - 1]));
   });
 
-  test(`${name}: findEvent finds any event by id`, async (t) => {
+  test(`${name}: findEvent finds any event of the tenant by id`, async (t) => {
     const { threadId } = await newThread();
     const res = await hot.append({ tenantId: "acme", threadId, events: [newEvent("custom", { metadata: { a: "b" } })] });
     if (res.kind !== "appended") return t.fail();
     const id = res.events[0].eventId;
-    t.like(await hot.findEvent(id), { eventId: id, threadId, seq: 2, metadata: { a: "b" }, tenantId: "acme", level: "info" });
-    t.is(await hot.findEvent(ulid()), undefined);
+    t.like(await hot.findEvent("acme", id), { eventId: id, threadId, seq: 2, metadata: { a: "b" }, tenantId: "acme", level: "info" });
+    t.is(await hot.findEvent("acme", ulid()), undefined);
+    t.is(await hot.findEvent("globex", id), undefined, "another tenant's event is not found");
+  });
+
+  test(`${name}: client event ids are per tenant: two tenants use one id, each gets its own event, retries dedupe per tenant`, async (t) => {
+    const acme = await newThread("acme");
+    // globex's threads: one in acme's partition, the others wherever their ids fall (every partition, most likely).
+    const globexThreads = [hot.newThreadId(acme.threadId), ...Array.from({ length: 7 }, () => hot.newThreadId())];
+    for (const [k, threadId] of globexThreads.entries()) {
+      await hot.append({ tenantId: "globex", threadId, create: { metadata: {} }, events: [newEvent("thread.created")] });
+      const ids = [`shared-${k}-${ulid()}`, `shared-${k}-${ulid()}`];
+      const batch = (who: string) => ids.map((eventId) => newEvent("custom", { eventId, clientSuppliedId: true, payload: { who } }));
+      const ours = await hot.append({ tenantId: "acme", threadId: acme.threadId, events: batch("acme") });
+      const theirs = await hot.append({ tenantId: "globex", threadId, events: batch("globex") });
+      t.is(ours.kind, "appended");
+      t.is(theirs.kind, "appended", "another tenant's id is neither a retry nor a conflict");
+      if (ours.kind !== "appended" || theirs.kind !== "appended") return;
+      t.deepEqual(theirs.events.map((e) => [e.eventId, e.seq, e.threadId, e.tenantId]), [[ids[0], 2, threadId, "globex"], [ids[1], 3, threadId, "globex"]]);
+      // A retry returns the tenant's own originals.
+      for (const [tenantId, tid, first] of [["acme", acme.threadId, ours], ["globex", threadId, theirs]] as const) {
+        const retry = await hot.append({ tenantId, threadId: tid, events: batch(tenantId) });
+        if (retry.kind !== "duplicate-events") return t.fail(`${tenantId}: ${retry.kind}`);
+        t.deepEqual(retry.events.map((e) => [e.eventId, e.seq, e.threadId]), first.events.map((e) => [e.eventId, e.seq, e.threadId]), tenantId);
+        t.like(await hot.findEvent(tenantId, ids[1]), { threadId: tid, seq: first.events[1].seq, payload: { who: tenantId } });
+      }
+      t.is(await hot.findEvent("initech", ids[0]), undefined);
+    }
+    t.is((await hot.getThread(acme.threadId))!.lastSeq, 1 + 2 * globexThreads.length);
+    for (const threadId of globexThreads) t.is((await hot.getThread(threadId))!.lastSeq, 3);
+    // Within globex, its id on another of its threads is a conflict that names only globex's thread.
+    const used = (await hot.read(globexThreads[0], 1, 1))[0].eventId;
+    const err = await t.throwsAsync(
+      hot.append({ tenantId: "globex", threadId: globexThreads[1], events: [newEvent("custom", { eventId: used, clientSuppliedId: true })] }),
+      { instanceOf: EventIdConflict },
+    );
+    t.true(err!.message.includes(globexThreads[0]), err!.message);
+    t.false(err!.message.includes(acme.threadId), err!.message);
+    t.is((await hot.getThread(globexThreads[1]))!.lastSeq, 3);
+  });
+
+  test(`${name}: deleting a thread frees its client event ids in the tenant's index`, async (t) => {
+    const { threadId } = await newThread("acme");
+    const eventId = `gone-${ulid()}`;
+    const event = () => [newEvent("custom", { eventId, clientSuppliedId: true })];
+    await hot.append({ tenantId: "acme", threadId, events: event() });
+    t.like(await hot.findEvent("acme", eventId), { threadId, seq: 2 });
+    await hot.deleteThread(threadId);
+    t.is(await hot.findEvent("acme", eventId), undefined);
+    // Left in the index, the id would still be a conflict (it named the deleted thread).
+    const next = await newThread("acme");
+    const reused = await hot.append({ tenantId: "acme", threadId: next.threadId, events: event() });
+    t.is(reused.kind, "appended");
   });
 }

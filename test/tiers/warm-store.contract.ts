@@ -57,6 +57,17 @@ export function warmStoreContract(test: TestFn, name: string, open: () => Promis
     t.like(await store.getThread(threadId), { lastSeq: 6, metadata: { project: "x" } });
   });
 
+  // The hot tier checks ids per partition: two threads of one tenant on two partitions can take one new id at once.
+  test.serial(`${name}: an id one tenant used on two threads at once is kept on both, no event dropped`, async (t) => {
+    const a = thread(3);
+    const b = thread(3);
+    b.events[2] = { ...b.events[2], eventId: a.events[2].eventId };
+    await store.persistBatch([...a.events, ...b.events]);
+    t.deepEqual((await store.read(a.threadId, 0, 10)).map((e) => e.eventId), a.events.map((e) => e.eventId));
+    t.deepEqual((await store.read(b.threadId, 0, 10)).map((e) => e.eventId), b.events.map((e) => e.eventId));
+    t.truthy(await store.findEvent("acme", a.events[2].eventId));
+  });
+
   // The warm log never takes a hole: last_seq means "every seq up to here is stored".
   test.serial(`${name}: a batch that would leave a hole is refused whole, naming every gap`, async (t) => {
     const a = thread(8);
@@ -120,6 +131,8 @@ export function warmStoreContract(test: TestFn, name: string, open: () => Promis
     events.push(event(threadId, 2, { type: "turn.submitted", turnId, payload: { input: { text: "hi" }, metadata: {}, idempotency_key: "k" } }));
     await store.persistBatch(events);
     t.like(await store.getTurn(turnId), { turnId, status: "queued", submittedSeq: 2, input: { text: "hi" }, idempotencyKey: "k" });
+    t.like(await store.getTurn(turnId, "acme"), { turnId, tenantId: "acme" });
+    t.is(await store.getTurn(turnId, "globex"), undefined, "another tenant's turn is not found");
     t.is((await store.getThread(threadId))!.status, "busy");
     const started = event(threadId, 3, { type: "turn.started", turnId, payload: { attempt: 1, agent_id: "a1" } });
     const completed = event(threadId, 4, { type: "turn.completed", turnId, payload: { output: { answer: 42 } } });
@@ -133,13 +146,50 @@ export function warmStoreContract(test: TestFn, name: string, open: () => Promis
     t.deepEqual(page.items.map((x) => x.turnId), [turnId]);
   });
 
-  test.serial(`${name}: find and locate events by id`, async (t) => {
+  test.serial(`${name}: find and locate events by id, within their tenant`, async (t) => {
     const { threadId, events } = thread(3);
     await store.persistBatch(events);
-    t.deepEqual(await store.findEvent(events[1].eventId), events[1]);
-    t.is(await store.findEvent("missing"), undefined);
-    const where = await store.locateEventIds([events[2].eventId, "missing"]);
+    t.deepEqual(await store.findEvent("acme", events[1].eventId), events[1]);
+    t.is(await store.findEvent("acme", "missing"), undefined);
+    t.is(await store.findEvent("globex", events[1].eventId), undefined, "another tenant's id is not found");
+    const where = await store.locateEventIds("acme", [events[2].eventId, "missing"]);
     t.deepEqual([...where], [[events[2].eventId, { threadId, seq: 3 }]]);
+    t.deepEqual([...(await store.locateEventIds("globex", [events[2].eventId]))], []);
+  });
+
+  test.serial(`${name}: two tenants keep events with the same id apart, persisted and archived`, async (t) => {
+    const shared = [`shared-${ulid()}`, `shared-${ulid()}`];
+    const acme = thread(3, "acme");
+    const globex = thread(3, "globex");
+    for (const { events } of [acme, globex]) shared.forEach((id, i) => (events[i + 1].eventId = id));
+    await store.persistBatch(acme.events);
+    await store.persistBatch(globex.events);
+    t.deepEqual(await store.read(globex.threadId, 0, 10), globex.events, "globex's events are all there");
+    for (const [tenant, { threadId, events }] of [["acme", acme], ["globex", globex]] as const) {
+      t.deepEqual(await store.findEvent(tenant, shared[0]), events[1], tenant);
+      const where = await store.locateEventIds(tenant, shared);
+      t.deepEqual(shared.map((id) => where.get(id)), [{ threadId, seq: 2 }, { threadId, seq: 3 }], tenant);
+      // Thread and turn lookups by (id, tenant): another tenant's is not found.
+      const other = tenant === "acme" ? "globex" : "acme";
+      t.like(await store.getThread(threadId, tenant), { threadId, tenantId: tenant });
+      t.like(await store.getThread(threadId), { threadId, tenantId: tenant });
+      t.is(await store.getThread(threadId, other), undefined, tenant);
+    }
+    // Archived ids keep their tenant: each still finds its own.
+    for (const [tenant, { threadId }] of [["acme", acme], ["globex", globex]] as const) {
+      const committed = await store.commitArchive({
+        archiveId: ulid(), threadId, tenantId: tenant, fromSeq: 1, toSeq: 3, objectKey: `threads/${tenant}/${threadId}/test`,
+        eventCount: 3, bytes: 1, sha256: "0".repeat(64), createdAt: Date.now(),
+      });
+      t.true(committed);
+    }
+    for (const [tenant, { threadId }] of [["acme", acme], ["globex", globex]] as const) {
+      t.is(await store.findEvent(tenant, shared[0]), undefined, "archived rows left agent_events");
+      const where = await store.locateEventIds(tenant, shared);
+      t.is(where.size, 2);
+      t.deepEqual(shared.map((id) => where.get(id)), [{ threadId, seq: 2 }, { threadId, seq: 3 }], tenant);
+    }
+    t.deepEqual([...(await store.locateEventIds("initech", shared))], []);
   });
 
   test.serial(`${name}: listEvents filters and pages`, async (t) => {

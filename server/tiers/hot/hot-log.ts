@@ -35,12 +35,14 @@ export interface HotLog {
   append(cmd: AppendCommand): Promise<AppendResult>;
   /** The thread, or undefined for an unknown id. Tenant checks are the caller's. */
   getThread(threadId: string): Promise<ThreadRecord | undefined>;
-  getTurn(turnId: string): Promise<TurnRecord | undefined>;
+  /** The turn; with a tenant, only if it is that tenant's, found by the same lookups an unknown id takes. */
+  getTurn(turnId: string, tenantId?: string): Promise<TurnRecord | undefined>;
   /** The thread's turns the hot tier holds (recent or not yet persisted), with their live dispatch state. */
   threadTurns(threadId: string): Promise<TurnRecord[]>;
   /** Events with seq > afterSeq in seq order, at most `limit`. */
   read(threadId: string, afterSeq: number, limit: number): Promise<StoredEvent[]>;
-  findEvent(eventId: string): Promise<StoredEvent | undefined>;
+  /** The tenant's event with this id, if the hot window holds it (event ids are unique per tenant). */
+  findEvent(tenantId: string, eventId: string): Promise<StoredEvent | undefined>;
   /**
    * Re-seeds a thread the hot tier lost, from the warm tier's record, so its
    * seqs continue where the log stands. No-op when the thread is present.
@@ -63,6 +65,15 @@ export interface LiveSource {
 /** Idempotency keys are scoped to the thread, or to the tenant ("" thread) when SubmitTurn creates the thread. */
 export function scopeOfIdempotencyKey(tenantId: string, threadId: string, key: string): string {
   return JSON.stringify([tenantId, threadId, key]);
+}
+
+/**
+ * Client event ids are unique per tenant: the hot tiers index an event as
+ * `<tenant>\0<event_id>` (neither holds a NUL), so another tenant's id is
+ * simply not there. The Lua scripts build the same field.
+ */
+export function eventIdKey(tenantId: string, eventId: string): string {
+  return `${tenantId}\u0000${eventId}`;
 }
 
 export function idempotencyScope(cmd: AppendCommand): string | undefined {

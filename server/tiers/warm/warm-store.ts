@@ -46,13 +46,16 @@ export interface WarmStore {
   persistBatch(events: StoredEvent[], namedThrough?: ReadonlyMap<string, number>): Promise<void>;
   /** Events with seq > afterSeq in seq order, at most `limit` (1,000 at most: a page is held whole). */
   read(threadId: string, afterSeq: number, limit: number): Promise<StoredEvent[]>;
-  findEvent(eventId: string): Promise<StoredEvent | undefined>;
-  /** Where each of these ids is stored (persisted or archived), for ids that are. */
-  locateEventIds(eventIds: string[]): Promise<Map<string, { threadId: string; seq: number }>>;
+  /** The tenant's event with this id (event ids are unique per tenant); undefined for another tenant's. */
+  findEvent(tenantId: string, eventId: string): Promise<StoredEvent | undefined>;
+  /** Where each of these ids of the tenant is stored (persisted or archived), for ids that are. */
+  locateEventIds(tenantId: string, eventIds: string[]): Promise<Map<string, { threadId: string; seq: number }>>;
   listEvents(filter: EventFilter, pageSize: number, pageToken: string): Promise<Page<StoredEvent>>;
-  getThread(threadId: string): Promise<ThreadRecord | undefined>;
+  /** The thread; with a tenant, only if it is that tenant's (looked up by both, so another tenant's costs what an unknown id does). */
+  getThread(threadId: string, tenantId?: string): Promise<ThreadRecord | undefined>;
   listThreads(tenantId: string | undefined, pageSize: number, pageToken: string): Promise<Page<ThreadRecord>>;
-  getTurn(turnId: string): Promise<TurnRecord | undefined>;
+  /** The turn; with a tenant, only if it is that tenant's (as getThread). */
+  getTurn(turnId: string, tenantId?: string): Promise<TurnRecord | undefined>;
   listTurns(threadId: string, pageSize: number, pageToken: string): Promise<Page<TurnRecord>>;
   /** Threads with a queued or running turn, after `afterThreadId`, in id order: dispatch state to rebuild after a hot-tier loss. */
   threadsWithOpenTurns(afterThreadId: string, limit: number): Promise<string[]>;

@@ -5,7 +5,16 @@ import { waitFor } from "../../../domain/wait.js";
 import { EventIdConflict, LeaseLost, NotFound, StaleExpectedSeq, ThreadBusy, TurnCancelled } from "../../../domain/errors.js";
 import type { NewEvent, StoredEvent, ThreadRecord, TurnRecord } from "../../../domain/records.js";
 import { ThreadFanout } from "../../../live/fanout.js";
-import { type AppendCommand, type AppendResult, type FeedBatch, type HotLog, idempotencyScope, type PartitionLeases, type PersistFeed } from "../hot-log.js";
+import {
+  type AppendCommand,
+  type AppendResult,
+  eventIdKey,
+  type FeedBatch,
+  type HotLog,
+  idempotencyScope,
+  type PartitionLeases,
+  type PersistFeed,
+} from "../hot-log.js";
 
 export interface ThreadState {
   record: ThreadRecord;
@@ -45,6 +54,7 @@ export class MemoryHotLog implements HotLog, PersistFeed {
   private wakePersister?: () => void;
   readonly live = new ThreadFanout();
   private readonly threads = new Map<string, ThreadState>();
+  /** eventIdKey(tenant, event_id) → where the event is. */
   private readonly eventIndex = new Map<string, { threadId: string; seq: number }>();
   private readonly turnIndex = new Map<string, string>();
   private readonly idempotency = new Map<string, { threadId: string; turnId: string; expiresAt: number }>();
@@ -84,7 +94,7 @@ export class MemoryHotLog implements HotLog, PersistFeed {
     const found: StoredEvent[] = [];
     for (const e of cmd.events) {
       if (!e.clientSuppliedId) continue;
-      const where = this.eventIndex.get(e.eventId);
+      const where = this.eventIndex.get(eventIdKey(cmd.tenantId, e.eventId));
       if (!where) continue;
       if (where.threadId !== cmd.threadId) throw new EventIdConflict(e.eventId, `thread/seq ${where.threadId} ${where.seq}`);
       found.push(state!.events[where.seq - state!.firstSeq]);
@@ -154,7 +164,7 @@ export class MemoryHotLog implements HotLog, PersistFeed {
         level: e.level,
       };
       state.events.push(event);
-      this.eventIndex.set(e.eventId, { threadId: state.record.threadId, seq: event.seq });
+      this.eventIndex.set(eventIdKey(event.tenantId, e.eventId), { threadId: state.record.threadId, seq: event.seq });
       return event;
     });
     state.record.lastSeq = last + appended.length;
@@ -196,7 +206,7 @@ export class MemoryHotLog implements HotLog, PersistFeed {
       );
       return;
     }
-    for (const e of state.events) this.eventIndex.delete(e.eventId);
+    for (const e of state.events) this.eventIndex.delete(eventIdKey(e.tenantId, e.eventId));
     for (const turnId of state.turns.keys()) this.turnIndex.delete(turnId);
     state.events = [];
     state.turns.clear();
@@ -210,10 +220,10 @@ export class MemoryHotLog implements HotLog, PersistFeed {
     return state && copy(state.record);
   }
 
-  async getTurn(turnId: string): Promise<TurnRecord | undefined> {
+  async getTurn(turnId: string, tenantId?: string): Promise<TurnRecord | undefined> {
     const threadId = this.turnIndex.get(turnId);
     const turn = threadId ? this.threads.get(threadId)?.turns.get(turnId) : undefined;
-    return turn && copy(turn);
+    return turn && (tenantId === undefined || turn.tenantId === tenantId) ? copy(turn) : undefined;
   }
 
   async threadTurns(threadId: string): Promise<TurnRecord[]> {
@@ -227,8 +237,8 @@ export class MemoryHotLog implements HotLog, PersistFeed {
     return state.events.slice(start, start + limit).map(copy);
   }
 
-  async findEvent(eventId: string): Promise<StoredEvent | undefined> {
-    const where = this.eventIndex.get(eventId);
+  async findEvent(tenantId: string, eventId: string): Promise<StoredEvent | undefined> {
+    const where = this.eventIndex.get(eventIdKey(tenantId, eventId));
     const state = where && this.threads.get(where.threadId);
     const event = state && state.events[where.seq - state.firstSeq];
     return event && copy(event);
@@ -276,7 +286,7 @@ export class MemoryHotLog implements HotLog, PersistFeed {
     const keepFrom = state.persistedSeq - window + 1;
     const drop = keepFrom - state.firstSeq;
     if (drop <= 0) return;
-    for (const e of state.events.splice(0, drop)) this.eventIndex.delete(e.eventId);
+    for (const e of state.events.splice(0, drop)) this.eventIndex.delete(eventIdKey(e.tenantId, e.eventId));
     state.firstSeq = keepFrom;
   }
 

@@ -59,12 +59,16 @@ export class HotKeys {
     return `${this.prefix}:{${p}}:log`;
   }
 
-  /** Hash: event_id → "<thread_id> <seq>", for retries and GetEvent. */
+  /**
+   * Hash: "<tenant>\0<event_id>" (eventIdKey) → "<thread_id> <seq>", for retries and GetEvent.
+   * Fields written before ids were per tenant (a bare event_id) are never looked up again;
+   * trimming and deletion still remove them.
+   */
   eventIndex(p: number): string {
     return `${this.prefix}:{${p}}:eid`;
   }
 
-  /** Hash: turn_id → thread_id, for GetTurn. */
+  /** Hash: turn_id → "<thread_id> <tenant>" (a bare thread_id if written before tenants were indexed), for GetTurn. */
   turnIndex(p: number): string {
     return `${this.prefix}:{${p}}:turn`;
   }

@@ -5,7 +5,7 @@ import type { RedisClientType } from "redis";
 import { EventIdConflict, LeaseLost, NotFound, StaleExpectedSeq, ThreadBusy, TurnCancelled } from "../../../domain/errors.js";
 import type { StoredEvent, ThreadRecord, TurnRecord } from "../../../domain/records.js";
 import { ThreadFanout } from "../../../live/fanout.js";
-import { type AppendCommand, type AppendResult, type HotLog, idempotencyScope } from "../hot-log.js";
+import { type AppendCommand, type AppendResult, eventIdKey, type HotLog, idempotencyScope } from "../hot-log.js";
 import { decodeEntry, encodeBody } from "./event-codec.js";
 import { HotKeys } from "./keys.js";
 import { PartitionLogReader } from "./partition-log-reader.js";
@@ -206,9 +206,14 @@ export class RedisHotLog implements HotLog {
     };
   }
 
-  async getTurn(turnId: string): Promise<TurnRecord | undefined> {
-    const threadId = await this.probePartitions((p) => this.client.hGet(this.keys.turnIndex(p), turnId));
-    return threadId ? this.turnOfThread(threadId, turnId) : undefined;
+  async getTurn(turnId: string, tenantId?: string): Promise<TurnRecord | undefined> {
+    const where = await this.probePartitions((p) => this.client.hGet(this.keys.turnIndex(p), turnId));
+    if (!where) return undefined;
+    const [threadId, owner] = where.split(" ");
+    // Another tenant's turn ends here, as an unknown one does; an entry without its tenant is checked on the record.
+    if (tenantId !== undefined && owner !== undefined && owner !== tenantId) return undefined;
+    const turn = await this.turnOfThread(threadId, turnId);
+    return turn && (tenantId === undefined || turn.tenantId === tenantId) ? turn : undefined;
   }
 
   /** A turn whose thread is known: no probe of the partitions' turn indexes. */
@@ -232,8 +237,9 @@ export class RedisHotLog implements HotLog {
     return this.range(threadId, afterSeq + 1, undefined, limit);
   }
 
-  async findEvent(eventId: string): Promise<StoredEvent | undefined> {
-    const where = await this.probePartitions((p) => this.client.hGet(this.keys.eventIndex(p), eventId));
+  async findEvent(tenantId: string, eventId: string): Promise<StoredEvent | undefined> {
+    const field = eventIdKey(tenantId, eventId);
+    const where = await this.probePartitions((p) => this.client.hGet(this.keys.eventIndex(p), field));
     if (!where) return undefined;
     const [threadId, seq] = where.split(" ");
     const [event] = await this.range(threadId, Number(seq), Number(seq));
@@ -267,14 +273,16 @@ export class RedisHotLog implements HotLog {
   /**
    * The script sees only its own partition's event index; client ids used in
    * another partition are caught here (one pipelined round trip, only when the
-   * client chose ids). Two threads racing to use one new id is left to the
-   * warm tier's unique event_id.
+   * client chose ids). Only the tenant's own ids are looked at, so what is
+   * named in the conflict is the caller's. Two threads of a tenant racing to
+   * use one new id is left to the warm tier's unique (tenant_id, event_id).
    */
   private async rejectIdsOfOtherPartitions(cmd: AppendCommand, own: number): Promise<void> {
     const ids = cmd.events.filter((e) => e.clientSuppliedId).map((e) => e.eventId);
     if (ids.length === 0 || this.keys.partitions === 1) return;
+    const fields = ids.map((id) => eventIdKey(cmd.tenantId, id));
     const others = Array.from({ length: this.keys.partitions }, (_, p) => p).filter((p) => p !== own);
-    const answers = await Promise.all(others.map((p) => this.client.hmGet(this.keys.eventIndex(p), ids)));
+    const answers = await Promise.all(others.map((p) => this.client.hmGet(this.keys.eventIndex(p), fields)));
     for (const answer of answers) {
       const i = answer.findIndex((where) => where !== null);
       if (i >= 0) throw new EventIdConflict(ids[i], `thread/seq ${answer[i]}`);

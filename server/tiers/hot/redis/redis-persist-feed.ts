@@ -29,7 +29,7 @@ export class RedisPersistFeed implements PersistFeed {
   /** The next batch, read while the last one is committed (for the same consumer, budget and partitions). */
   private ahead?: { key: string; batch: Promise<FeedBatch | undefined> };
   /**
-   * Reads and adoptions run one after the other. A read that is no longer
+   * Reads run one after the other, and so do the rewinds adoptions call for. A read that is no longer
    * wanted (read ahead for partitions that changed since) still delivers
    * entries to this consumer: they must be pending before the next read
    * looks for pending entries, or a later entry would be handed out first
@@ -59,11 +59,14 @@ export class RedisPersistFeed implements PersistFeed {
     return run;
   }
 
-  adopt(p: number, consumer: string, minIdleMs = 0): Promise<void> {
-    return this.inTurn(() => this.claim(p, consumer, minIdleMs));
+  async adopt(p: number, consumer: string, minIdleMs = 0): Promise<void> {
+    // Claimed entries may lie before what was handed out: read from the first pending
+    // one again, once the read under way (which may hand out some of them) is done.
+    if ((await this.claim(p, consumer, minIdleMs)) > 0 || minIdleMs === 0) await this.inTurn(async () => this.rewind());
   }
 
-  private async claim(p: number, consumer: string, minIdleMs: number): Promise<void> {
+  /** Makes entries pending with any consumer (this one included) and idle for minIdleMs this consumer's; how many. */
+  private async claim(p: number, consumer: string, minIdleMs: number): Promise<number> {
     const log = this.keys.partitionLog(p);
     if (!this.groupsReady.has(p)) {
       try {
@@ -73,7 +76,6 @@ export class RedisPersistFeed implements PersistFeed {
       }
       this.groupsReady.add(p);
     }
-    // Everything read but never acknowledged (by any consumer, this one included) and idle that long is now ours.
     let cursor = "0-0";
     let claimed = 0;
     do {
@@ -81,8 +83,7 @@ export class RedisPersistFeed implements PersistFeed {
       claimed += res.messages.length;
       cursor = res.nextId;
     } while (cursor !== "0-0");
-    // Claimed entries may lie before what was handed out: read from the first pending one again.
-    if (claimed > 0 || minIdleMs === 0) this.rewind();
+    return claimed;
   }
 
   async nextBatch(partitions: number[], consumer: string, maxEvents: number, waitMs: number, signal: AbortSignal): Promise<FeedBatch> {
@@ -135,6 +136,7 @@ export class RedisPersistFeed implements PersistFeed {
         this.groupsReady.delete(p);
         await this.claim(p, consumer, 0);
       }
+      this.rewind();
       return emptyBatch();
     }
     if (!reply?.some((s) => s.messages.length > 0)) {

@@ -10,8 +10,12 @@ export interface MigrationLog {
   info(obj: object, msg: string): void;
 }
 
-export async function migrate(db: IDatabase<unknown>, schema: string, log?: MigrationLog): Promise<string[]> {
-  const files = (await readdir(migrationsDir)).filter((f) => /^\d{3}_[a-z0-9_]+\.sql$/.test(f)).sort();
+/** Applies what is not applied yet; with `until` (a version, e.g. "001_init"), only up to it (a database as an older release left it). */
+export async function migrate(db: IDatabase<unknown>, schema: string, log?: MigrationLog, until?: string): Promise<string[]> {
+  const files = (await readdir(migrationsDir))
+    .filter((f) => /^\d{3}_[a-z0-9_]+\.sql$/.test(f))
+    .sort()
+    .filter((f) => until === undefined || f.replace(/\.sql$/, "") <= until);
   return db.tx("migrate", async (tx) => {
     await tx.one("SELECT pg_advisory_xact_lock(hashtext($1))", [`eventide-migrate:${schema}`]);
     await tx.none("CREATE SCHEMA IF NOT EXISTS $1:name", [schema]);

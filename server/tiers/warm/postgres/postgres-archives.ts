@@ -32,8 +32,8 @@ export async function commitArchive(db: Db, a: ArchiveRecord): Promise<boolean> 
     );
     if (!inserted) return false;
     await tx.none(
-      `INSERT INTO archived_event_ids (event_id, thread_id, seq)
-       SELECT event_id, thread_id, seq FROM agent_events WHERE thread_id = $1 AND seq BETWEEN $2 AND $3
+      `INSERT INTO archived_event_ids (tenant_id, event_id, thread_id, seq)
+       SELECT tenant_id, event_id, thread_id, seq FROM agent_events WHERE thread_id = $1 AND seq BETWEEN $2 AND $3
        ON CONFLICT DO NOTHING`,
       [a.threadId, a.fromSeq, a.toSeq],
     );

@@ -117,20 +117,24 @@ export class PostgresWarmStore implements WarmStore {
     return events;
   }
 
-  async findEvent(eventId: string): Promise<StoredEvent | undefined> {
-    const row = await this.db.oneOrNone<EventRow>(`SELECT ${eventColumns} FROM agent_events WHERE event_id = $1`, [eventId]);
+  async findEvent(tenantId: string, eventId: string): Promise<StoredEvent | undefined> {
+    // An id taken twice at once on two partitions names two events (see migration 002): the first counts.
+    const row = await this.db.oneOrNone<EventRow>(`SELECT ${eventColumns} FROM agent_events WHERE tenant_id = $1 AND event_id = $2 ORDER BY created_at, thread_id, seq LIMIT 1`, [
+      tenantId,
+      eventId,
+    ]);
     return row ? fromRow(row) : undefined;
   }
 
-  async locateEventIds(eventIds: string[]): Promise<Map<string, { threadId: string; seq: number }>> {
+  async locateEventIds(tenantId: string, eventIds: string[]): Promise<Map<string, { threadId: string; seq: number }>> {
     const found = new Map<string, { threadId: string; seq: number }>();
     if (eventIds.length === 0) return found;
     const rows = await this.db.any<{ event_id: string; thread_id: string; seq: number }>(
-      `SELECT event_id, thread_id, seq FROM agent_events WHERE event_id IN ($1:csv)
-       UNION ALL SELECT event_id, thread_id, seq FROM archived_event_ids WHERE event_id IN ($1:csv)`,
-      [eventIds],
+      `SELECT event_id, thread_id, seq FROM agent_events WHERE tenant_id = $1 AND event_id IN ($2:csv)
+       UNION ALL SELECT event_id, thread_id, seq FROM archived_event_ids WHERE tenant_id = $1 AND event_id IN ($2:csv)`,
+      [tenantId, eventIds],
     );
-    for (const r of rows) found.set(r.event_id, { threadId: r.thread_id, seq: r.seq });
+    for (const r of rows) if (!found.has(r.event_id)) found.set(r.event_id, { threadId: r.thread_id, seq: r.seq });
     return found;
   }
 
@@ -166,8 +170,12 @@ export class PostgresWarmStore implements WarmStore {
     };
   }
 
-  async getThread(threadId: string): Promise<ThreadRecord | undefined> {
-    const row = await this.db.oneOrNone("SELECT * FROM threads WHERE thread_id = $1", [threadId]);
+  async getThread(threadId: string, tenantId?: string): Promise<ThreadRecord | undefined> {
+    // By (id, tenant): another tenant's thread costs Postgres what an unknown id does.
+    const row = await this.db.oneOrNone("SELECT * FROM threads WHERE thread_id = $1 AND ($2::text IS NULL OR tenant_id = $2)", [
+      threadId,
+      tenantId ?? null,
+    ]);
     return row ? threadFromRow(row) : undefined;
   }
 
@@ -185,8 +193,11 @@ export class PostgresWarmStore implements WarmStore {
     return { items, nextPageToken: rows.length > pageSize && last ? encodeToken([last.createdAt, last.threadId]) : "" };
   }
 
-  async getTurn(turnId: string): Promise<TurnRecord | undefined> {
-    const row = await this.db.oneOrNone("SELECT * FROM turns WHERE turn_id = $1", [turnId]);
+  async getTurn(turnId: string, tenantId?: string): Promise<TurnRecord | undefined> {
+    const row = await this.db.oneOrNone("SELECT * FROM turns WHERE turn_id = $1 AND ($2::text IS NULL OR tenant_id = $2)", [
+      turnId,
+      tenantId ?? null,
+    ]);
     return row ? turnFromRow(row) : undefined;
   }
 

@@ -50,11 +50,12 @@ end
 if ARGV[11] == '1' and tonumber(redis.call('HGET', meta, 'open_turns') or '0') > 0 then return {'BUSY'} end
 
 -- A retry carries the same client ids: all found means "return the originals".
+-- Ids are per tenant: the index field is "<tenant>\0<event_id>" (eventIdKey).
 local found, first_found = {}, nil
 for i = 0, n - 1 do
   local id, chosen = ARGV[13 + i * 3], ARGV[14 + i * 3]
   if chosen == '1' then
-    local where = redis.call('HGET', eidx, id)
+    local where = redis.call('HGET', eidx, tenant .. '\0' .. id)
     if where then
       local sp = string.find(where, ' ', 1, true)
       if string.sub(where, 1, sp - 1) ~= thread_id then return {'CONFLICT', id, where} end
@@ -84,7 +85,7 @@ for i = 0, n - 1 do
   seq = seq + 1
   local id = ARGV[13 + i * 3]
   redis.call('XADD', stream, seq .. '-0', 'i', id, 'e', ARGV[15 + i * 3], 'c', now)
-  redis.call('HSET', eidx, id, thread_id .. ' ' .. seq)
+  redis.call('HSET', eidx, tenant .. '\0' .. id, thread_id .. ' ' .. seq)
 end
 redis.call('HSET', meta, 'last_seq', seq, 'updated_at', now)
 redis.call('XADD', plog, '*', 't', thread_id, 'f', last + 1, 'l', seq)
@@ -94,7 +95,7 @@ if ARGV[5] ~= '' then
   local turn = '{"submittedSeq":' .. seq .. ',"createdAt":' .. now .. ',"updatedAt":' .. now .. ',' ..
     string.sub(ARGV[6], 2)
   redis.call('HSET', turns, ARGV[5], turn)
-  redis.call('HSET', tidx, ARGV[5], thread_id)
+  redis.call('HSET', tidx, ARGV[5], thread_id .. ' ' .. tenant)
   redis.call('HINCRBY', meta, 'open_turns', 1)
   redis.call('HSET', meta, 'status', 'busy')
   redis.call('HSET', tstate, ARGV[5] .. ':status', 'queued', ARGV[5] .. ':attempt', 0)

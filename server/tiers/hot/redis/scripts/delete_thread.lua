@@ -10,6 +10,8 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'status', 'deleted')
   return 0
 end
+-- Index fields are "<tenant>\0<event_id>"; the bare id goes too, as written before ids were per tenant.
+local tenant = redis.call('HGET', KEYS[1], 'tenant') or ''
 local start = '-'
 while true do
   local entries = redis.call('XRANGE', KEYS[2], start, '+', 'COUNT', 500)
@@ -17,7 +19,7 @@ while true do
   for _, entry in ipairs(entries) do
     local fields = entry[2]
     for i = 1, #fields, 2 do
-      if fields[i] == 'i' then redis.call('HDEL', KEYS[4], fields[i + 1]) end
+      if fields[i] == 'i' then redis.call('HDEL', KEYS[4], tenant .. '\0' .. fields[i + 1], fields[i + 1]) end
     end
   end
   start = '(' .. entries[#entries][1]

@@ -19,7 +19,7 @@ local function append_event(event_id, turn_id, type, level, payload_json, now)
   local body = '{"id":"' .. event_id .. '","tu":"' .. turn_id .. '","ty":"' .. type .. '","p":' .. payload_json ..
     ',"m":{},"sv":1,"tn":' .. cjson.encode(tenant) .. ',"l":"' .. level .. '"}'
   redis.call('XADD', stream, seq .. '-0', 'i', event_id, 'e', body, 'c', now)
-  redis.call('HSET', eidx, event_id, thread_id .. ' ' .. seq)
+  redis.call('HSET', eidx, tenant .. '\0' .. event_id, thread_id .. ' ' .. seq)
   redis.call('HSET', meta, 'last_seq', seq, 'updated_at', now)
   redis.call('XADD', plog, '*', 't', thread_id, 'f', seq, 'l', seq)
   return seq

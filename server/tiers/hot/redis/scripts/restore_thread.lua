@@ -16,7 +16,7 @@ local running = nil
 for i = 9, #ARGV, 5 do
   local turn_id, status = ARGV[i], ARGV[i + 2]
   redis.call('HSET', turns, turn_id, ARGV[i + 1])
-  redis.call('HSET', tidx, turn_id, ARGV[1])
+  redis.call('HSET', tidx, turn_id, ARGV[1] .. ' ' .. ARGV[2])
   redis.call('HSET', tstate, turn_id .. ':status', status, turn_id .. ':attempt', ARGV[i + 3], turn_id .. ':agent', ARGV[i + 4])
   if status == 'running' and not running then
     running = turn_id

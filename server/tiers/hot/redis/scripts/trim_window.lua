@@ -9,6 +9,8 @@ local before = tonumber(redis.call('HGET', meta, 'persisted_seq') or '0')
 if persisted > before then redis.call('HSET', meta, 'persisted_seq', persisted) else persisted = before end
 local keep_from = persisted - window + 1
 if keep_from <= 1 then return 0 end
+-- Index fields are "<tenant>\0<event_id>"; the bare id goes too, as written before ids were per tenant.
+local tenant = redis.call('HGET', meta, 'tenant') or ''
 local start, trimmed = '-', 0
 while true do
   local entries = redis.call('XRANGE', stream, start, '(' .. keep_from .. '-0', 'COUNT', 500)
@@ -16,7 +18,7 @@ while true do
   for _, entry in ipairs(entries) do
     local fields = entry[2]
     for i = 1, #fields, 2 do
-      if fields[i] == 'i' then redis.call('HDEL', eidx, fields[i + 1]) end
+      if fields[i] == 'i' then redis.call('HDEL', eidx, tenant .. '\0' .. fields[i + 1], fields[i + 1]) end
     end
   end
   trimmed = trimmed + #entries
