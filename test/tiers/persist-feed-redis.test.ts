@@ -3,7 +3,7 @@
 // logs when the lane's partitions change (a rebalance, or an adoption), then
 // an append. The dropped read still receives that entry; it must be handed
 // out next, never skipped for a later one.
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import { setTimeout as delay } from "node:timers/promises";
 import type { RedisClientType } from "redis";
 import type { FeedBatch, HotLog } from "../../server/tiers/hot/hot-log.js";
@@ -17,21 +17,20 @@ const consumer = "lane-under-test";
 /** Long enough that the read ahead is still blocked when the partitions change. */
 const blockMs = 1_500;
 
-let real: RealTiers;
-const connections: RedisClientType[] = [];
-test.before(async () => {
-  real = await openRealTiers();
-});
-test.after.always(async () => {
-  for (const c of connections) c.destroy();
-  await real?.cleanup();
-});
-
-async function newFeed(): Promise<{ feed: RedisPersistFeed; keys: HotKeys }> {
+/**
+ * A feed of its own on tiers of its own (key prefix): a read another test's
+ * feed left blocked on the same logs would take entries meant for this one.
+ */
+async function newFeed(t: ExecutionContext): Promise<{ feed: RedisPersistFeed; keys: HotKeys; real: RealTiers; client: RedisClientType }> {
+  const real = await openRealTiers();
   const [client, blocking] = [await connectRedis(), await connectRedis()];
-  connections.push(client, blocking);
+  t.teardown(async () => {
+    client.destroy();
+    blocking.destroy();
+    await real.cleanup();
+  });
   const keys = new HotKeys(real.env.EVENTIDE_REDIS_PREFIX, Number(real.env.EVENTIDE_PARTITIONS));
-  return { feed: new RedisPersistFeed(client, blocking, keys), keys };
+  return { feed: new RedisPersistFeed(client, blocking, keys), keys, real, client };
 }
 
 /** A new thread in partition `p` (thread ids are random; their partition is a hash). */
@@ -48,8 +47,8 @@ async function threadIn(hot: HotLog, keys: HotKeys, p: number, not?: number): Pr
 const seqsOf = (batch: FeedBatch, threadId: string) => batch.events.filter((e) => e.threadId === threadId).map((e) => e.seq);
 
 for (const change of ["the lane's partitions change", "the lane adopts another partition"] as const) {
-  test.serial(`an entry received by a read ahead dropped when ${change} is handed out before later ones`, async (t) => {
-    const { feed, keys } = await newFeed();
+  test(`an entry received by a read ahead dropped when ${change} is handed out before later ones`, async (t) => {
+    const { feed, keys, real, client } = await newFeed(t);
     const { hot } = real.tiers;
     const threadId = await threadIn(hot, keys, 0);
     const other = await threadIn(hot, keys, -1, 0);
@@ -79,19 +78,19 @@ for (const change of ["the lane's partitions change", "the lane adopts another p
     }
     t.deepEqual(handedOut, [2, 3], "in order, none skipped");
     // Nothing is left pending that was never handed out.
-    const pending = await connections[0].xPending(keys.partitionLog(p), "persister");
+    const pending = await client.xPending(keys.partitionLog(p), "persister");
     t.is(pending.pending, 0);
   });
 }
 
-test.serial("an entry whose events the stream no longer holds still names them (namedThrough), so it is never acknowledged silently", async (t) => {
-  const { feed, keys } = await newFeed();
+test("an entry whose events the stream no longer holds still names them (namedThrough), so it is never acknowledged silently", async (t) => {
+  const { feed, keys, real, client } = await newFeed(t);
   const { hot } = real.tiers;
   const threadId = await threadIn(hot, keys, 1);
   await feed.adopt(1, consumer);
   await hot.append({ tenantId: "acme", threadId, events: [newEvent(), newEvent(), newEvent()] }); // seqs 2-4, one entry
   // The stream loses seqs 2-4 (as a trim below an unpersisted seq once did).
-  await connections[0].xDel(keys.stream(threadId), ["2-0", "3-0", "4-0"]);
+  await client.xDel(keys.stream(threadId), ["2-0", "3-0", "4-0"]);
   const batch = await feed.nextBatch([1], consumer, 100, 100, new AbortController().signal);
   t.deepEqual(seqsOf(batch, threadId), [1]);
   t.is(batch.namedThrough.get(threadId), 4);
