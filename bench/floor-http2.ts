@@ -46,7 +46,6 @@ function tailSink(stream: ServerHttp2Stream): TailSink {
     started = true;
   };
   stream.on("wantTrailers", () => stream.sendTrailers(okTrailers));
-  stream.on("error", () => {});
   return {
     write(message) {
       start();
