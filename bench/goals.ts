@@ -81,7 +81,7 @@ const goals: GoalSpec[] = [
       const rate = find.lean(find.tier, scenarioNames.tail, "deliveries/s");
       const p99 = find.lean(find.tier, scenarioNames.tail, "delivery p99");
       if (!cpu || !rate || !p99) return missing;
-      const offered = rate.goal ? ` of ${formatValue({ value: rate.goal.value, unit: rate.unit })}` : "";
+      const offered = rate.goal ? ` (≥ ${formatValue({ value: rate.goal.value, unit: rate.unit })} needed)` : "";
       return {
         figure: `${show(cpu)} a delivery, ${show(rate)}${offered}, p99 ${show(p99)}`,
         met: all(ok(cpu, (v) => v <= 20), ok(rate, (v) => v >= (rate.goal?.value ?? 0)), ok(p99, (v) => v <= 50)),

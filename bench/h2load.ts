@@ -52,7 +52,8 @@ export async function runH2load(p: H2loadParams): Promise<LoadRun> {
         let output = "";
         child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
         child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-        const [code] = (await once(child, "exit")) as [number | null];
+        // 'close', not 'exit': the summary may still be in the pipe when the process exits.
+        const [code] = (await once(child, "close")) as [number | null];
         return { output, code, log: await readFile(log, "utf8").catch(() => "") };
       }),
     );

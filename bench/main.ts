@@ -12,8 +12,7 @@ import { waitForBacklog } from "./persister-backlog.js";
 import { type BenchContext, type BenchOptions, parseOptions, type Scenario, scenarios, usage } from "./plan.js";
 import { goalsTable } from "./goals.js";
 import { cpuComparison, environment, formatValue, layouts, type Row, table } from "./report.js";
-import { warningsNote } from "./result.js";
-import { startServerUnderTest } from "./server-under-test.js";
+import { closeAndReport, startServerUnderTest } from "./server-under-test.js";
 import { freshTierEnv, isFloor, type Services, type Tier } from "./tier-env.js";
 
 /**
@@ -128,14 +127,8 @@ async function runTier(tier: Tier, selected: Scenario[], services: Services, opt
     }
   } finally {
     // The persister first: the server owns the tiers and drops them when it is closed.
-    for (const [who, child] of [["persister", persister], ["server", server]] as const) {
-      if (!child) continue;
-      const how = await child.close();
-      const died = child.died();
-      if (died) failures.push(`${tier}: ${died}`);
-      else if (how !== "exited with code 0") notes.push(`${tier}: the ${who} ${how} on SIGTERM`);
-      notes.push(...warningsNote(`${tier}: the ${who}`, child.warnings()));
-    }
+    if (persister) await closeAndReport(persister, `${tier}: the persister`, failures, notes);
+    await closeAndReport(server, `${tier}: the server`, failures, notes);
   }
   return { rows, failures, notes };
 }

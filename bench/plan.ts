@@ -157,17 +157,19 @@ export function scenarios({ quick, tailRate, coldEvents }: Pick<BenchOptions, "q
       key: "idle",
       name: scenarioNames.idle,
       floor: true,
-      run: ({ server, tier }) =>
-        onServerChild(scenarioNames.idle, tier, {
-          lean: () =>
-            idleTails(server, {
-              name: scenarioNames.idle,
-              threads: quick ? 200 : 1_000,
-              tailsPerThread: 10,
-              connections: quick ? 4 : 10,
-              idleSeconds: quick ? 2 : 5,
-              rssGoal: { op: "<=", value: 300 },
-            }),
+      run: ({ tier, services, logLevel, profileDir }) =>
+        idleTails({
+          name: scenarioNames.idle,
+          tier,
+          services,
+          logLevel,
+          profileDir,
+          threads: quick ? 200 : 1_000,
+          tailsPerThread: 10,
+          connections: quick ? 4 : 10,
+          opening: 500,
+          idleSeconds: quick ? 2 : 5,
+          rssGoal: { op: "<=", value: 300 },
         }),
     },
     {

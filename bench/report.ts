@@ -62,6 +62,8 @@ export const layouts: Record<string, string> = {
     "the bench process itself runs hot.append and the Persister (and the Archiver) on the real tiers; no server",
   "in-process+child":
     "data prepared in-process as above, then read over gRPC from a server child process started on the same tiers",
+  "own child":
+    "the scenario starts a child of its own for this scenario alone (on Redis the server role only, or the floor) on fresh tiers; its client runs in the bench process",
   "own server child":
     "the scenario starts a server child of its own (server,persister) on fresh tiers, with API keys of two tenants; its client runs in the bench process",
   "own server children":

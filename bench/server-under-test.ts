@@ -15,6 +15,7 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { onInterrupt, runOnce } from "./cleanup.js";
 import { sleep } from "./clock.js";
+import { warningsNote } from "./result.js";
 import { type FloorTier, isFloor, type Tier, type TierEnv } from "./tier-env.js";
 
 export type { Tier } from "./tier-env.js";
@@ -130,6 +131,35 @@ export async function startServerUnderTest(opts: ServerOptions): Promise<ServerU
       return stop();
     },
   };
+}
+
+/**
+ * Closes a child and reports how it went, as `who` (e.g. "redis: the server"):
+ * dying before close() is a failure; an unclean exit on SIGTERM and the
+ * warnings it logged are notes.
+ */
+export async function closeAndReport(child: ServerUnderTest, who: string, failures: string[], notes: string[]): Promise<void> {
+  const how = await child.close();
+  const died = child.died();
+  if (died) failures.push(`${who}: ${died}`);
+  else if (how !== "exited with code 0") notes.push(`${who} ${how} on SIGTERM`);
+  notes.push(...warningsNote(who, child.warnings()));
+}
+
+/** A child started for `work` alone (fresh process, fresh tiers), always closed and reported as closeAndReport does. */
+export async function withOwnServer<T>(
+  opts: ServerOptions,
+  who: string,
+  failures: string[],
+  notes: string[],
+  work: (server: ServerUnderTest) => Promise<T>,
+): Promise<T> {
+  const server = await startServerUnderTest(opts);
+  try {
+    return await work(server);
+  } finally {
+    await closeAndReport(server, who, failures, notes);
+  }
 }
 
 /** The bench's environment minus anything that would point the server elsewhere. */

@@ -21,7 +21,7 @@ import {
 } from "../long-thread.js";
 import type { PayloadSource } from "../payloads.js";
 import { layoutRow, warningsNote, type Goal, type Measurement, type ScenarioResult } from "../result.js";
-import { type ServerUnderTest, startServerUnderTest } from "../server-under-test.js";
+import { closeAndReport, type ServerUnderTest, startServerUnderTest } from "../server-under-test.js";
 import { freshTierEnv, type Services } from "../tier-env.js";
 import { verifyPersisted } from "../warm-checks.js";
 import { measuredReplay, replayClients } from "./replay.js";
@@ -109,11 +109,7 @@ export async function coldReplay(p: ColdReplayParams): Promise<ScenarioResult> {
         try {
           await read(server);
         } finally {
-          const how = await server.close();
-          const died = server.died();
-          if (died) failures.push(`${p.name}: ${died}`);
-          else if (how !== "exited with code 0") notes.push(`${p.name}: its server ${how} on SIGTERM`);
-          notes.push(...warningsNote(`${p.name}: its server`, server.warnings()));
+          await closeAndReport(server, `${p.name}: its server`, failures, notes);
         }
       });
       layout = "in-process+child";

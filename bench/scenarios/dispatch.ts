@@ -18,8 +18,8 @@ import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { nowMs, sleep } from "../clock.js";
 import { distribution } from "../percentiles.js";
 import { startCpuMeter } from "../process-stats.js";
-import { layoutRow, type Measurement, type ScenarioResult, warningsNote } from "../result.js";
-import { type ServerUnderTest, startServerUnderTest } from "../server-under-test.js";
+import { layoutRow, type Measurement, type ScenarioResult } from "../result.js";
+import { type ServerUnderTest, withOwnServer } from "../server-under-test.js";
 import { freshTierEnv, type Services, type Tier } from "../tier-env.js";
 
 export interface DispatchParams {
@@ -87,7 +87,7 @@ export async function dispatchBench(p: DispatchParams): Promise<ScenarioResult> 
 }
 
 /** A server child on fresh tiers of its own for `work`, always closed; its death and warnings are reported. */
-async function onOwnServer(
+function onOwnServer(
   p: DispatchParams,
   roles: string,
   extraEnv: Record<string, string>,
@@ -96,22 +96,9 @@ async function onOwnServer(
   notes: string[],
   work: (server: ServerUnderTest) => Promise<void>,
 ): Promise<void> {
-  const server = await startServerUnderTest({
-    tiers: freshTierEnv(p.tier, p.services, extraEnv),
-    ownsTiers: true,
-    logLevel: p.logLevel,
-    profileDir: p.profileDir,
-    roles,
-  });
-  try {
-    await work(server);
-  } finally {
-    const how = await server.close();
-    const died = server.died();
-    if (died) failures.push(`${p.name}: ${part}: ${died}`);
-    else if (how !== "exited with code 0") notes.push(`${p.name}: ${part}: its server ${how} on SIGTERM`);
-    notes.push(...warningsNote(`${p.name}: ${part}: its server (${roles})`, server.warnings()));
-  }
+  const tiers = freshTierEnv(p.tier, p.services, extraEnv);
+  const options = { tiers, ownsTiers: true, logLevel: p.logLevel, profileDir: p.profileDir, roles };
+  return withOwnServer(options, `${p.name}: ${part}: its server (${roles})`, failures, notes, work);
 }
 
 interface Throughput {

@@ -1,22 +1,32 @@
 // Idle followed tails: `threads × tailsPerThread` TailEvents calls with
-// follow=true, opened with the wire tail client on a few connections, each
-// caught up (thread.created, then caught_up) and then left alone for
-// `idleSeconds`. What a server holds for tails that cost nothing but memory:
-// its resident memory (VmRSS) before and with them, its CPU per tail opened
-// and while idle.
+// follow=true, opened with the wire tail client on a few connections (at
+// most `opening` catching up at once), each caught up (thread.created, then
+// caught_up) and then left alone for `idleSeconds`. What a server holds for
+// tails that cost nothing but memory: its resident memory (VmRSS) before and
+// with them, its CPU per tail opened and while idle. On a child of its own
+// (eventide's server role, or the floor), started for this scenario: the
+// memory others' data left behind is not counted, and this scenario's heap
+// does not weigh on theirs.
 import { Connections } from "../connections.js";
 import { nowMs, sleep, within } from "../clock.js";
 import { rssMb, startCpuMeter } from "../process-stats.js";
-import type { Goal, Measurement, ScenarioResult } from "../result.js";
-import type { ServerUnderTest } from "../server-under-test.js";
+import { layoutRow, type Goal, type Measurement, type ScenarioResult } from "../result.js";
+import { type ServerUnderTest, withOwnServer } from "../server-under-test.js";
+import { freshTierEnv, isFloor, type Services, type Tier } from "../tier-env.js";
 import { WireSessions } from "../wire-sessions.js";
 import { eventSeq, wireTail } from "../wire-tail-client.js";
 
 export interface IdleTailsParams {
   name: string;
+  tier: Tier;
+  services: Services;
+  logLevel: string;
+  profileDir?: string;
   threads: number;
   tailsPerThread: number;
   connections: number;
+  /** Tails opened but not yet caught up, at most: 10,000 at once is a stampede, not idle tails. */
+  opening: number;
   idleSeconds: number;
   rssGoal?: Goal;
 }
@@ -24,7 +34,21 @@ export interface IdleTailsParams {
 const openTimeoutMs = 120_000;
 const closeTimeoutMs = 30_000;
 
-export async function idleTails(server: ServerUnderTest, p: IdleTailsParams): Promise<ScenarioResult> {
+export async function idleTails(p: IdleTailsParams): Promise<ScenarioResult> {
+  const failures: string[] = [];
+  const notes: string[] = [];
+  const tiers = freshTierEnv(p.tier, p.services);
+  const options = { tiers, ownsTiers: true, logLevel: p.logLevel, profileDir: p.profileDir, roles: p.tier === "redis" ? "server" : "server,persister" };
+  const who = `${p.name}: its ${isFloor(p.tier) ? "floor" : "server"}`;
+  const result = await withOwnServer(options, who, failures, notes, (server) => followIdle(server, p));
+  return {
+    measurements: [layoutRow(p.name, "own child"), ...result.measurements],
+    failures: [...failures, ...result.failures],
+    notes: [...notes, ...result.notes],
+  };
+}
+
+async function followIdle(server: ServerUnderTest, p: IdleTailsParams): Promise<ScenarioResult> {
   const setup = new Connections(server.baseUrl, 1);
   const sessions = new WireSessions(server.baseUrl, p.connections);
   const failures: string[] = [];
@@ -38,11 +62,22 @@ export async function idleTails(server: ServerUnderTest, p: IdleTailsParams): Pr
     const opening = startCpuMeter(server.pid);
     const started = nowMs();
     const caughtUp: Promise<void>[] = [];
+    let catchingUp = 0;
+    let slotFreed: (() => void) | undefined;
+    const deadline = started + openTimeoutMs;
     for (let i = 0; i < tails; i++) {
+      while (catchingUp >= p.opening && nowMs() < deadline) await within(new Promise<void>((resolve) => (slotFreed = resolve)), deadline - nowMs());
+      if (catchingUp >= p.opening) break;
+      catchingUp++;
       let seen = 0;
       let markCaughtUp!: () => void;
       let markEnded!: () => void;
-      caughtUp.push(new Promise<void>((resolve) => (markCaughtUp = resolve)));
+      caughtUp.push(
+        new Promise<void>((resolve) => (markCaughtUp = resolve)).then(() => {
+          catchingUp--;
+          slotFreed?.();
+        }),
+      );
       ended.push(new Promise<void>((resolve) => (markEnded = resolve)));
       const threadId = threadIds[i % p.threads];
       let cancelled = false;
@@ -66,7 +101,7 @@ export async function idleTails(server: ServerUnderTest, p: IdleTailsParams): Pr
         cancel();
       });
     }
-    const allCaughtUp = await within(Promise.all(caughtUp), openTimeoutMs);
+    const allCaughtUp = caughtUp.length === tails && (await within(Promise.all(caughtUp), Math.max(0, deadline - nowMs())));
     const openMs = nowMs() - started;
     const opened = opening();
     if (!allCaughtUp) failures.push(`${p.name}: not every tail caught up within ${openTimeoutMs} ms`);
