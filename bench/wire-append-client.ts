@@ -52,7 +52,8 @@ export interface ClosedLoopParams {
   sessions: WireSessions;
   /** Concurrent streams per connection. */
   streams: number;
-  calls: number;
+  /** Calls each connection makes (its streams share them), as h2load's `-n` per process. */
+  callsPerConnection: number;
   /** The request of a call on connection `connection` (e.g. to that connection's thread). */
   frame(connection: number): Buffer;
   /** Each acknowledged call's seqs. */
@@ -67,16 +68,16 @@ export interface LoadRun {
   seconds: number;
 }
 
-/** `calls` appends, `sessions.count × streams` in flight, each stream calling again as soon as its call returns. */
+/** `callsPerConnection` appends on each connection, `streams` in flight on each, each stream calling again as soon as its call returns. */
 export async function closedLoop(p: ClosedLoopParams): Promise<LoadRun> {
   const run: LoadRun = { latenciesMs: [], failed: 0, errors: [], seconds: 0 };
-  let issued = 0;
+  const issued = new Array<number>(p.sessions.count).fill(0);
   const started = nowMs();
   await Promise.all(
     Array.from({ length: p.sessions.count * p.streams }, async (_, worker) => {
       const connection = worker % p.sessions.count;
-      while (issued < p.calls) {
-        issued++;
+      while (issued[connection] < p.callsPerConnection) {
+        issued[connection]++;
         const sent = nowMs();
         try {
           const [first, last] = await wireAppend(p.sessions, connection, p.frame(connection));

@@ -46,7 +46,7 @@ export async function appendLoad(server: ServerUnderTest, p: AppendLoadParams): 
     const load = (calls: number): Promise<LoadRun> =>
       generator === "h2load"
         ? runH2load({ baseUrl: server.baseUrl, path: appendPath, frames, callsPerConnection: perConnection(calls), streams: p.streams })
-        : closedLoop({ sessions, streams: p.streams, calls: perConnection(calls) * p.connections, frame: (c) => frames[c] });
+        : closedLoop({ sessions, streams: p.streams, callsPerConnection: perConnection(calls), frame: (c) => frames[c] });
 
     const warm = await load(p.warmupCalls);
     const meter = startCpuMeter(server.pid);
