@@ -113,13 +113,15 @@ async function runTier(tier: Tier, selected: Scenario[], services: Services, opt
       if (settled === undefined) notes.push(`${tier}: ${scenario.name} started with the server's persister still behind after ${settleTimeoutMs} ms`);
       else if (settled > 1_000) notes.push(`${tier}: waited ${(settled / 1000).toFixed(1)} s for the server's persister to catch up before ${scenario.name}`);
       process.stdout.write(`${tier} / ${scenario.name} … `);
+      const started = Date.now();
       try {
         const result = await scenario.run(ctx);
         rows.push(...result.measurements.map((m) => ({ ...m, tier })));
         failures.push(...result.failures.map((f) => `${tier}: ${f}`));
         notes.push(...result.notes.map((n) => `${tier}: ${n}`));
         const headline = result.measurements.find((m) => m.goal) ?? result.measurements.find((m) => m.unit !== "text");
-        process.stdout.write(`${headline ? `${headline.metric} ${formatValue(headline)}` : "done"}${result.failures.length ? " (FAILURES)" : ""}\n`);
+        const took = `${((Date.now() - started) / 1000).toFixed(1)} s`;
+        process.stdout.write(`${headline ? `${headline.metric} ${formatValue(headline)}` : "done"}${result.failures.length ? " (FAILURES)" : ""} [${took}]\n`);
       } catch (err) {
         failures.push(`${tier}: ${scenario.name} crashed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
         process.stdout.write("crashed\n");

@@ -168,7 +168,7 @@ export function scenarios({ quick, tailRate, coldEvents }: Pick<BenchOptions, "q
           tailsPerThread: 10,
           connections: quick ? 4 : 10,
           opening: 500,
-          idleSeconds: quick ? 2 : 5,
+          idleSeconds: quick ? 1 : 5,
           rssGoal: { op: "<=", value: 300 },
         }),
     },
@@ -259,7 +259,7 @@ export function scenarios({ quick, tailRate, coldEvents }: Pick<BenchOptions, "q
           tailConnections: 10,
           appendConnections: 4,
           ratePerSecond: tailRate ?? (quick ? 400 : 2_000),
-          seconds: quick ? 3 : 10,
+          seconds: quick ? 2 : 10,
           p99Goal: { op: "<=", value: 50 },
           heartbeatMs: server.heartbeatMs,
         } as const;
