@@ -1,11 +1,12 @@
-// The framework floor: a bare Connect server that answers the RPCs the append,
+// The Connect floor: a bare Connect server that answers the RPCs the append,
 // tail and replay scenarios call (CreateThread, GetThread, AppendEvents,
 // TailEvents, Health.Check) from a few Maps, with no storage, validation,
 // interceptors or logs. Each event is encoded once, when appended, and kept:
-// a tail sends those bytes as they are, the best a server could do (history
-// in batches when the request asks for them; live events always alone). The same scenarios run against it (`npm run bench -- --floor`), so
-// the gap between its figures and eventide's is eventide's own cost, and its
-// figures are what Connect and Node's HTTP/2 alone reach on this machine.
+// a tail sends those bytes as they are (history in batches when the request
+// asks for them; live events always alone). The same scenarios run against
+// it (`npm run bench -- --floor`) beside the node:http2 and grpc-js floors
+// (bench/floor-http2.ts, floor-grpc-js.ts), so the gap between them is
+// Connect's own cost per call and per delivered event.
 // Run as a child process: `node --import tsx bench/floor-server.ts` with PORT.
 import { createServer } from "node:http2";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -13,11 +14,12 @@ import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { ulid } from "ulid";
 import { AppendEventsResponseSchema, EventService, type TailEventsResponse, TailEventsResponseSchema } from "../gen/eventide/v1/event_service_pb.js";
 import { EventSchema } from "../gen/eventide/v1/resources_pb.js";
 import { TurnService } from "../gen/eventide/v1/turn_service_pb.js";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
+// eventide's id source: the ulid package's default reads the random source a byte at a time (~85 µs an id).
+import { newId } from "../server/domain/ids.js";
 
 /** Per thread: every event as a ready TailEventsResponse (index seq - 1), and the pushers of its open tails. */
 interface FloorThread {
@@ -40,8 +42,8 @@ const handler = connectNodeAdapter({
     });
     router.service(TurnService, {
       createThread() {
-        const threadId = ulid();
-        const created = create(EventSchema, { eventId: ulid(), threadId, seq: 1n, type: "thread.created", createdAt: timestampNow() });
+        const threadId = newId();
+        const created = create(EventSchema, { eventId: newId(), threadId, seq: 1n, type: "thread.created", createdAt: timestampNow() });
         threads.set(threadId, { responses: [preEncoded(toBinary(EventSchema, created))], tails: new Set() });
         return { thread: { threadId, lastSeq: 1n } };
       },
@@ -55,7 +57,7 @@ const handler = connectNodeAdapter({
         const createdAt = timestampNow();
         const events = req.events.map((input, i) =>
           create(EventSchema, {
-            eventId: input.eventId || ulid(),
+            eventId: input.eventId || newId(),
             threadId: req.threadId,
             seq: BigInt(thread.responses.length + 1 + i),
             type: input.type,

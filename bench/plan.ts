@@ -1,19 +1,21 @@
 // The command line and the scenarios it selects: full sizes by default,
-// smaller ones with --quick (a smoke run of under a minute).
+// smaller ones with --quick (a smoke run of about a minute).
 import { parseArgs } from "node:util";
 import { fixedPayload, kibPayload, randomPayloads } from "./payloads.js";
 import { childLayout, layoutRow, type ScenarioResult } from "./result.js";
 import { appendLatency } from "./scenarios/append-latency.js";
+import { appendLoad } from "./scenarios/append-load.js";
 import { appendThroughput } from "./scenarios/append-throughput.js";
 import { coldReplay } from "./scenarios/cold-replay.js";
 import { dispatchBench } from "./scenarios/dispatch.js";
+import { idleTails } from "./scenarios/idle-tails.js";
 import { persistLag } from "./scenarios/persist-lag.js";
 import { persistThroughput } from "./scenarios/persist-throughput.js";
 import { warmReplay } from "./scenarios/replay.js";
 import { tailLatency } from "./scenarios/tail-latency.js";
 import { tenantLookups } from "./scenarios/tenant-lookups.js";
 import type { ServerUnderTest } from "./server-under-test.js";
-import type { Services, Tier } from "./tier-env.js";
+import { floorTiers, isFloor, type Services, type Tier } from "./tier-env.js";
 
 export interface BenchOptions {
   tiers: Tier[];
@@ -43,18 +45,24 @@ export interface Scenario {
   /** What --only takes. */
   key: string;
   name: string;
-  /** Also runs against the framework floor (`--floor`): it only calls the RPCs bench/floor-server.ts answers. */
+  /** Also runs against the floors (`--floor`): it only calls the RPCs the floor servers answer. */
   floor?: boolean;
   run(ctx: BenchContext): Promise<ScenarioResult>;
 }
 
 export const profileDir = "/tmp/prof";
 
-export const usage = `Usage: npm run bench -- [--tier redis|memory|both] [--quick] [--only batch,single,latency,tail,persist,lag,replay,cold-replay,dispatch,lookup]
-                          [--tail-rate N] [--cold-events N] [--log-level warn] [--profile] [--floor]
+export const usage = `Usage: npm run bench -- [--tier redis|memory|both] [--quick] [--floor]
+                          [--only idle,latency,single,batch,tail,replay,persist,lag,dispatch,cold-replay,lookup]
+                          [--tail-rate N] [--cold-events N] [--log-level warn] [--profile]
   --tier       tier(s) to benchmark (default redis: REDIS_URL or redis://127.0.0.1:6379, DATABASE_URL or
                postgres://postgres@127.0.0.1:5432/test; memory: embedded tiers in memory)
-  --quick      smaller counts: a smoke run of under a minute
+  --quick      smaller counts: a smoke run of about a minute
+  --floor      also run idle, latency, single, batch, tail and replay, with the same load generators, against
+               three floors doing the same work minus storage: a bare node:http2 server with hand-written gRPC
+               framing (the platform's floor, bench/floor-http2.ts), a bare grpc-js one (bench/floor-grpc-js.ts)
+               and a bare Connect one (bench/floor-server.ts); the tables then give eventide's server CPU as a
+               ratio to the node:http2 and grpc-js floors'
   --only       run only these scenarios; dispatch starts server children of its own: 10 bench agents take
                2000 turns (400 with --quick), then the reference agent (token delay 0) answers 200 turns
                one at a time (50 with --quick); lookup starts a server child with two tenants' keys and times
@@ -63,10 +71,12 @@ export const usage = `Usage: npm run bench -- [--tier redis|memory|both] [--quic
   --cold-events  events of the cold-replay thread, 90% of them archived (default 200000, 100000 with --quick;
                --cold-events 1000000 takes about 5 minutes on a 2-core machine)
   --log-level  the server's log level (default warn), to stderr: shows why calls fail
-  --floor      also run batch, single, latency, tail and replay against bench/floor-server.ts, a bare Connect
-               server with no eventide code (tier "floor"): what Connect and Node alone reach here
   --profile    server children write V8 CPU profiles to ${profileDir} when they exit (node --cpu-prof);
-               to profile the in-process scenarios (persist, lag): node --cpu-prof --import tsx bench/main.ts --only persist`;
+               to profile the in-process scenarios (persist, lag): node --cpu-prof --import tsx bench/main.ts --only persist
+The server scenarios read the server child's CPU from /proc before and after their measured phase and print it
+per call, per appended and per delivered event, with the load generator's own. The append loads run h2load
+(Debian's nghttp2-client) when it is on PATH, else a raw node:http2 generator; tails use a raw node:http2 client.
+On tier redis the server child runs the server role only, its persister in a child of its own.`;
 
 export function parseOptions(argv: string[]): BenchOptions {
   const { values } = parseArgs({
@@ -101,7 +111,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     throw new Error(`--cold-events must be an integer of at least 10, got ${values["cold-events"]}`);
   }
   return {
-    tiers: values.floor ? [...chosen, "floor"] : chosen,
+    tiers: values.floor ? [...chosen, ...floorTiers] : chosen,
     quick: values.quick,
     only,
     logLevel: values["log-level"],
@@ -111,78 +121,153 @@ export function parseOptions(argv: string[]): BenchOptions {
   };
 }
 
-/** The RPC scenarios drive the shared server child (or the floor's): say so in the table. */
-async function onServerChild(name: string, tier: Tier, running: Promise<ScenarioResult>): Promise<ScenarioResult> {
-  const result = await running;
-  return { ...result, measurements: [layoutRow(name, childLayout(tier)), ...result.measurements] };
+/**
+ * The RPC scenarios drive the shared server child (or a floor's): say so in
+ * the table. Their parts run one after the other; the parts that use
+ * Connect's client (the typical client's figures) run on eventide only.
+ */
+async function onServerChild(name: string, tier: Tier, parts: { lean: () => Promise<ScenarioResult>; connect?: () => Promise<ScenarioResult> }): Promise<ScenarioResult> {
+  const results = [await parts.lean()];
+  if (parts.connect && !isFloor(tier)) results.push(await parts.connect());
+  return {
+    measurements: [layoutRow(name, childLayout(tier)), ...results.flatMap((r) => r.measurements)],
+    failures: results.flatMap((r) => r.failures),
+    notes: results.flatMap((r) => r.notes),
+  };
 }
 
 /** 200 bytes of JSON, different for every event: the replay scenarios' events. */
 const replayPayload = randomPayloads(200);
 
+/** The scenarios' names, as the goals (bench/goals.ts) find their rows. */
+export const scenarioNames = {
+  idle: "idle followed tails",
+  latency: "append latency 1 KiB",
+  single: "append single 1 KiB",
+  batch: "append batch 100 × 1 KiB",
+  tail: "tail fan-out",
+  replay: "warm replay 200 B",
+  coldReplay: "cold replay 200 B",
+  dispatch: "turn dispatch",
+} as const;
+
 export function scenarios({ quick, tailRate, coldEvents }: Pick<BenchOptions, "quick" | "tailRate" | "coldEvents">): Scenario[] {
   return [
     {
-      key: "batch",
-      name: "append batch×100",
+      key: "idle",
+      name: scenarioNames.idle,
       floor: true,
-      run: ({ server, tier }) =>
-        onServerChild("append batch×100", tier, appendThroughput(server.baseUrl, {
-          name: "append batch×100",
-          batchSize: 100,
-          appenders: 16,
-          threads: 8,
-          connections: 4,
-          events: quick ? 20_000 : 200_000,
-          maxSeconds: quick ? 3 : 10,
-          warmupSeconds: quick ? 0.5 : 1,
-          goal: { op: ">=", value: 50_000 },
-        })),
-    },
-    {
-      key: "single",
-      name: "append single",
-      floor: true,
-      run: ({ server, tier }) =>
-        onServerChild("append single", tier, appendThroughput(server.baseUrl, {
-          name: "append single",
-          batchSize: 1,
-          appenders: 32,
-          threads: 16,
-          connections: 4,
-          events: quick ? 5_000 : 100_000,
-          maxSeconds: quick ? 2 : 8,
-          warmupSeconds: quick ? 0.5 : 1,
-        })),
+      run: ({ tier, services, logLevel, profileDir }) =>
+        idleTails({
+          name: scenarioNames.idle,
+          tier,
+          services,
+          logLevel,
+          profileDir,
+          threads: quick ? 200 : 1_000,
+          tailsPerThread: 10,
+          connections: quick ? 4 : 10,
+          opening: 500,
+          idleSeconds: quick ? 1 : 5,
+          rssGoal: { op: "<=", value: 300 },
+        }),
     },
     {
       key: "latency",
-      name: "append latency",
+      name: scenarioNames.latency,
       floor: true,
       run: ({ server, tier }) =>
-        onServerChild("append latency", tier, appendLatency(server.baseUrl, {
-          name: "append latency",
-          warmup: quick ? 100 : 500,
-          appends: quick ? 500 : 2_000,
-          p50Goal: { op: "<=", value: 1 },
-        })),
+        onServerChild(scenarioNames.latency, tier, {
+          lean: () =>
+            appendLatency(server, {
+              name: scenarioNames.latency,
+              client: "node:http2",
+              warmup: quick ? 200 : 500,
+              appends: quick ? 1_000 : 5_000,
+              p50Goal: { op: "<=", value: 1 },
+            }),
+          connect: () =>
+            appendLatency(server, { name: scenarioNames.latency, client: "Connect", warmup: quick ? 100 : 500, appends: quick ? 500 : 2_000 }),
+        }),
+    },
+    {
+      key: "single",
+      name: scenarioNames.single,
+      floor: true,
+      run: ({ server, tier }) =>
+        onServerChild(scenarioNames.single, tier, {
+          lean: () =>
+            appendLoad(server, {
+              name: scenarioNames.single,
+              batchSize: 1,
+              connections: 4,
+              streams: 16,
+              calls: quick ? 4_000 : 30_000,
+              warmupCalls: quick ? 800 : 3_000,
+            }),
+          connect: () =>
+            appendThroughput(server, {
+              name: scenarioNames.single,
+              batchSize: 1,
+              appenders: 32,
+              threads: 16,
+              connections: 4,
+              events: quick ? 5_000 : 100_000,
+              maxSeconds: quick ? 2 : 8,
+              warmupSeconds: quick ? 0.5 : 1,
+            }),
+        }),
+    },
+    {
+      key: "batch",
+      name: scenarioNames.batch,
+      floor: true,
+      run: ({ server, tier }) =>
+        onServerChild(scenarioNames.batch, tier, {
+          lean: () =>
+            appendLoad(server, {
+              name: scenarioNames.batch,
+              batchSize: 100,
+              connections: 4,
+              streams: 4,
+              calls: quick ? 200 : 2_000,
+              warmupCalls: quick ? 40 : 200,
+              goal: { op: ">=", value: 50_000 },
+            }),
+          connect: () =>
+            appendThroughput(server, {
+              name: scenarioNames.batch,
+              batchSize: 100,
+              appenders: 16,
+              threads: 8,
+              connections: 4,
+              events: quick ? 20_000 : 200_000,
+              maxSeconds: quick ? 3 : 10,
+              warmupSeconds: quick ? 0.5 : 1,
+            }),
+        }),
     },
     {
       key: "tail",
-      name: "tail delivery",
+      name: scenarioNames.tail,
       floor: true,
-      run: ({ server, tier }) =>
-        onServerChild("tail delivery", tier, tailLatency(server.baseUrl, {
-          name: "tail delivery",
+      run: ({ server, tier }) => {
+        const params = {
+          name: scenarioNames.tail,
           threads: quick ? 20 : 100,
           tailersPerThread: 10,
           tailConnections: 10,
           appendConnections: 4,
           ratePerSecond: tailRate ?? (quick ? 400 : 2_000),
-          seconds: quick ? 3 : 10,
+          seconds: quick ? 2 : 10,
           p99Goal: { op: "<=", value: 50 },
           heartbeatMs: server.heartbeatMs,
-        })),
+        } as const;
+        return onServerChild(scenarioNames.tail, tier, {
+          lean: () => tailLatency(server, { ...params, client: "wire", cpuGoal: { op: "<=", value: 20 } }),
+          connect: () => tailLatency(server, { ...params, client: "Connect" }),
+        });
+      },
     },
     {
       key: "persist",
@@ -223,11 +308,11 @@ export function scenarios({ quick, tailRate, coldEvents }: Pick<BenchOptions, "q
     },
     {
       key: "replay",
-      name: "warm replay 200 B",
+      name: scenarioNames.replay,
       floor: true,
       run: ({ server, logLevel }) =>
         warmReplay({
-          name: "warm replay 200 B",
+          name: scenarioNames.replay,
           server,
           logLevel,
           events: quick ? 20_000 : 100_000,
@@ -238,13 +323,13 @@ export function scenarios({ quick, tailRate, coldEvents }: Pick<BenchOptions, "q
     },
     {
       key: "cold-replay",
-      name: "cold replay 200 B",
+      name: scenarioNames.coldReplay,
       run: ({ tier, server, services, logLevel, profileDir }) => {
         // 200,000 by default rather than a million: at this machine's persist, archive and replay
         // rates (~10k events/s each) a million takes five minutes on its own.
         const events = coldEvents ?? (tier === "memory" ? (quick ? 20_000 : 100_000) : quick ? 100_000 : 200_000);
         return coldReplay({
-          name: "cold replay 200 B",
+          name: scenarioNames.coldReplay,
           server,
           services,
           logLevel,
@@ -259,10 +344,10 @@ export function scenarios({ quick, tailRate, coldEvents }: Pick<BenchOptions, "q
     },
     {
       key: "dispatch",
-      name: "turn dispatch",
+      name: scenarioNames.dispatch,
       run: ({ tier, services, logLevel, profileDir }) =>
         dispatchBench({
-          name: "turn dispatch",
+          name: scenarioNames.dispatch,
           tier,
           services,
           logLevel,

@@ -1,6 +1,7 @@
 // The eventide server under test, in a child process of its own (so the load
-// generator never shares its event loop): `node --import tsx server/main.ts
-// server,persister` on a free port of 127.0.0.1, over the tiers `TierEnv` names.
+// generator never shares its event loop, and its CPU can be read from /proc):
+// `node --import tsx server/main.ts server` (or other roles) on a free port of
+// 127.0.0.1, over the tiers `TierEnv` names; or one of the floors.
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { rm } from "node:fs/promises";
@@ -14,13 +15,18 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { onInterrupt, runOnce } from "./cleanup.js";
 import { sleep } from "./clock.js";
-import type { Tier, TierEnv } from "./tier-env.js";
+import { warningsNote } from "./result.js";
+import { type FloorTier, isFloor, type Tier, type TierEnv } from "./tier-env.js";
 
 export type { Tier } from "./tier-env.js";
 
 const repoRoot = fileURLToPath(new URL("..", import.meta.url));
 const serverMain = join(repoRoot, "server", "main.ts");
-const floorMain = join(repoRoot, "bench", "floor-server.ts");
+const floorMains: Record<FloorTier, string> = {
+  "floor-http2": join(repoRoot, "bench", "floor-http2.ts"),
+  "floor-grpcjs": join(repoRoot, "bench", "floor-grpc-js.ts"),
+  "floor-connect": join(repoRoot, "bench", "floor-server.ts"),
+};
 /** The server's default (EVENTIDE_HEARTBEAT_MS is not set). */
 const heartbeatMs = 15_000;
 const startTimeoutMs = 60_000;
@@ -58,7 +64,8 @@ export async function startServerUnderTest(opts: ServerOptions): Promise<ServerU
   const baseUrl = `http://127.0.0.1:${port}`;
   const roles = opts.roles ?? "server,persister";
   const nodeArgs = opts.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.profileDir}`] : [];
-  const program = opts.tiers.tier === "floor" ? [floorMain] : [serverMain, roles];
+  const { tier } = opts.tiers;
+  const program = isFloor(tier) ? [floorMains[tier]] : [serverMain, roles];
   const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", ...program], {
     cwd: repoRoot,
     env: {
@@ -104,7 +111,8 @@ export async function startServerUnderTest(opts: ServerOptions): Promise<ServerU
   const forget = onInterrupt(async () => void (await stop()));
 
   try {
-    await waitUntilServing(baseUrl, port, () => died);
+    // A child of worker roles only (a persister beside a server) listens on no port.
+    if (isFloor(tier) || roles.split(",").includes("server")) await waitUntilServing(baseUrl, port, () => died);
   } catch (err) {
     forget();
     const how = await stop();
@@ -123,6 +131,35 @@ export async function startServerUnderTest(opts: ServerOptions): Promise<ServerU
       return stop();
     },
   };
+}
+
+/**
+ * Closes a child and reports how it went, as `who` (e.g. "redis: the server"):
+ * dying before close() is a failure; an unclean exit on SIGTERM and the
+ * warnings it logged are notes.
+ */
+export async function closeAndReport(child: ServerUnderTest, who: string, failures: string[], notes: string[]): Promise<void> {
+  const how = await child.close();
+  const died = child.died();
+  if (died) failures.push(`${who}: ${died}`);
+  else if (how !== "exited with code 0") notes.push(`${who} ${how} on SIGTERM`);
+  notes.push(...warningsNote(who, child.warnings()));
+}
+
+/** A child started for `work` alone (fresh process, fresh tiers), always closed and reported as closeAndReport does. */
+export async function withOwnServer<T>(
+  opts: ServerOptions,
+  who: string,
+  failures: string[],
+  notes: string[],
+  work: (server: ServerUnderTest) => Promise<T>,
+): Promise<T> {
+  const server = await startServerUnderTest(opts);
+  try {
+    return await work(server);
+  } finally {
+    await closeAndReport(server, who, failures, notes);
+  }
 }
 
 /** The bench's environment minus anything that would point the server elsewhere. */

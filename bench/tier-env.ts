@@ -6,8 +6,18 @@ import { randomBytes } from "node:crypto";
 import pgPromise from "pg-promise";
 import { createClient, type RedisClientType } from "redis";
 
-/** "floor": no tiers at all, the framework floor (bench/floor-server.ts) that `--floor` adds. */
-export type Tier = "redis" | "memory" | "floor";
+/**
+ * The floors `--floor` adds: servers with no tiers at all doing the same work
+ * minus storage, on bare node:http2 (the platform's floor), on grpc-js, and
+ * on Connect (bench/floor-http2.ts, floor-grpc-js.ts, floor-server.ts).
+ */
+export const floorTiers = ["floor-http2", "floor-grpcjs", "floor-connect"] as const;
+export type FloorTier = (typeof floorTiers)[number];
+export type Tier = "redis" | "memory" | FloorTier;
+
+export function isFloor(tier: Tier): tier is FloorTier {
+  return (floorTiers as readonly string[]).includes(tier);
+}
 
 /** The services the benchmark talks to; all on 127.0.0.1. */
 export interface Services {
@@ -24,7 +34,7 @@ export interface TierEnv {
 }
 
 export function freshTierEnv(tier: Tier, services: Services, extra: Record<string, string> = {}): TierEnv {
-  if (tier === "floor") return { tier, env: {}, drop: async () => {} };
+  if (isFloor(tier)) return { tier, env: {}, drop: async () => {} };
   if (tier === "memory") {
     // Embedded PGlite in memory; the directory cold store goes under the OS temp dir.
     return { tier, env: { EVENTIDE_DATA_DIR: "memory:", ...extra }, drop: async () => {} };

@@ -1,4 +1,6 @@
-// Closed-loop append throughput: `appenders` callers, each appending its next
+// Closed-loop append throughput through Connect's client (the typical
+// client's figure; bench/scenarios/append-load.ts drives the server with a
+// far cheaper generator): `appenders` callers, each appending its next
 // batch as soon as the previous one returns, spread over `threads` threads
 // (several appenders share a thread), until `events` are appended or
 // `maxSeconds` pass, after `warmupSeconds` of the same load (not counted).
@@ -6,7 +8,9 @@ import { Connections } from "../connections.js";
 import { nowMs } from "../clock.js";
 import { benchEventType, kibPayload } from "../payloads.js";
 import { distribution } from "../percentiles.js";
-import type { Goal, ScenarioResult } from "../result.js";
+import { startCpuMeter } from "../process-stats.js";
+import { cpuRows, type Goal, type ScenarioResult } from "../result.js";
+import type { ServerUnderTest } from "../server-under-test.js";
 
 export interface AppendThroughputParams {
   name: string;
@@ -23,8 +27,9 @@ export interface AppendThroughputParams {
 /** The seqs one acknowledged append got. */
 type SeqRange = [first: number, last: number];
 
-export async function appendThroughput(baseUrl: string, p: AppendThroughputParams): Promise<ScenarioResult> {
-  const conns = new Connections(baseUrl, p.connections);
+export async function appendThroughput(server: ServerUnderTest, p: AppendThroughputParams): Promise<ScenarioResult> {
+  const conns = new Connections(server.baseUrl, p.connections);
+  const label = `Connect client ${p.appenders} callers`;
   const notes: string[] = [];
   try {
     const threadIds = await conns.createThreads(p.threads);
@@ -58,17 +63,21 @@ export async function appendThroughput(baseUrl: string, p: AppendThroughputParam
 
     await run(Number.POSITIVE_INFINITY, nowMs() + p.warmupSeconds * 1000);
     const started = nowMs();
+    const meter = startCpuMeter(server.pid);
     const callMs = await run(p.events, started + p.maxSeconds * 1000);
+    const spent = meter();
     const seconds = (nowMs() - started) / 1000;
     const calls = distribution(callMs);
     if (failedCalls > 0) notes.push(`${p.name}: ${failedCalls} appends failed`);
 
     return {
       measurements: [
-        { scenario: p.name, metric: "events/s", value: (calls.count * p.batchSize) / seconds, unit: "events/s", goal: p.goal },
-        { scenario: p.name, metric: "events appended", value: calls.count * p.batchSize, unit: "count" },
-        { scenario: p.name, metric: "call p50", value: calls.p50, unit: "ms" },
-        { scenario: p.name, metric: "call p99", value: calls.p99, unit: "ms" },
+        { scenario: p.name, metric: `${label}: events/s`, value: (calls.count * p.batchSize) / seconds, unit: "events/s", goal: p.goal },
+        { scenario: p.name, metric: `${label}: events appended`, value: calls.count * p.batchSize, unit: "count" },
+        { scenario: p.name, metric: `${label}: call p50`, value: calls.p50, unit: "ms" },
+        { scenario: p.name, metric: `${label}: call p99`, value: calls.p99, unit: "ms" },
+        // A failed call may have appended: the calls that returned are what the CPU is divided by.
+        ...cpuRows(p.name, label, spent, { calls: calls.count, appended: calls.count * p.batchSize }, "bench process"),
       ],
       failures: await verifySeqs(conns, p.name, acked, failedCalls),
       notes,

@@ -21,10 +21,10 @@ import {
 } from "../long-thread.js";
 import type { PayloadSource } from "../payloads.js";
 import { layoutRow, warningsNote, type Goal, type Measurement, type ScenarioResult } from "../result.js";
-import { type ServerUnderTest, startServerUnderTest } from "../server-under-test.js";
+import { closeAndReport, type ServerUnderTest, startServerUnderTest } from "../server-under-test.js";
 import { freshTierEnv, type Services } from "../tier-env.js";
 import { verifyPersisted } from "../warm-checks.js";
-import { replayClients, replayRows } from "./replay.js";
+import { measuredReplay, replayClients } from "./replay.js";
 
 export interface ColdReplayParams {
   name: string;
@@ -57,12 +57,10 @@ export async function coldReplay(p: ColdReplayParams): Promise<ScenarioResult> {
   let prepared: { thread: LongThread; archived: Archived; persisted: boolean };
   const replayed: Measurement[] = [];
   /** Reads the thread with each client; `through` gives the server to read from (and may start one per client). */
-  async function replayWithEach(threadId: string, lastSeq: number, through: (read: (baseUrl: string) => Promise<void>) => Promise<void>) {
+  async function replayWithEach(thread: LongThread, through: (read: (server: ServerUnderTest) => Promise<void>) => Promise<void>) {
     for (const client of replayClients) {
-      await through(async (baseUrl) => {
-        const r = await client.read(baseUrl, threadId, lastSeq, 300_000, client.perResponse);
-        failures.push(...r.problems.map((f) => `${p.name}: ${client.name}: ${f}`));
-        replayed.push(...replayRows(p.name, r, p.goal, `replay, ${client.name}: `));
+      await through(async (server) => {
+        replayed.push(...(await measuredReplay(p.name, server, client, thread, p.goal, `replay, ${client.name}`, failures)));
       });
     }
   }
@@ -106,16 +104,12 @@ export async function coldReplay(p: ColdReplayParams): Promise<ScenarioResult> {
         await t.close(false);
       }
       // A server of its own for each client: neither reads the objects the other one's replay cached.
-      await replayWithEach(prepared.thread.threadId, prepared.thread.lastSeq, async (read) => {
+      await replayWithEach(prepared.thread, async (read) => {
         const server = await startServerUnderTest({ tiers, ownsTiers: false, logLevel: p.logLevel, profileDir: p.profileDir });
         try {
-          await read(server.baseUrl);
+          await read(server);
         } finally {
-          const how = await server.close();
-          const died = server.died();
-          if (died) failures.push(`${p.name}: ${died}`);
-          else if (how !== "exited with code 0") notes.push(`${p.name}: its server ${how} on SIGTERM`);
-          notes.push(...warningsNote(`${p.name}: its server`, server.warnings()));
+          await closeAndReport(server, `${p.name}: its server`, failures, notes);
         }
       });
       layout = "in-process+child";
@@ -132,7 +126,7 @@ export async function coldReplay(p: ColdReplayParams): Promise<ScenarioResult> {
     const archived = await archiveOverRpc(baseUrl, thread.threadId, p.archiveUpTo, maxEventsPerObject);
     prepared = { thread, archived, persisted };
     // The shared server: the second client's replay may find the objects in its cache.
-    await replayWithEach(thread.threadId, thread.lastSeq, (read) => read(baseUrl));
+    await replayWithEach(thread, (read) => read(p.server));
     layout = "server child";
   }
 

@@ -10,7 +10,6 @@
 //    delay 0). One turn at a time, on a fresh thread already tailed (caught
 //    up): the time from the SubmitTurn call to the first `message.delta`
 //    event on the tail, and to `turn.completed`.
-import { readFileSync } from "node:fs";
 import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { AgentService } from "../../gen/eventide/v1/agent_service_pb.js";
@@ -18,8 +17,9 @@ import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
 import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { nowMs, sleep } from "../clock.js";
 import { distribution } from "../percentiles.js";
-import { layoutRow, type Measurement, type ScenarioResult, warningsNote } from "../result.js";
-import { type ServerUnderTest, startServerUnderTest } from "../server-under-test.js";
+import { startCpuMeter } from "../process-stats.js";
+import { layoutRow, type Measurement, type ScenarioResult } from "../result.js";
+import { type ServerUnderTest, withOwnServer } from "../server-under-test.js";
 import { freshTierEnv, type Services, type Tier } from "../tier-env.js";
 
 export interface DispatchParams {
@@ -87,7 +87,7 @@ export async function dispatchBench(p: DispatchParams): Promise<ScenarioResult> 
 }
 
 /** A server child on fresh tiers of its own for `work`, always closed; its death and warnings are reported. */
-async function onOwnServer(
+function onOwnServer(
   p: DispatchParams,
   roles: string,
   extraEnv: Record<string, string>,
@@ -96,22 +96,9 @@ async function onOwnServer(
   notes: string[],
   work: (server: ServerUnderTest) => Promise<void>,
 ): Promise<void> {
-  const server = await startServerUnderTest({
-    tiers: freshTierEnv(p.tier, p.services, extraEnv),
-    ownsTiers: true,
-    logLevel: p.logLevel,
-    profileDir: p.profileDir,
-    roles,
-  });
-  try {
-    await work(server);
-  } finally {
-    const how = await server.close();
-    const died = server.died();
-    if (died) failures.push(`${p.name}: ${part}: ${died}`);
-    else if (how !== "exited with code 0") notes.push(`${p.name}: ${part}: its server ${how} on SIGTERM`);
-    notes.push(...warningsNote(`${p.name}: ${part}: its server (${roles})`, server.warnings()));
-  }
+  const tiers = freshTierEnv(p.tier, p.services, extraEnv);
+  const options = { tiers, ownsTiers: true, logLevel: p.logLevel, profileDir: p.profileDir, roles };
+  return withOwnServer(options, `${p.name}: ${part}: its server (${roles})`, failures, notes, work);
 }
 
 interface Throughput {
@@ -163,7 +150,7 @@ async function throughput(server: ServerUnderTest, p: DispatchParams): Promise<T
     if (!(await waitAssigned(warm.turns, seen))) notes.push(`warm-up: no new assignment for ${assignStallMs} ms, gave up waiting`);
 
     const t0 = nowMs();
-    const cpu0 = { bench: process.cpuUsage(), server: childCpuSeconds(server.pid) };
+    const spent = startCpuMeter(server.pid);
     const measured = await submitAll(submitters, p.turns, p.submitConcurrency);
     const submittedAt = nowMs();
     if (!(await waitAssigned(measured.turns, seen))) notes.push(`no new assignment for ${assignStallMs} ms, gave up waiting`);
@@ -180,14 +167,9 @@ async function throughput(server: ServerUnderTest, p: DispatchParams): Promise<T
       lastAssignedAt = Math.max(lastAssignedAt, at);
     }
     const wallSeconds = (lastAssignedAt - t0) / 1000;
-    const benchCpu = process.cpuUsage(cpu0.bench);
-    const serverCpu = childCpuSeconds(server.pid);
-    const busy = (cpuSeconds: number) => `${((cpuSeconds / wallSeconds) * 100).toFixed(0)}%`;
-    notes.push(
-      `CPU over the measured turns: bench process ${busy((benchCpu.user + benchCpu.system) / 1e6)}` +
-        (cpu0.server !== undefined && serverCpu !== undefined ? `, server child ${busy(serverCpu - cpu0.server)}` : "") +
-        " of one core",
-    );
+    const cpu = spent();
+    const busy = (us: number) => `${((us / 1e6 / wallSeconds) * 100).toFixed(0)}%`;
+    notes.push(`CPU over the measured turns: bench process ${busy(cpu.bench)}, server child ${busy(cpu.server)} of one core`);
     notes.push(
       `${measured.turns.length} turns submitted in ${(submittedAt - t0).toFixed(0)} ms, the last assigned ` +
         `${(lastAssignedAt - t0).toFixed(0)} ms after the first submit; per agent ${Math.min(...seen.perAgent)}–${Math.max(...seen.perAgent)} assignments`,
@@ -282,17 +264,6 @@ async function submitAll(clients: Client<typeof TurnService>[], n: number, concu
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
   return out;
-}
-
-/** User + system CPU seconds of a process so far, from /proc (undefined where there is none). */
-function childCpuSeconds(pid: number): number | undefined {
-  try {
-    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th, in clock ticks.
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Until every turn is assigned (true), or no assignment at all arrived for `assignStallMs` (false). */

@@ -1,12 +1,15 @@
 // Warm replay: a thread of `events` events (seeded through the hot tier, moved
-// to Postgres by the server's own persister, the hot window keeping the last
-// 1,000), read from seq 0 over gRPC until caught_up.
+// to Postgres by the server's persister, the hot window keeping the last
+// 1,000), read from seq 0 over gRPC until caught_up, with the server child's
+// CPU per event delivered over each read.
 import { openInProcess } from "../in-process-tiers.js";
 import { type LongThread, persistedInProcess, persistedOverRpc, seedInProcess, seedOverRpc, waitPersisted } from "../long-thread.js";
 import type { PayloadSource } from "../payloads.js";
 import { type Replayed, type ReplayClient, replayFromStart } from "../replay-client.js";
 import { wireReplayFromStart } from "../wire-replay-client.js";
-import { childLayout, layoutRow, type Goal, type Measurement, type ScenarioResult } from "../result.js";
+import { startCpuMeter } from "../process-stats.js";
+import { childLayout, cpuRows, layoutRow, type Goal, type Measurement, type ScenarioResult } from "../result.js";
+import { isFloor } from "../tier-env.js";
 import type { ServerUnderTest } from "../server-under-test.js";
 
 export interface ReplayParams {
@@ -36,9 +39,9 @@ export async function warmReplay(p: ReplayParams): Promise<ScenarioResult> {
     }
   } else {
     thread = await seedOverRpc(server.baseUrl, p.events, p.payload);
-    // The floor keeps what it is sent: nothing to persist.
+    // A floor keeps what it is sent: nothing to persist.
     persisted =
-      server.tier === "floor" ||
+      isFloor(server.tier) ||
       (await waitPersisted(persistedOverRpc(server.baseUrl, thread.threadId), thread.lastSeq, p.persistTimeoutSeconds * 1000));
   }
   failures.push(...thread.problems.map((f) => `${p.name}: seeding: ${f}`));
@@ -46,9 +49,7 @@ export async function warmReplay(p: ReplayParams): Promise<ScenarioResult> {
 
   const rows: Measurement[] = [];
   for (const client of replayClients) {
-    const replayed = await client.read(server.baseUrl, thread.threadId, thread.lastSeq, 120_000, client.perResponse);
-    failures.push(...replayed.problems.map((f) => `${p.name}: ${client.name}: ${f}`));
-    rows.push(...replayRows(p.name, replayed, p.goal, `${client.name}: `));
+    rows.push(...(await measuredReplay(p.name, server, client, thread, p.goal, client.name, failures)));
   }
   return {
     measurements: [
@@ -77,6 +78,23 @@ export const replayClients: { name: string; read: ReplayClient; perResponse: num
   { name: `Connect client, batches of ${batchSize}`, read: replayFromStart, perResponse: batchSize },
   { name: `wire client, batches of ${batchSize}`, read: wireReplayFromStart, perResponse: batchSize },
 ];
+
+/** One read of the thread by `client`, its rows with the server's CPU per event delivered over the read. */
+export async function measuredReplay(
+  name: string,
+  server: Pick<ServerUnderTest, "baseUrl" | "pid">,
+  client: (typeof replayClients)[number],
+  thread: Pick<LongThread, "threadId" | "lastSeq">,
+  goal: Goal | undefined,
+  label: string,
+  failures: string[],
+): Promise<Measurement[]> {
+  const meter = startCpuMeter(server.pid);
+  const replayed = await client.read(server.baseUrl, thread.threadId, thread.lastSeq, 300_000, client.perResponse);
+  const spent = meter();
+  failures.push(...replayed.problems.map((f) => `${name}: ${client.name}: ${f}`));
+  return [...replayRows(name, replayed, goal, `${label}: `), ...cpuRows(name, label, spent, { delivered: replayed.events }, "bench process")];
+}
 
 export function replayRows(
   name: string,

@@ -2,15 +2,20 @@
 // events are appended open-loop at `ratePerSecond` (round-robin over the
 // threads). Each payload carries its send time; each tailer records
 // receive − send. Every tailer must see its thread's events once each, in seq
-// order, up to the thread's last seq.
-import { Connections } from "../connections.js";
-import { nowMs, sleep } from "../clock.js";
-import { benchEventType } from "../payloads.js";
+// order, up to the thread's last seq. The server child's CPU from the first
+// append to the last delivery, over the events delivered, is the cost of a
+// delivered event, the appends' own included. The client is the lean wire
+// one (the server's figure) or Connect's (a typical client's).
+import { nowMs, sleep, within } from "../clock.js";
 import { distribution } from "../percentiles.js";
-import type { Goal, ScenarioResult } from "../result.js";
+import { startCpuMeter } from "../process-stats.js";
+import { cpuRows, type Goal, type ScenarioResult } from "../result.js";
+import type { ServerUnderTest } from "../server-under-test.js";
+import { connectTailDriver, type TailDriver, type TailEvents, wireTailDriver } from "../tail-drivers.js";
 
 export interface TailLatencyParams {
   name: string;
+  client: "wire" | "Connect";
   threads: number;
   tailersPerThread: number;
   tailConnections: number;
@@ -20,6 +25,8 @@ export interface TailLatencyParams {
   p99Goal?: Goal;
   /** The server's: a tail silent this long polls storage, so a missed live event arrives by then. */
   heartbeatMs: number;
+  /** On the server's CPU per delivered event. */
+  cpuGoal?: Goal;
 }
 
 /** What one tailer saw. */
@@ -31,10 +38,11 @@ interface Tailer {
   problems: string[];
 }
 
-/** Shared by the tailers: every latency, and the newest one (the overload guard watches it). */
+/** Shared by the tailers: every latency, the newest one (the overload guard watches it), and when the last arrived. */
 interface Deliveries {
   latencies: number[];
   newestLagMs: number;
+  lastAt: number;
 }
 
 const setupTimeoutMs = 30_000;
@@ -43,32 +51,36 @@ const setupTimeoutMs = 30_000;
  * overloaded: sending stops (else calls pile up until Redis commands time out).
  */
 const overloadLagMs = 1_000;
+/** Appends sent in one go before the sender lets the event loop read what has arrived. */
+const sendBurst = 20;
 
-export async function tailLatency(baseUrl: string, p: TailLatencyParams): Promise<ScenarioResult> {
-  const tailConns = new Connections(baseUrl, p.tailConnections);
-  const appendConns = new Connections(baseUrl, p.appendConnections);
+export async function tailLatency(server: ServerUnderTest, p: TailLatencyParams): Promise<ScenarioResult> {
+  const driver: TailDriver = (p.client === "wire" ? wireTailDriver : connectTailDriver)(server.baseUrl, p.tailConnections, p.appendConnections);
+  const label = driver.client;
   const failures: string[] = [];
   const notes: string[] = [];
-  const deliveries: Deliveries = { latencies: [], newestLagMs: 0 };
+  const deliveries: Deliveries = { latencies: [], newestLagMs: 0, lastAt: 0 };
   try {
-    const threadIds = await appendConns.createThreads(p.threads);
+    const threadIds = await driver.setup.createThreads(p.threads);
     const setupStarted = nowMs();
     const tailers: Tailer[] = [];
-    // One controller per call: a shared signal would collect a thousand abort listeners.
-    const cancels: AbortController[] = [];
+    const cancels: (() => void)[] = [];
     const caughtUp: Promise<void>[] = [];
     const running: Promise<void>[] = [];
     for (let i = 0; i < p.threads * p.tailersPerThread; i++) {
       const tailer: Tailer = { threadId: threadIds[i % p.threads], lastSeq: 0, ticks: 0, lastReceivedAt: nowMs(), problems: [] };
-      const cancel = new AbortController();
+      tailers.push(tailer);
       let markCaughtUp!: () => void;
       caughtUp.push(new Promise<void>((resolve) => (markCaughtUp = resolve)));
-      tailers.push(tailer);
-      cancels.push(cancel);
-      running.push(follow(tailConns, i, tailer, deliveries, markCaughtUp, cancel.signal));
+      running.push(
+        new Promise<void>((resolve) => {
+          // A thread's tailers on different connections, as different clients' would be.
+          cancels.push(driver.follow(Math.floor(i / p.threads), tailer.threadId, record(tailer, deliveries, markCaughtUp, resolve)));
+        }),
+      );
     }
     if (!(await within(Promise.all(caughtUp), setupTimeoutMs))) {
-      failures.push(`${p.name}: tailers not caught up after ${setupTimeoutMs} ms`);
+      failures.push(`${p.name}: ${label}: tailers not caught up after ${setupTimeoutMs} ms`);
     }
     const setupMs = nowMs() - setupStarted;
 
@@ -76,6 +88,7 @@ export async function tailLatency(baseUrl: string, p: TailLatencyParams): Promis
     const total = Math.round(p.ratePerSecond * p.seconds);
     const acks: Promise<void>[] = [];
     let [inFlight, acked, failedCalls] = [0, 0, 0];
+    const meter = startCpuMeter(server.pid);
     const t0 = nowMs() + 5;
     let k = 0;
     const overloaded = () => inFlight > p.ratePerSecond / 2 || deliveries.newestLagMs > overloadLagMs;
@@ -85,34 +98,35 @@ export async function tailLatency(baseUrl: string, p: TailLatencyParams): Promis
         await sleep(wait);
         continue;
       }
-      for (; k < total && t0 + (k * 1000) / p.ratePerSecond <= nowMs() && !overloaded(); k++) {
-        const threadId = threadIds[k % p.threads];
-        const events = [{ type: benchEventType, payload: { sentAt: nowMs(), k } }];
+      for (const burstEnd = k + sendBurst; k < burstEnd && k < total && t0 + (k * 1000) / p.ratePerSecond <= nowMs() && !overloaded(); k++) {
         inFlight++;
         acks.push(
-          appendConns.events(k).appendEvents({ threadId, events }).then(
+          driver.append(k, threadIds[k % p.threads]).then(
             () => void acked++,
             (err) => {
-              if (failedCalls++ < 3) notes.push(`${p.name}: append failed: ${String(err)}`);
+              if (failedCalls++ < 3) notes.push(`${p.name}: ${label}: append failed: ${String(err)}`);
             },
           ).finally(() => inFlight--),
         );
       }
+      // A sender behind schedule still reads the answers between bursts: else the appends it has not
+      // read yet count as in flight, and the server looks overloaded when the bench is.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
     const sendSeconds = (nowMs() - t0) / 1000;
     if (k < total) {
       notes.push(
-        `${p.name}: overloaded ${sendSeconds.toFixed(1)} s in (delivery lag ${deliveries.newestLagMs.toFixed(0)} ms, ` +
+        `${p.name}: ${label}: overloaded ${sendSeconds.toFixed(1)} s in (delivery lag ${deliveries.newestLagMs.toFixed(0)} ms, ` +
           `${inFlight} appends in flight): stopped sending after ${k} of ${total} events`,
       );
     }
     await Promise.all(acks);
-    if (failedCalls > 0) notes.push(`${p.name}: ${failedCalls} of ${k} appends failed (a failed append may still be in the log)`);
+    if (failedCalls > 0) notes.push(`${p.name}: ${label}: ${failedCalls} of ${k} appends failed (a failed append may still be in the log)`);
 
     // What each thread holds now is what each of its tailers must have received.
     const lastSeq = new Map<string, number>();
     for (const threadId of threadIds) {
-      const { thread } = await appendConns.turns.getThread({ threadId });
+      const { thread } = await driver.setup.turns.getThread({ threadId });
       lastSeq.set(threadId, Number(thread!.lastSeq));
     }
     // A tailer behind its thread and silent for longer than the server's idle
@@ -124,67 +138,64 @@ export async function tailLatency(baseUrl: string, p: TailLatencyParams): Promis
       if (pending().every((t) => nowMs() - t.lastReceivedAt > stuckAfterMs)) break;
       await sleep(10);
     }
+    const spent = meter();
     const drainMs = nowMs() - sentEnd;
-    for (const cancel of cancels) cancel.abort();
+    for (const cancel of cancels) cancel();
     await Promise.all(running);
 
     const verdict = verify(tailers, lastSeq, stuckAfterMs);
-    failures.push(...verdict.failures.map((f) => `${p.name}: ${f}`));
-    notes.push(...verdict.notes.map((n) => `${p.name}: ${n}`));
+    failures.push(...verdict.failures.map((f) => `${p.name}: ${label}: ${f}`));
+    notes.push(...verdict.notes.map((n) => `${p.name}: ${label}: ${n}`));
+    notes.push(...driver.errors().map((e) => `${p.name}: ${label}: ${e}`));
     const d = distribution(deliveries.latencies);
+    const row = (metric: string, value: number, unit: "ms" | "events/s" | "count", goal?: Goal) => ({ scenario: p.name, metric: `${label}: ${metric}`, value, unit, goal });
+    const cpu = cpuRows(p.name, label, spent, { calls: acked, delivered: d.count }, "bench process");
+    const perDelivered = cpu.find((r) => r.metric.endsWith("server CPU per delivered event"));
+    if (perDelivered) perDelivered.goal = p.cpuGoal;
     return {
       measurements: [
-        { scenario: p.name, metric: "delivery p50", value: d.p50, unit: "ms" },
-        { scenario: p.name, metric: "delivery p99", value: d.p99, unit: "ms", goal: p.p99Goal },
-        { scenario: p.name, metric: "delivery max", value: d.max, unit: "ms" },
-        { scenario: p.name, metric: "offered rate", value: k / sendSeconds, unit: "events/s" },
-        { scenario: p.name, metric: "events appended", value: acked, unit: "count" },
-        { scenario: p.name, metric: "tailers", value: tailers.length, unit: "count" },
-        { scenario: p.name, metric: "all tailers caught up", value: setupMs, unit: "ms" },
-        { scenario: p.name, metric: "deliveries", value: d.count, unit: "count" },
-        { scenario: p.name, metric: "drain after last ack", value: drainMs, unit: "ms" },
+        row("delivery p50", d.p50, "ms"),
+        row("delivery p99", d.p99, "ms", p.p99Goal),
+        row("delivery max", d.max, "ms"),
+        row("offered appends/s", k / sendSeconds, "events/s"),
+        // From the first send to the last delivery; on schedule, the last lands a few ms after the sending period: 1 % slack.
+        row("deliveries/s", d.count && d.count / ((deliveries.lastAt - t0) / 1000), "events/s", { op: ">=", value: 0.99 * p.ratePerSecond * p.tailersPerThread }),
+        row("events appended", acked, "count"),
+        row("tailers", tailers.length, "count"),
+        row("all tailers caught up", setupMs, "ms"),
+        row("deliveries", d.count, "count"),
+        row("drain after last ack", drainMs, "ms"),
+        ...cpu,
       ],
       failures,
       notes,
     };
   } finally {
-    tailConns.close();
-    appendConns.close();
+    driver.close();
   }
 }
 
-/** Follows one thread until `signal` aborts; `break` would not cancel the call, the signal does. */
-async function follow(
-  conns: Connections,
-  i: number,
-  t: Tailer,
-  deliveries: Deliveries,
-  markCaughtUp: () => void,
-  signal: AbortSignal,
-): Promise<void> {
-  try {
-    const stream = conns.events(i).tailEvents({ threadId: t.threadId, afterSeq: 0n, follow: true }, { signal });
-    for await (const res of stream) {
-      const receivedAt = nowMs();
-      if (res.item.case === "caughtUp") markCaughtUp();
-      if (res.item.case !== "event") continue;
-      const event = res.item.value;
-      const seq = Number(event.seq);
+/** A tailer's reports, recorded: seqs checked, send-to-receive latencies kept. */
+function record(t: Tailer, deliveries: Deliveries, markCaughtUp: () => void, done: () => void): TailEvents {
+  return {
+    event(seq, sentAt, receivedAt) {
       if (seq !== t.lastSeq + 1 && t.problems.length < 3) t.problems.push(`seq ${seq} after ${t.lastSeq}`);
       t.lastSeq = Math.max(t.lastSeq, seq);
       t.lastReceivedAt = receivedAt;
-      if (event.type !== benchEventType) continue;
+      if (Number.isNaN(sentAt)) return;
       t.ticks++;
-      const lag = receivedAt - Number(event.payload?.sentAt);
+      const lag = receivedAt - sentAt;
       deliveries.latencies.push(lag);
       deliveries.newestLagMs = lag;
-    }
-    if (!signal.aborted) t.problems.push("stream ended before the benchmark did");
-  } catch (err) {
-    if (!signal.aborted) t.problems.push(`stream failed: ${String(err)}`);
-  } finally {
-    markCaughtUp();
-  }
+      deliveries.lastAt = receivedAt;
+    },
+    caughtUp: markCaughtUp,
+    ended(problem) {
+      if (problem) t.problems.push(problem);
+      markCaughtUp();
+      done();
+    },
+  };
 }
 
 /**
@@ -210,14 +221,4 @@ function verify(tailers: Tailer[], lastSeq: Map<string, number>, stuckAfterMs: n
   const notes = lagging ? [`${lagging} tailers were behind but still receiving when the drain ran out`] : [];
   if (wrong.length === 0) return { failures: [], notes };
   return { failures: [`${wrong.length} of ${tailers.length} tailers wrong`, ...wrong.slice(0, 10)], notes };
-}
-
-async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  try {
-    return await Promise.race([promise.then(() => true as const), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

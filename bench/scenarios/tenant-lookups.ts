@@ -13,8 +13,8 @@ import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
 import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { nowMs } from "../clock.js";
 import { distribution } from "../percentiles.js";
-import { layoutRow, type Measurement, type ScenarioResult, warningsNote } from "../result.js";
-import { startServerUnderTest } from "../server-under-test.js";
+import { layoutRow, type Measurement, type ScenarioResult } from "../result.js";
+import { closeAndReport, startServerUnderTest } from "../server-under-test.js";
 import { freshTierEnv, type Services, type Tier } from "../tier-env.js";
 
 export interface TenantLookupsParams {
@@ -107,11 +107,7 @@ export async function tenantLookups(p: TenantLookupsParams): Promise<ScenarioRes
     measurements.push({ scenario: p.name, metric: "lookups of each kind (measured)", value: p.rounds, unit: "count" });
   } finally {
     for (const s of sessions) s.abort();
-    const how = await server.close();
-    const died = server.died();
-    if (died) failures.push(`${p.name}: ${died}`);
-    else if (how !== "exited with code 0") notes.push(`${p.name}: its server ${how} on SIGTERM`);
-    notes.push(...warningsNote(`${p.name}: its server`, server.warnings()));
+    await closeAndReport(server, `${p.name}: its server`, failures, notes);
   }
   return { measurements, failures, notes };
 }
