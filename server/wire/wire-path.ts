@@ -69,10 +69,15 @@ export function wirePath(deps: WirePathDeps): StreamHandler {
     const protocol = wireProtocolOf(headers["content-type"], route.streaming);
     if (!protocol || compressed(headers) || headers.expect !== undefined) return false;
     if (deps.corsOrigins.length > 0 && headers.origin !== undefined) return false;
+    // A client's reset or a session closed under the call (GOAWAY with an error code) surfaces
+    // as the stream's 'close', which ends the call; unheard, its 'error' would take the process down.
+    stream.on("error", ignore);
     route.serve(stream, headers, rawHeaders, protocol).catch((err: unknown) => stream.destroy(err as Error));
     return true;
   };
 }
+
+function ignore(): void {}
 
 /** A request compressed in any way goes to Connect (which decompresses it, or refuses an encoding it does not take). */
 function compressed(headers: IncomingHttpHeaders): boolean {

@@ -43,6 +43,18 @@ async function newThread(real: RealTiers): Promise<string> {
   return threadId;
 }
 
+/** Real tiers of the test's own, a Redis connection to plant faults with, and a thread in them. */
+async function threadOnRealTiers(t: { teardown(fn: () => Promise<void>): void }) {
+  const real = await openRealTiers();
+  const redis = await connectRedis();
+  t.teardown(async () => {
+    redis.destroy();
+    await real.cleanup();
+  });
+  const threadId = await newThread(real);
+  return { real, redis, threadId, keys: (real.tiers.hot as unknown as { keys: HotKeys }).keys };
+}
+
 const appendEvents = (real: RealTiers, threadId: string, n: number) =>
   real.tiers.hot.append({ tenantId: "acme", threadId, events: Array.from({ length: n }, () => newEvent()) });
 
@@ -56,14 +68,7 @@ async function lastPersisted(real: RealTiers, threadId: string, atLeast: number,
 }
 
 test("an entry acknowledged without being persisted leaves a gap that the persister fills from the hot tier", async (t) => {
-  const real = await openRealTiers();
-  const redis = await connectRedis();
-  t.teardown(async () => {
-    redis.destroy();
-    await real.cleanup();
-  });
-  const threadId = await newThread(real);
-  const keys = (real.tiers.hot as unknown as { keys: HotKeys }).keys;
+  const { real, redis, threadId, keys } = await threadOnRealTiers(t);
   const log = keys.partitionLog(keys.partition(threadId));
   // The consumer group sees seq 1's entry, then seqs 2-4's, which is acknowledged unseen (as a lost read once did).
   await redis.xGroupCreate(log, "persister", "0", { MKSTREAM: true });
@@ -81,14 +86,7 @@ test("an entry acknowledged without being persisted leaves a gap that the persis
 });
 
 test("seqs the hot tier lost before they were persisted: nothing of the batch is committed or acknowledged, and the alarm goes off", async (t) => {
-  const real = await openRealTiers();
-  const redis = await connectRedis();
-  t.teardown(async () => {
-    redis.destroy();
-    await real.cleanup();
-  });
-  const threadId = await newThread(real);
-  const keys = (real.tiers.hot as unknown as { keys: HotKeys }).keys;
+  const { real, redis, threadId, keys } = await threadOnRealTiers(t);
   await appendEvents(real, threadId, 3);
   await appendEvents(real, threadId, 2);
   // Seqs 2-4 leave the hot stream before the persister reads them.
