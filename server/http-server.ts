@@ -153,10 +153,16 @@ export async function listen(handler: RequestHandler, options: ListenOptions): P
  * request and a response (it listens to 'stream' once a request handler is set): a stream
  * `streams` serves never becomes one; the others reach the handler as before.
  */
+function ignoreStreamError(): void {}
+
 function offerStreamsFirst(server: http2.Http2Server | http2.Http2SecureServer, streams: StreamHandler, connections: Connections): void {
   const compat = server.listeners("stream") as ((...args: unknown[]) => void)[];
   server.removeAllListeners("stream");
   server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
+    // A client's reset, or its session closed under the stream (GOAWAY with an error code, even
+    // before this handler ran), surfaces as the stream's 'close', which ends whatever serves it;
+    // unheard, its 'error' would take the process down.
+    stream.on("error", ignoreStreamError);
     // Reset before its headers came up: nothing to serve (as track() does for requests).
     if (stream.destroyed) return;
     if (streams(stream, headers, rawHeaders)) {

@@ -69,15 +69,10 @@ export function wirePath(deps: WirePathDeps): StreamHandler {
     const protocol = wireProtocolOf(headers["content-type"], route.streaming);
     if (!protocol || compressed(headers) || headers.expect !== undefined) return false;
     if (deps.corsOrigins.length > 0 && headers.origin !== undefined) return false;
-    // A client's reset or a session closed under the call (GOAWAY with an error code) surfaces
-    // as the stream's 'close', which ends the call; unheard, its 'error' would take the process down.
-    stream.on("error", ignore);
     route.serve(stream, headers, rawHeaders, protocol).catch((err: unknown) => stream.destroy(err as Error));
     return true;
   };
 }
-
-function ignore(): void {}
 
 /** A request compressed in any way goes to Connect (which decompresses it, or refuses an encoding it does not take). */
 function compressed(headers: IncomingHttpHeaders): boolean {
@@ -168,6 +163,22 @@ class WireCall {
 /** The abort reason at a call's normal end: made once (an abort without a reason builds a DOMException each time). */
 const callEnded = new ConnectError("the call ended", Code.Canceled);
 
+/** The call's request messages, read and decoded as they are pulled (a deadline already past fails the first pull). */
+async function* requestMessages<I extends DescMessage>(
+  call: WireCall,
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  protocol: WireProtocol,
+  decoder: RequestDecoder<I>,
+  deps: WirePathDeps,
+): AsyncGenerator<MessageShape<I>> {
+  if (call.timeout.error) throw call.timeout.error;
+  const body = await readBody(stream, protocol, deps.readMaxBytes, headers["content-length"]);
+  if (body.error) throw body.error;
+  const messages = decoder.messages(body.bytes, protocol);
+  for (let r = await messages.next(); !r.done; r = await messages.next()) yield r.value;
+}
+
 function unaryRoute(method: DescMethod, impl: UnaryFn, checkProtoKeys: boolean, deps: WirePathDeps): Route {
   const decoder = new RequestDecoder(method, deps.readMaxBytes, checkProtoKeys);
   const invoke = async (call: WireCall, req: UnaryRequest): Promise<UnaryResponse> => {
@@ -182,10 +193,7 @@ function unaryRoute(method: DescMethod, impl: UnaryFn, checkProtoKeys: boolean, 
       const { reply } = call;
       let answer: Uint8Array;
       try {
-        if (call.timeout.error) throw call.timeout.error;
-        const body = await readBody(stream, protocol, deps.readMaxBytes, headers["content-length"]);
-        if (body.error) throw body.error;
-        const messages = decoder.messages(body.bytes, protocol);
+        const messages = requestMessages(call, stream, headers, protocol, decoder, deps);
         const first = await messages.next();
         if (first.done) throw new ConnectError("protocol error: missing input message for unary method", Code.Unimplemented);
         // Composed per call, as Connect does: the innermost function is this call's.
@@ -223,13 +231,7 @@ function streamRoute(method: DescMethod, impl: StreamFn, deps: WirePathDeps): Ro
       const call = new WireCall(stream, headers, rawHeaders, protocol, method, deps);
       const { reply } = call;
       // Read as the handler pulls it, as Connect does: inside the interceptors, after auth.
-      const input = (async function* () {
-        if (call.timeout.error) throw call.timeout.error;
-        const body = await readBody(stream, protocol, deps.readMaxBytes, headers["content-length"]);
-        if (body.error) throw body.error;
-        const messages = decoder.messages(body.bytes, protocol);
-        for (let r = await messages.next(); !r.done; r = await messages.next()) yield r.value;
-      })();
+      const input = requestMessages(call, stream, headers, protocol, decoder, deps);
       let error: ConnectError | undefined;
       let messages: AsyncIterator<unknown> | undefined;
       try {
