@@ -67,6 +67,12 @@ export interface Config {
   archiveIntervalMs: number;
   /** Compressed archive objects the readers keep in memory (EVENTIDE_ARCHIVE_CACHE_BYTES). */
   archiveCacheBytes: number;
+  /**
+   * An archiver's claim on a thread while it archives it (EVENTIDE_ARCHIVE_LEASE): a thread
+   * whose archiver died waits this long for another (a second one committing the same range
+   * changes nothing, so a short lease only risks repeated work).
+   */
+  archiveLeaseMs: number;
   /** Threads idle longer than this are erased from every tier; 0 = kept forever (EVENTIDE_RETENTION, e.g. 90d). */
   retentionMs: number;
   /** Turn dispatch: lease TTL (EVENTIDE_LEASE_TTL), attempts before dead-lettering (EVENTIDE_MAX_ATTEMPTS),
@@ -165,6 +171,7 @@ export function loadConfig(env: Env = process.env, argv: string[] = []): Config 
     archiveMaxEvents: integer(env, "EVENTIDE_ARCHIVE_MAX_EVENTS", 10_000, 1, 10_000_000),
     archiveIntervalMs: duration(env, "EVENTIDE_ARCHIVE_INTERVAL", "1m"),
     archiveCacheBytes: integer(env, "EVENTIDE_ARCHIVE_CACHE_BYTES", 64 * 1024 * 1024, 0, 2 ** 40),
+    archiveLeaseMs: duration(env, "EVENTIDE_ARCHIVE_LEASE", "5m"),
     retentionMs: duration(env, "EVENTIDE_RETENTION", "0"),
     dispatch: {
       leaseTtlMs: duration(env, "EVENTIDE_LEASE_TTL", "30s"),

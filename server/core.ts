@@ -38,7 +38,7 @@ export function buildCore(config: Config, tiers: Tiers, log: Logger): Core {
     archiveAfterMs: config.archiveAfterMs,
     maxEventsPerObject: config.archiveMaxEvents,
     intervalMs: config.archiveIntervalMs,
-    leaseMs: 5 * 60_000,
+    leaseMs: config.archiveLeaseMs,
     retentionMs: config.retentionMs,
     eraseIfIdle: (thread, cutoff) => eraser.eraseIfIdle(thread, cutoff),
     metrics,

@@ -73,6 +73,8 @@ test("SIGKILLed archivers lose and duplicate nothing", async (t) => {
     EVENTIDE_ARCHIVE_AFTER: "0s",
     EVENTIDE_ARCHIVE_INTERVAL: "100ms",
     EVENTIDE_ARCHIVE_MAX_EVENTS: "50",
+    // A killed archiver's claim on its thread lapses in time for the next one (5 minutes by default).
+    EVENTIDE_ARCHIVE_LEASE: "3s",
   };
   const real = await openRealTiers(s3Env);
   t.teardown(() => real.cleanup());
