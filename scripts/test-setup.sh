@@ -16,8 +16,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test-setup: installing Debian packages the tests use: ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # A mirror or the dpkg lock can fail once; try a few times before giving up.
+    for attempt in 1 2 3; do
+      if apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+        break
+      fi
+      [ "$attempt" = 3 ] && { echo "test-setup: apt-get could not install ${missing[*]}" >&2; exit 1; }
+      echo "test-setup: apt-get failed (attempt $attempt); retrying in 10 s" >&2
+      sleep 10
+    done
   else
     echo "test-setup: the tests need ${missing[*]}: install them (Debian: apt-get install ${missing[*]})" >&2
     exit 1
