@@ -1,7 +1,8 @@
 // The persister before a batch that would leave a hole in a thread's warm log,
 // on Redis and Postgres: it fills the gap from the hot tier when the hot tier
-// still has it, and when it does not, it commits and acknowledges nothing of
-// that batch and raises the data-loss alarm (log, metric, /readyz's list).
+// still has it, and when it does not, it raises the data-loss alarm (log,
+// metric, /readyz's list) and holds that thread back: none of its events are
+// committed or its entries acknowledged, while its partition's other threads go on.
 import test from "ava";
 import { pino } from "pino";
 import { DataLossAlarm } from "../../server/observability/data-loss-alarm.js";
@@ -85,7 +86,7 @@ test("an entry acknowledged without being persisted leaves a gap that the persis
   t.deepEqual(alarm.holes, []);
 });
 
-test("seqs the hot tier lost before they were persisted: nothing of the batch is committed or acknowledged, and the alarm goes off", async (t) => {
+test("seqs the hot tier lost before they were persisted: nothing of that thread is committed or acknowledged, and the alarm goes off", async (t) => {
   const { real, redis, threadId, keys } = await threadOnRealTiers(t);
   await appendEvents(real, threadId, 3);
   await appendEvents(real, threadId, 2);
@@ -103,4 +104,30 @@ test("seqs the hot tier lost before they were persisted: nothing of the batch is
   t.true((await lastPersisted(real, threadId, 1, 0)) < 2, "nothing past the hole was committed");
   const pending = await redis.xPending(keys.partitionLog(keys.partition(threadId)), "persister");
   t.true(pending.pending >= 1, "the entries stay pending, never acknowledged");
+});
+
+test("a thread held back by a hole holds back only itself: the other threads of its partition are persisted, and its entries stay pending", async (t) => {
+  const { real, redis, threadId, keys } = await threadOnRealTiers(t);
+  // A neighbour in the same partition log, appended to before and after the broken thread's entries.
+  let neighbour = await newThread(real);
+  while (keys.partition(neighbour) !== keys.partition(threadId)) neighbour = await newThread(real);
+  await appendEvents(real, threadId, 3);
+  await appendEvents(real, neighbour, 2);
+  await redis.xDel(keys.stream(threadId), ["2-0", "3-0"]);
+  await appendEvents(real, threadId, 1);
+  await appendEvents(real, neighbour, 3);
+
+  const { alarm } = runPersister(t, real);
+  t.is(await lastPersisted(real, neighbour, 6), 6, "the neighbour is persisted whole");
+  t.deepEqual((await real.tiers.warm.read(neighbour, 0, 100)).map((e) => e.seq), [1, 2, 3, 4, 5, 6]);
+  t.like(alarm.holes.find((h) => h.threadId === threadId), { fromSeq: 2, toSeq: 3, foundBy: "persister" });
+  t.true((await lastPersisted(real, threadId, 1, 0)) < 2, "nothing of the broken thread past its hole was committed");
+  // Later appends to the neighbour keep flowing while the broken thread's entries wait.
+  await appendEvents(real, neighbour, 4);
+  t.is(await lastPersisted(real, neighbour, 10), 10);
+  const log = keys.partitionLog(keys.partition(threadId));
+  const pending = await redis.xPendingRange(log, "persister", "-", "+", 100);
+  const named = await Promise.all(pending.map(async (p) => (await redis.xRange(log, p.id, p.id))?.[0]?.message.t));
+  t.true(named.length >= 2, "the broken thread's entries are still pending");
+  t.true(named.every((thread) => thread === threadId), "only the broken thread's entries are left unacknowledged");
 });

@@ -15,10 +15,10 @@ import type { StoredEvent } from "../../server/domain/records.js";
 import type { Metrics } from "../../server/observability/metrics.js";
 import type { FeedBatch, PartitionLeases, PersistFeed } from "../../server/tiers/hot/hot-log.js";
 import type { WarmStore } from "../../server/tiers/warm/warm-store.js";
-import { LogHole, PersistGap } from "../../server/domain/errors.js";
+import { PersistGap } from "../../server/domain/errors.js";
 import { firstGap } from "../../server/domain/seq-gaps.js";
 import { sleep } from "../../server/domain/wait.js";
-import type { DataLossAlarm } from "../../server/observability/data-loss-alarm.js";
+import { DataLossAlarm } from "../../server/observability/data-loss-alarm.js";
 
 export interface PersisterOptions {
   /** One feed per lane (batches in flight at once); the feeds read disjoint partitions. */
@@ -36,7 +36,7 @@ export interface PersisterOptions {
   /** Called after each committed batch (metrics, benchmarks). */
   onCommitted?: (events: StoredEvent[]) => void;
   metrics?: Metrics;
-  /** Told of a batch that would leave a hole the hot tier cannot fill (the batch is then never acknowledged). */
+  /** Told of a thread whose batch would leave a hole the hot tier cannot fill (its entries are then held, unacknowledged); without one, the hole is logged. */
   alarm?: DataLossAlarm;
 }
 
@@ -165,8 +165,8 @@ class PersistLane {
    */
   private async persist(batch: FeedBatch): Promise<void> {
     const { metrics, onCommitted, hotWindow, log } = this.persister.options;
-    const events = await this.commit(batch);
-    await this.feed.ack(batch);
+    const { events, held } = await this.commit(batch);
+    await this.feed.ack(batch, held);
     metrics?.persisted(events);
     onCommitted?.(events);
     const persistedThrough = new Map<string, number>();
@@ -180,34 +180,39 @@ class PersistLane {
   }
 
   /**
-   * Commits the batch's events; returns them, with any gap's events filled in.
-   * The warm store refuses a batch that would leave a hole in a thread's log
-   * (an entry not handed out, or one whose events the hot stream no longer
-   * held): the missing seqs are read again from the hot tier and committed
-   * with the batch. When the hot tier no longer has them either, nothing is
-   * committed or acknowledged and the alarm goes off: the lane retries, and
-   * an operator must look.
+   * Commits the batch's events; returns them, with any gap's events filled in,
+   * and the threads held back. The warm store refuses a batch that would leave
+   * a hole in a thread's log (an entry not handed out, or one whose events the
+   * hot stream no longer held): the missing seqs are read again from the hot
+   * tier and committed with the batch. A thread whose missing seqs the hot
+   * tier no longer has either raises the alarm and is held: none of its events
+   * are committed and its entries are not acknowledged (an operator must
+   * look), while the other threads of the batch, and of the partition, go on.
    */
-  private async commit(batch: FeedBatch): Promise<StoredEvent[]> {
-    const { warm, log, alarm } = this.persister.options;
+  private async commit(batch: FeedBatch): Promise<{ events: StoredEvent[]; held: Set<string> }> {
+    const { warm, log, alarm = new DataLossAlarm(log) } = this.persister.options;
     let events = batch.events;
+    let namedThrough = batch.namedThrough;
+    const held = new Set<string>();
     for (let fills = 0; ; fills++) {
       try {
-        await warm.persistBatch(events, batch.namedThrough);
-        return events;
+        await warm.persistBatch(events, namedThrough);
+        return { events, held };
       } catch (err) {
         // A second gap after a fill is another writer's doing (a former owner still committing): retry later.
         if (!(err instanceof PersistGap) || fills > 0) throw err;
         const found = await Promise.all(err.gaps.map((g) => this.feed.readRange(g.threadId, g.fromSeq, g.toSeq)));
+        const filled: StoredEvent[] = [];
         err.gaps.forEach((gap, i) => {
           const hole = firstGap(found[i].map((e) => e.seq), gap.fromSeq - 1, gap.toSeq);
-          if (!hole) return;
-          const detail = "neither persisted nor in the hot tier: the persister will not acknowledge the entries that name them";
-          alarm?.raise({ threadId: gap.threadId, ...hole, foundBy: "persister", detail });
-          throw new LogHole(gap.threadId, hole.fromSeq, hole.toSeq, detail);
+          if (!hole) return filled.push(...found[i]);
+          const detail = "neither persisted nor in the hot tier: the thread's entries stay unacknowledged; its partition's other threads go on";
+          alarm.raise({ threadId: gap.threadId, ...hole, foundBy: "persister", detail });
+          held.add(gap.threadId);
         });
-        log.warn({ gaps: err.gaps, lane: this.lane }, "a batch skipped seqs still in the hot tier; committing them with it");
-        events = [...events, ...found.flat()].sort((a, b) => a.seq - b.seq);
+        if (filled.length > 0) log.warn({ gaps: err.gaps, lane: this.lane }, "a batch skipped seqs still in the hot tier; committing them with it");
+        events = [...events.filter((e) => !held.has(e.threadId)), ...filled].sort((a, b) => a.seq - b.seq);
+        namedThrough = new Map([...namedThrough].filter(([threadId]) => !held.has(threadId)));
       }
     }
   }

@@ -85,6 +85,8 @@ export function idempotencyScope(cmd: AppendCommand): string | undefined {
 export interface FeedBatch {
   /** Per partition, the log entry ids to acknowledge after commit. */
   entries: Map<number, string[]>;
+  /** Per partition, the thread each of those entries names (same order). */
+  entryThreads: Map<number, string[]>;
   /** Their events, in seq order per thread. */
   events: StoredEvent[];
   /**
@@ -118,8 +120,13 @@ export interface PersistFeed {
    * none is left pending unseen, whatever the partitions do between calls.
    */
   nextBatch(partitions: number[], consumer: string, maxEvents: number, waitMs: number, signal: AbortSignal): Promise<FeedBatch>;
-  /** After commit: the entries are done. */
-  ack(batch: FeedBatch): Promise<void>;
+  /**
+   * After commit: the entries are done, but those naming a `held` thread (one
+   * with a hole nothing can fill): they stay pending, handed out, and come
+   * round again when an adoption finds them idle, while the rest of their
+   * partition goes on.
+   */
+  ack(batch: FeedBatch, held?: ReadonlySet<string>): Promise<void>;
   /** The thread's events fromSeq..toSeq that the hot stream still holds (a gap's events, read again). */
   readRange(threadId: string, fromSeq: number, toSeq: number): Promise<StoredEvent[]>;
   /** After commit: the thread is persisted through `seq`; trim its hot stream to `window` events below that. */

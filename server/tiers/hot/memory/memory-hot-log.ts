@@ -264,7 +264,7 @@ export class MemoryHotLog implements HotLog, PersistFeed {
     const namedThrough = new Map<string, number>();
     for (const entry of taken) namedThrough.set(entry.threadId, Math.max(namedThrough.get(entry.threadId) ?? 0, entry.to));
     const events = (await Promise.all(taken.map((entry) => this.readRange(entry.threadId, entry.from, entry.to)))).flat();
-    return { entries: new Map([[0, taken.map((e) => e.id)]]), events, namedThrough };
+    return { entries: new Map([[0, taken.map((e) => e.id)]]), entryThreads: new Map([[0, taken.map((e) => e.threadId)]]), events, namedThrough };
   }
 
   async readRange(threadId: string, fromSeq: number, toSeq: number): Promise<StoredEvent[]> {
@@ -274,8 +274,9 @@ export class MemoryHotLog implements HotLog, PersistFeed {
   }
 
 
-  async ack(batch: FeedBatch): Promise<void> {
-    const done = new Set(batch.entries.get(0) ?? []);
+  async ack(batch: FeedBatch, held: ReadonlySet<string> = new Set()): Promise<void> {
+    const threads = batch.entryThreads.get(0) ?? [];
+    const done = new Set((batch.entries.get(0) ?? []).filter((_, i) => !held.has(threads[i])));
     for (let i = this.unpersisted.length - 1; i >= 0; i--) if (done.has(this.unpersisted[i].id)) this.unpersisted.splice(i, 1);
   }
 

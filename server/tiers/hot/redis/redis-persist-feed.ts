@@ -150,6 +150,7 @@ export class RedisPersistFeed implements PersistFeed {
       }
     }
     const entries = new Map<number, string[]>();
+    const entryThreads = new Map<number, string[]>();
     const namedThrough = new Map<string, number>();
     const ranges: { threadId: string; from: number; to: number }[] = [];
     let events = 0;
@@ -160,9 +161,12 @@ export class RedisPersistFeed implements PersistFeed {
         const size = Number(message.l) - Number(message.f) + 1;
         if (events > 0 && events + size > maxEvents) break;
         events += size;
-        let ids = entries.get(p);
-        if (!ids) entries.set(p, (ids = []));
-        ids.push(id);
+        if (!entries.has(p)) {
+          entries.set(p, []);
+          entryThreads.set(p, []);
+        }
+        entries.get(p)!.push(id);
+        entryThreads.get(p)!.push(message.t);
         const range = { threadId: message.t, from: Number(message.f), to: Number(message.l) };
         ranges.push(range);
         namedThrough.set(range.threadId, Math.max(namedThrough.get(range.threadId) ?? 0, range.to));
@@ -170,11 +174,14 @@ export class RedisPersistFeed implements PersistFeed {
     }
     // An entry whose events the stream no longer holds (trimmed) yields fewer: namedThrough still names them.
     const found = await Promise.all(ranges.map((r) => this.readRange(r.threadId, r.from, r.to)));
-    return { entries, events: found.flat(), namedThrough };
+    return { entries, entryThreads, events: found.flat(), namedThrough };
   }
 
-  async ack(batch: FeedBatch): Promise<void> {
-    await Promise.all([...batch.entries].map(([p, ids]) => this.client.xAck(this.keys.partitionLog(p), group, ids)));
+  async ack(batch: FeedBatch, held: ReadonlySet<string> = new Set()): Promise<void> {
+    const done = [...batch.entries]
+      .map(([p, ids]) => [p, ids.filter((_, i) => !held.has(batch.entryThreads.get(p)![i]))] as const)
+      .filter(([, ids]) => ids.length > 0);
+    await Promise.all(done.map(([p, ids]) => this.client.xAck(this.keys.partitionLog(p), group, ids)));
     if (this.unacked === batch) this.unacked = undefined;
     await Promise.all([...batch.entries.keys()].map((p) => this.trimLog(p)));
   }
@@ -225,7 +232,7 @@ export class RedisPersistFeed implements PersistFeed {
 }
 
 function emptyBatch(): FeedBatch {
-  return { entries: new Map(), events: [], namedThrough: new Map() };
+  return { entries: new Map(), entryThreads: new Map(), events: [], namedThrough: new Map() };
 }
 
 function entriesIn(reply: ReadReply): number {
