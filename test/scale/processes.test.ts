@@ -23,7 +23,11 @@ import { redisUrl } from "../support/redis.js";
 import { s3Credentials, startS3 } from "../support/s3.js";
 import { expectPersistedOnce, openRealTiers, type RealTiers } from "../support/tiers.js";
 
-/** How each hot tier is reached: the env every process gets (the key prefix is added per test). */
+/**
+ * How each hot tier is reached: the env every process gets (openRealTiers adds the key prefix,
+ * the schema and REDIS_URL of the machine's Redis; a Cluster entry sets REDIS_URL: "" beside its
+ * own settings).
+ */
 const hotTiers: Record<string, () => Record<string, string>> = {
   "redis (single node)": () => ({ REDIS_URL: redisUrl }),
 };
