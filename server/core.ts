@@ -3,7 +3,6 @@ import type { Logger } from "pino";
 import { Archiver } from "../workers/archiver/archiver.js";
 import { ApiKeys } from "./auth.js";
 import type { Config } from "./config.js";
-import { CallerLimits } from "./interceptors/caller-limits.js";
 import type { AuthDeps } from "./interceptors/auth.js";
 import { DataLossAlarm } from "./observability/data-loss-alarm.js";
 import { Metrics } from "./observability/metrics.js";
@@ -25,7 +24,7 @@ export interface Core {
 }
 
 export function buildCore(config: Config, tiers: Tiers, log: Logger): Core {
-  const limits = new CallerLimits(config.limits);
+  const limits = tiers.limits;
   const metrics = new Metrics({ dispatch: tiers.dispatch, streams: limits });
   const archives = new ArchiveReader(tiers.cold, config.archiveCacheBytes);
   const alarm = new DataLossAlarm(log, metrics);

@@ -15,7 +15,7 @@ import {
 } from "@connectrpc/connect";
 import { anonymousCaller, type ApiKeys, authorizationHeaderCount, type Caller, callerKey, countAuthorizationHeaders, duplicateAuthorization } from "../auth.js";
 import type { CallerRole } from "../config.js";
-import type { CallerLimits } from "./caller-limits.js";
+import type { CallerLimits } from "../limits/caller-limits.js";
 
 export interface AuthDeps {
   keys: ApiKeys;
@@ -54,7 +54,7 @@ export function authContextValues(req: { rawHeaders: string[] }): ContextValues 
 export function authenticate(deps: AuthDeps): Interceptor {
   return (next) => async (req) => {
     // No key to count its streams against: such streams (a health Watch costs little, but it never ends) share one cap.
-    const withoutKey = () => (req.method.methodKind === "unary" ? next(req) : holdingStreamSlot(req, deps.limits.openStream(anonymousCaller), next));
+    const withoutKey = async () => (req.method.methodKind === "unary" ? next(req) : holdingStreamSlot(req, await deps.limits.openStream(anonymousCaller), next));
     if (openServices.has(req.service.typeName)) return withoutKey();
     // Which of two keys would count is anybody's guess (Node keeps the first): refused, keys or not.
     if (req.contextValues.get(authorizationHeaderCount) > 1) throw new ConnectError(duplicateAuthorization, Code.Unauthenticated);
@@ -68,7 +68,7 @@ export function authenticate(deps: AuthDeps): Interceptor {
     }
     await deps.limits.spendRequest(caller);
     if (req.method.methodKind !== "server_streaming") return next(req);
-    return holdingStreamSlot(req, deps.limits.openStream(caller), next);
+    return holdingStreamSlot(req, await deps.limits.openStream(caller), next);
   };
 }
 

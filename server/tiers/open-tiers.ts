@@ -5,6 +5,9 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { createClient, type RedisClientType } from "redis";
 import type { Config } from "../config.js";
+import type { CallerLimits } from "../limits/caller-limits.js";
+import { MemoryCallerLimits } from "../limits/memory-caller-limits.js";
+import { RedisCallerLimits } from "../limits/redis-caller-limits.js";
 import type { ColdStore } from "./cold/cold-store.js";
 import { DirectoryColdStore } from "./cold/directory/directory-cold-store.js";
 import { S3ColdStore } from "./cold/s3/s3-cold-store.js";
@@ -35,6 +38,8 @@ export interface Tiers {
   leases: PartitionLeases;
   /** Turn queues and leases, beside the hot log. */
   dispatch: TurnDispatch;
+  /** Per-key limits, counted where the hot tier lives: in Redis across servers, or in this process. */
+  limits: CallerLimits;
   cold: ColdStore;
   /** Which implementation each tier runs on, for the banner and logs. */
   describe: { hot: string; warm: string; cold: string };
@@ -108,7 +113,8 @@ async function openHot(config: Config, log: Logger, closers: (() => Promise<void
     const hot = new MemoryHotLog({ idempotencyTtlSeconds: config.idempotencyTtlSeconds });
     const dispatch = new MemoryTurnDispatch(hot, config.dispatch);
     closers.push(() => hot.close(), () => dispatch.close());
-    return { hot, dispatch: dispatch as TurnDispatch, feeds: [hot as PersistFeed], leases: new MemoryPartitionLeases() as PartitionLeases, describe: "memory" };
+    const limits = new MemoryCallerLimits(config.limits);
+    return { hot, dispatch: dispatch as TurnDispatch, limits: limits as CallerLimits, feeds: [hot as PersistFeed], leases: new MemoryPartitionLeases() as PartitionLeases, describe: "memory" };
   }
   // No offline queue: while Redis is down, calls fail fast with UNAVAILABLE instead of hanging.
   const client = createClient({ url: config.redisUrl, disableOfflineQueue: true }) as RedisClientType;
@@ -127,6 +133,8 @@ async function openHot(config: Config, log: Logger, closers: (() => Promise<void
   // Servers listen for dispatch notices: their agents' feeds wake on them.
   const dispatch = await RedisTurnDispatch.open(client, hot, config.dispatch, config.roles.includes("server"));
   closers.push(() => dispatch.close());
+  const limits = new RedisCallerLimits({ client, prefix: config.redisPrefix, settings: config.limits, log });
+  closers.push(async () => limits.close());
   const feeds: PersistFeed[] = [];
   for (let lane = 0; lane < config.persistLanes; lane++) {
     const blocking = client.duplicate() as RedisClientType;
@@ -138,6 +146,7 @@ async function openHot(config: Config, log: Logger, closers: (() => Promise<void
   return {
     hot: hot as HotLog,
     dispatch: dispatch as TurnDispatch,
+    limits: limits as CallerLimits,
     feeds,
     leases: new RedisPartitionLeases(client, hot.keys) as PartitionLeases,
     describe: `redis (${redact(config.redisUrl)}, prefix ${config.redisPrefix}, ${config.partitions} partitions)`,
