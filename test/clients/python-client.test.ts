@@ -6,13 +6,15 @@
 import { readFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createClient } from "@connectrpc/connect";
+import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { setTimeout as delay } from "node:timers/promises";
 import test from "ava";
 import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
 import { TurnStatus } from "../../gen/eventide/v1/resources_pb.js";
 import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { kill, spawnServer } from "../support/child.js";
+import { clientsWithKey } from "../support/keys.js";
 import { type PythonChild, pythonClientDir, spawnPython } from "../support/python.js";
 import { collectTail, startTestServer, type TestServer, waitForTurnStatus } from "../support/server.js";
 import { TcpProxy } from "../support/tcp-proxy.js";
@@ -42,7 +44,7 @@ test.afterEach.always(() => {
 const seqsOf = (probe: PythonChild) => probe.lines.filter((l) => "seq" in l).map((l) => l.seq as number);
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-async function appendN(events: ReturnType<typeof createClient<typeof EventService>>, threadId: string, n: number, tag: string) {
+async function appendN(events: Client<typeof EventService>, threadId: string, n: number, tag: string) {
   for (let i = 0; i < n; i += 5) {
     const batch = Array.from({ length: Math.min(5, n - i) }, (_, j) => ({ eventId: `${tag}-${i + j}`, type: "message.delta", payload: { delta: `${i + j}` } }));
     await events.appendEvents({ threadId, events: batch });
@@ -107,6 +109,21 @@ test.serial("the Python tail survives a dropped TCP connection: every seq once, 
   t.deepEqual(seqsOf(probe), range(1, total));
 });
 
+test.serial("the Python client sends its API key; a wrong one ends the tail with UNAUTHENTICATED, without retrying", async (t) => {
+  const keyed = await startTestServer("redis", { EVENTIDE_API_KEYS: "py-client-key:acme:client,py-admin-key:*:admin" });
+  t.teardown(() => keyed.close());
+  const threadId = (await clientsWithKey(keyed.baseUrl, "py-client-key").turns.createThread({})).thread!.threadId;
+  await appendN(clientsWithKey(keyed.baseUrl, "py-admin-key").events, threadId, 5, "k");
+  const probe = python(["tests/tail_probe.py", keyed.baseUrl, threadId, "6"], { EVENTIDE_API_KEY: "py-client-key" });
+  t.is(await probe.exit(), 0, probe.stderr());
+  t.deepEqual(seqsOf(probe), range(1, 6));
+
+  const refused = python(["tests/tail_probe.py", keyed.baseUrl, threadId, "6"], { EVENTIDE_API_KEY: "not-a-key" });
+  t.is(await refused.exit(), 1);
+  t.like(refused.lines.at(-1), { code: "UNAUTHENTICATED" });
+  t.false(refused.lines.some((l) => "reconnect" in l));
+});
+
 test.serial("run_agent: a turn longer than the lease completes once with coalesced deltas; a cancellation reaches the handler", async (t) => {
   const agent = python(["tests/agent_probe.py", server.baseUrl, "py-probe"]);
   await agent.waitForLine((l) => "ready" in l);
@@ -143,6 +160,43 @@ test.serial("run_agent: a turn longer than the lease completes once with coalesc
   // SIGTERM: the runner stops and returns.
   agent.child.kill("SIGTERM");
   await agent.waitForLine((l) => "stopped" in l);
+  t.is(await agent.exit(), 0, agent.stderr());
+});
+
+test.serial("run_agent survives a SIGKILLed server mid-turn: the turn completes exactly once", async (t) => {
+  const real = await openRealTiers();
+  t.teardown(() => real.cleanup());
+  const dataDir = await mkdtemp(join(tmpdir(), "eventide-pyagent-"));
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }));
+  const env = { ...real.env, EVENTIDE_DATA_DIR: dataDir, EVENTIDE_LEASE_TTL: "3s", EVENTIDE_LEASE_SWEEP: "100ms", EVENTIDE_RETRY_BACKOFF: "100ms" };
+  const first = await spawnServer("server,persister,dispatcher", env);
+  t.teardown(() => kill(first.child));
+  const port = new URL(first.url).port;
+  const agent = python(["tests/agent_probe.py", `127.0.0.1:${port}`, "py-restart"]);
+  await agent.waitForLine((l) => "ready" in l);
+
+  const turns = createClient(TurnService, createGrpcTransport({ baseUrl: first.url }));
+  const tokens = Array.from({ length: 200 }, (_, i) => `w${i} `);
+  const submitted = await turns.submitTurn({ input: { tokens, token_delay_ms: 20 } });
+  const turnId = submitted.turn!.turnId;
+  const threadId = submitted.thread!.threadId;
+  // Mid-turn: some deltas are in the log (thread.created, turn.submitted, turn.started come first).
+  for (const deadline = Date.now() + 30_000; (await turns.getThread({ threadId })).thread!.lastSeq < 5n; ) {
+    if (Date.now() > deadline) throw new Error("the agent wrote no deltas");
+    await delay(20);
+  }
+  await kill(first.child, "SIGKILL");
+
+  const second = await spawnServer("server,persister,dispatcher", { ...env, PORT: port });
+  t.teardown(() => kill(second.child));
+  const after = createClient(TurnService, createGrpcTransport({ baseUrl: second.url }));
+  const turn = await waitForTurnStatus({ turns: () => after }, turnId, TurnStatus.COMPLETED, 60_000);
+  t.deepEqual(turn.output, { text: tokens.join("") });
+  const log = (await createClient(EventService, createGrpcTransport({ baseUrl: second.url })).listEvents({ threadId, pageSize: 1000 })).events;
+  t.deepEqual(log.map((e) => Number(e.seq)), range(1, log.length), "gapless");
+  t.is(log.filter((e) => e.type === "turn.completed").length, 1, "completed exactly once");
+  t.is(log.filter((e) => e.type === "message.completed").length, 1);
+  agent.child.kill("SIGTERM");
   t.is(await agent.exit(), 0, agent.stderr());
 });
 

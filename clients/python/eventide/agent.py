@@ -3,8 +3,7 @@
 It keeps the feed open (reconnecting with backoff and jitter), runs each
 assigned turn's handler in a thread of its own, renews each lease at a third of
 its TTL, and fires the turn's `cancelled` signal when the turn is cancelled,
-when its lease is lost (the feed dropped, RenewLease or AppendEvents refused)
-and on shutdown. A handler that returns completes the turn (with what it
+when its lease is lost (RenewLease or AppendEvents refused) and on shutdown. A handler that returns completes the turn (with what it
 returned, if a dict); one that raises fails it as retryable.
 """
 
@@ -83,7 +82,9 @@ class AgentRunner:
         try:
             while not self._shutdown.cancelled:
                 failure = self._receive()
-                self._cancel_all("feed lost")  # the server requeued what this feed held
+                # Running turns go on: their leases say whether they are still ours (a server that
+                # drained requeued them, and their next RenewLease or AppendEvents says so; one that
+                # crashed left them leased, and they finish once it is back).
                 if self._shutdown.cancelled:
                     break
                 delay = self._backoff.next_delay()
