@@ -3,7 +3,7 @@
 A turn's input says what to do: {"tokens": [...], "token_delay_ms": n} streams the
 tokens with delta() and returns (the runner completes the turn); {"wait_cancel": true}
 waits for its cancellation signal. It prints JSON lines: {"started"}, {"done", "appends"},
-{"cancelled", "reason", "ms"}. SIGTERM stops it (the runner drains, then returns)."""
+{"cancelled", "reason"}. SIGTERM stops it (the runner drains, then returns)."""
 
 import json
 import signal
