@@ -68,6 +68,7 @@ test.serial("the Python unit tests pass (tail resume logic, turn writer)", async
 });
 
 test.serial("the Python tail survives a SIGKILLed server started again: every seq once, in order", async (t) => {
+  t.timeout(150_000); // two server start-ups on a loaded machine
   const real = await openRealTiers();
   t.teardown(() => real.cleanup());
   const dataDir = await mkdtemp(join(tmpdir(), "eventide-pytail-"));
@@ -175,6 +176,7 @@ test.serial("run_agent: a turn longer than the lease completes once with coalesc
 });
 
 test.serial("run_agent survives a SIGKILLed server mid-turn: the turn completes exactly once", async (t) => {
+  t.timeout(150_000); // two server start-ups on a loaded machine
   const real = await openRealTiers();
   t.teardown(() => real.cleanup());
   const dataDir = await mkdtemp(join(tmpdir(), "eventide-pyagent-"));
