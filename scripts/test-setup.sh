@@ -2,8 +2,10 @@
 # What `npm test` needs beyond npm (run by its pretest, so the README's test
 # command works on a fresh machine, and CI runs this same step):
 # - Debian's chromium (browser end-to-end tests), openssl (the TLS test's
-#   certificate) and curl: installed when missing, if apt-get is at hand and
-#   we are root; otherwise the script says what to install;
+#   certificate) and curl, and the Python client's python3-grpcio,
+#   python3-protobuf, protobuf-compiler and protobuf-compiler-grpc (its tests
+#   and `npm run generate:python`): installed when missing, if apt-get is at
+#   hand and we are root; otherwise the script says what to install;
 # - the machine's Redis and Postgres on 127.0.0.1: started when down, with the
 #   same commands the machine uses.
 set -euo pipefail
@@ -12,6 +14,12 @@ missing=()
 for tool in chromium openssl curl; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
+# The Python client runs on Debian's python3 and its packages (not a pyenv python on PATH).
+if ! /usr/bin/python3 -c 'import grpc, google.protobuf' >/dev/null 2>&1; then
+  missing+=(python3-grpcio python3-protobuf)
+fi
+command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+command -v grpc_python_plugin >/dev/null 2>&1 || missing+=(protobuf-compiler-grpc)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test-setup: installing Debian packages the tests use: ${missing[*]}" >&2
