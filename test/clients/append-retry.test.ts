@@ -1,6 +1,7 @@
 // The TypeScript client's writes are retry-safe: ids are chosen once, before
 // the first try, so a retry after UNAVAILABLE or a timeout asks for the same
 // append (the server answers with the original seqs); other errors are not retried.
+
 import test from "ava";
 import { Code, ConnectError, createRouterTransport } from "@connectrpc/connect";
 import { EventService, type AppendEventsRequest } from "../../gen/eventide/v1/event_service_pb.js";
@@ -34,17 +35,18 @@ function failingFirst(failures: ConnectError[]) {
   return { client: createEventideClient(transport, fast), appends, submits };
 }
 
-test("append fills in event ids once: the retries after UNAVAILABLE and DEADLINE_EXCEEDED send the same ids", async (t) => {
-  const { client, appends } = failingFirst([new ConnectError("down", Code.Unavailable), new ConnectError("slow", Code.DeadlineExceeded)]);
+test("append fills in event ids once: the retries after UNAVAILABLE, DEADLINE_EXCEEDED and ABORTED (a connection reset) send the same ids", async (t) => {
+  const { client, appends } = failingFirst([new ConnectError("down", Code.Unavailable), new ConnectError("slow", Code.DeadlineExceeded), new ConnectError("read ECONNRESET", Code.Aborted)]);
   const res = await client.append(threadId, [{ type: "a" }, { type: "b", eventId: "mine" }], { expectedLastSeq: 6, turnId: threadId, leaseId: "l" });
   t.is(res.firstSeq, 7n);
-  t.is(appends.length, 3);
+  t.is(appends.length, 4);
   const ids = appends.map((a) => a.events.map((e) => e.eventId));
   t.regex(ids[0][0], /^[0-9A-HJKMNP-TV-Z]{26}$/, "a ULID");
   t.is(ids[0][1], "mine", "an id the caller chose is kept");
   t.deepEqual(ids[1], ids[0]);
   t.deepEqual(ids[2], ids[0]);
-  t.like(appends[2], { expectedLastSeq: 6n, turnId: threadId, leaseId: "l" });
+  t.deepEqual(ids[3], ids[0]);
+  t.like(appends[3], { expectedLastSeq: 6n, turnId: threadId, leaseId: "l" });
 });
 
 test("append does not retry FAILED_PRECONDITION (a stale expected seq, a lost lease)", async (t) => {

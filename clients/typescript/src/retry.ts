@@ -30,10 +30,16 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** A write may be retried on these only: the server was unreachable or too slow, the request may or may not have landed. */
+/**
+ * A write may be retried on these only: the server was unreachable or too
+ * slow, and the request may or may not have landed (fixed event ids and
+ * idempotency keys make the retry safe). ABORTED too: connect-node reports a
+ * connection reset mid-call (a server killed) with it, and eventide's server
+ * answers it for "busy, retry shortly".
+ */
 export function isTransient(err: unknown): boolean {
   const code = ConnectError.from(err).code;
-  return code === Code.Unavailable || code === Code.DeadlineExceeded;
+  return code === Code.Unavailable || code === Code.DeadlineExceeded || code === Code.Aborted;
 }
 
 export interface RetryOptions {

@@ -35,6 +35,8 @@ export class TurnWriter {
   private chain: Promise<void> = Promise.resolve();
   private readonly turnId: string;
   private readonly threadId: string;
+  /** A write that failed for good: the message has a hole, so nothing more is written. */
+  private failure?: unknown;
 
   constructor(private readonly opts: TurnWriterOptions) {
     this.turnId = opts.assignment.turn!.turnId;
@@ -66,7 +68,12 @@ export class TurnWriter {
     if (this.pending.length > 0) {
       const batch = this.pending;
       this.pending = [];
-      this.chain = this.chain.then(() => this.send(batch));
+      this.chain = this.chain.then(() =>
+        this.send(batch).catch((err) => {
+          this.failure ??= err;
+          throw err;
+        }),
+      );
     }
     return this.chain;
   }
@@ -86,9 +93,9 @@ export class TurnWriter {
 
   /** Fails the turn: a retryable failure runs it again (attempt + 1), up to the server's max attempts. */
   async fail(error: unknown, options: { retryable?: boolean } = {}): Promise<void> {
-    this.throwIfStopped();
+    if (this.opts.signal.aborted) throw this.opts.signal.reason; // a failed write does not keep the failure from being told
     this.settled = true;
-    await this.flush().catch(() => {}); // what could not be written does not keep the failure from being told
+    await this.flush().catch(() => {});
     const { client, assignment } = this.opts;
     const message = (error instanceof Error ? error.message : String(error)).slice(0, 4096);
     await this.settle(
@@ -141,5 +148,6 @@ export class TurnWriter {
 
   private throwIfStopped(): void {
     if (this.opts.signal.aborted) throw this.opts.signal.reason;
+    if (this.failure !== undefined) throw this.failure;
   }
 }
