@@ -1,7 +1,6 @@
 // The TypeScript client's writes are retry-safe: ids are chosen once, before
 // the first try, so a retry after UNAVAILABLE or a timeout asks for the same
 // append (the server answers with the original seqs); other errors are not retried.
-
 import test from "ava";
 import { Code, ConnectError, createRouterTransport } from "@connectrpc/connect";
 import { EventService, type AppendEventsRequest } from "../../gen/eventide/v1/event_service_pb.js";
