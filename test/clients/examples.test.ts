@@ -4,6 +4,7 @@
 // exits 0 on SIGTERM.
 import test from "ava";
 import { spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { TurnStatus } from "../../gen/eventide/v1/resources_pb.js";
 import { exited, kill } from "../support/child.js";
@@ -51,4 +52,15 @@ test("the example agent streams a reply the example tail prints; SIGTERM ends th
   agent.kill("SIGTERM");
   await exited(agent);
   t.is(agent.exitCode, 0);
+});
+
+test("the README shows the example files as they are", async (t) => {
+  const readme = await readFile(new URL("README.md", `file://${root}`), "utf8");
+  for (const name of ["tail", "agent"]) {
+    const file = await readFile(new URL(`clients/typescript/examples/${name}.ts`, `file://${root}`), "utf8");
+    const link = readme.indexOf(`(clients/typescript/examples/${name}.ts)`);
+    t.true(link > 0, `the README links examples/${name}.ts`);
+    const block = /```ts\n([\s\S]*?)```/.exec(readme.slice(link))?.[1];
+    t.is(block, file, `the README's ${name} example is the file`);
+  }
 });
