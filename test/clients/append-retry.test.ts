@@ -34,26 +34,33 @@ function failingFirst(failures: ConnectError[]) {
   return { client: createEventideClient(transport, fast), appends, submits };
 }
 
-test("append fills in event ids once: the retries after UNAVAILABLE, DEADLINE_EXCEEDED and ABORTED (a connection reset) send the same ids", async (t) => {
-  const { client, appends } = failingFirst([new ConnectError("down", Code.Unavailable), new ConnectError("slow", Code.DeadlineExceeded), new ConnectError("read ECONNRESET", Code.Aborted)]);
+test("append fills in event ids once: the retries after UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED (a connection reset) and a refused stream send the same ids", async (t) => {
+  const { client, appends } = failingFirst([new ConnectError("down", Code.Unavailable), new ConnectError("slow", Code.DeadlineExceeded), new ConnectError("read ECONNRESET", Code.Aborted), new ConnectError("Stream closed with error code NGHTTP2_REFUSED_STREAM", Code.Internal)]);
   const res = await client.append(threadId, [{ type: "a" }, { type: "b", eventId: "mine" }], { expectedLastSeq: 6, turnId: threadId, leaseId: "l" });
   t.is(res.firstSeq, 7n);
-  t.is(appends.length, 4);
+  t.is(appends.length, 5);
   const ids = appends.map((a) => a.events.map((e) => e.eventId));
   t.regex(ids[0][0], /^[0-9A-HJKMNP-TV-Z]{26}$/, "a ULID");
   t.is(ids[0][1], "mine", "an id the caller chose is kept");
   t.deepEqual(ids[1], ids[0]);
   t.deepEqual(ids[2], ids[0]);
   t.deepEqual(ids[3], ids[0]);
-  t.like(appends[3], { expectedLastSeq: 6n, turnId: threadId, leaseId: "l" });
+  t.deepEqual(ids[4], ids[0]);
+  t.like(appends[4], { expectedLastSeq: 6n, turnId: threadId, leaseId: "l" });
 });
 
-test("append does not retry FAILED_PRECONDITION (a stale expected seq, a lost lease)", async (t) => {
-  const { client, appends } = failingFirst([new ConnectError("stale", Code.FailedPrecondition)]);
-  const err = await t.throwsAsync(client.append(threadId, [{ type: "a" }], { expectedLastSeq: 1 }));
-  t.is(ConnectError.from(err).code, Code.FailedPrecondition);
-  t.is(appends.length, 1);
-});
+for (const [code, message] of [
+  [Code.FailedPrecondition, "stale expected seq"],
+  [Code.Internal, "boom"],
+  [Code.ResourceExhausted, "rate limited"],
+] as const) {
+  test(`append does not retry ${Code[code]} (${message})`, async (t) => {
+    const { client, appends } = failingFirst([new ConnectError(message, code)]);
+    const err = await t.throwsAsync(client.append(threadId, [{ type: "a" }], { expectedLastSeq: 1 }));
+    t.is(ConnectError.from(err).code, code);
+    t.is(appends.length, 1);
+  });
+}
 
 test("submitTurn fills in an idempotency key once and keeps it across retries", async (t) => {
   const { client, submits } = failingFirst([new ConnectError("down", Code.Unavailable)]);

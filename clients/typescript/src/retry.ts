@@ -33,13 +33,16 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 /**
  * A write may be retried on these only: the server was unreachable or too
  * slow, and the request may or may not have landed (fixed event ids and
- * idempotency keys make the retry safe). ABORTED too: connect-node reports a
- * connection reset mid-call (a server killed) with it, and eventide's server
- * answers it for "busy, retry shortly".
+ * idempotency keys make the retry safe). Also ABORTED, which connect-node
+ * reports for a connection reset mid-call (a killed server) and eventide's
+ * server answers for "busy, retry shortly"; and the HTTP/2 REFUSED_STREAM of
+ * a server shutting down (never processed), which connect-node 2.1 reports
+ * as INTERNAL.
  */
 export function isTransient(err: unknown): boolean {
-  const code = ConnectError.from(err).code;
-  return code === Code.Unavailable || code === Code.DeadlineExceeded || code === Code.Aborted;
+  const e = ConnectError.from(err);
+  if (e.code === Code.Internal) return /REFUSED_STREAM/.test(e.rawMessage);
+  return e.code === Code.Unavailable || e.code === Code.DeadlineExceeded || e.code === Code.Aborted;
 }
 
 export interface RetryOptions {

@@ -47,6 +47,7 @@ export class TurnWriter {
   /** Adds a token to the reply: sent with the others that arrive within the coalescing window. */
   delta(text: string): void {
     this.throwIfStopped();
+    this.throwIfSettled();
     this.text += text;
     const last = this.pending.at(-1);
     if (last?.type === "message.delta") (last.payload as { delta: string }).delta += text;
@@ -57,6 +58,7 @@ export class TurnWriter {
   /** Appends an event of the agent's own (after the deltas before it); resolves once it is stored. */
   event(type: string, payload: JsonObject = {}): Promise<void> {
     this.throwIfStopped();
+    this.throwIfSettled();
     this.pending.push(this.next(type, payload));
     return this.flush();
   }
@@ -81,6 +83,7 @@ export class TurnWriter {
   /** Ends the message (`message.completed` with its text, when it had deltas) and completes the turn. */
   async complete(output?: JsonObject): Promise<void> {
     this.throwIfStopped();
+    this.throwIfSettled();
     this.settled = true;
     if (this.text) this.pending.push(this.next("message.completed", { message_id: this.messageId, text: this.text }));
     await this.flush();
@@ -144,6 +147,10 @@ export class TurnWriter {
       if (code === Code.FailedPrecondition) this.opts.onLeaseLost();
       throw err;
     }
+  }
+
+  private throwIfSettled(): void {
+    if (this.settled) throw new Error(`turn ${this.turnId}: its outcome is already written`);
   }
 
   private throwIfStopped(): void {
