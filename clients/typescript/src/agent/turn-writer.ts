@@ -76,6 +76,8 @@ export class TurnWriter {
           throw err;
         }),
       );
+      // A write nobody awaits (a delta's timer) must not become an unhandled rejection; awaiting callers still see it.
+      this.chain.catch(() => {});
     }
     return this.chain;
   }
