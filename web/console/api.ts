@@ -1,9 +1,8 @@
-// The console's clients: Connect over HTTP/1.1 (fetch) to the server that
-// served the page, with the API key (if one was entered) as a bearer token.
-import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-web";
-import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
-import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
+// The console's client (@eventide/client over connect-web): Connect over
+// HTTP/1.1 (fetch) to the server that served the page, with the API key (if
+// one was entered) as a bearer token.
+import { Code, ConnectError } from "@connectrpc/connect";
+import { createWebClient } from "../../clients/typescript/src/web.js";
 
 const keyItem = "eventide.apiKey";
 
@@ -17,15 +16,10 @@ export function setApiKey(key: string | null): void {
   else sessionStorage.removeItem(keyItem);
 }
 
-const bearer: Interceptor = (next) => (req) => {
-  const key = apiKey();
-  if (key) req.header.set("authorization", `Bearer ${key}`);
-  return next(req);
-};
-
-const transport = createConnectTransport({ baseUrl: location.origin, interceptors: [bearer] });
-export const turns = createClient(TurnService, transport);
-export const events = createClient(EventService, transport);
+// The key is asked for on each call: one entered later is used from then on.
+export const client = createWebClient({ baseUrl: location.origin, apiKey });
+export const turns = client.turns;
+export const events = client.events;
 
 export function isUnauthenticated(err: unknown): boolean {
   return ConnectError.from(err).code === Code.Unauthenticated;
