@@ -50,7 +50,8 @@ export function isConnectionError(err: unknown): boolean {
     err instanceof Error &&
     // CLUSTERDOWN / TRYAGAIN / MASTERDOWN: a Redis Cluster between losing a master and promoting its replica.
     /ClientClosed|ClientOffline|SocketClosed|ConnectionTimeout|TimeoutError|ECONNREFUSED|ECONNRESET|EPIPE|CLUSTERDOWN|TRYAGAIN|MASTERDOWN/.test(
-      `${err.name} ${err.message}`,
+      // node-redis's error classes leave `name` as "Error": their class names are matched too.
+      `${err.name} ${err.constructor.name} ${err.message}`,
     )
   );
 }

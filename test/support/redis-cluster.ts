@@ -21,16 +21,27 @@ export interface ClusterNode {
   process: ChildProcess;
 }
 
+export interface Shard {
+  master: number;
+  replica?: number;
+  /** Slot ranges, inclusive. */
+  slots: [number, number][];
+}
+
 export interface RedisClusterUnderTest {
   nodes: ClusterNode[];
   /** REDIS_CLUSTER_NODES for a server on this cluster. */
   seeds: string;
   /** Each master and its replica, as the cluster sees them now. */
-  shards(): Promise<{ master: number; replica?: number }[]>;
+  shards(): Promise<Shard[]>;
+  /** The shard that holds `key`'s slot now. */
+  shardOf(key: string): Promise<Shard>;
   /** Runs redis-cli against one node. */
   cli(port: number, ...args: string[]): Promise<string>;
   /** SIGKILLs a node: no shutdown, no goodbye to the cluster. */
-  kill(port: number): void;
+  kill(port: number): Promise<void>;
+  /** Starts a stopped node again on its port and data dir: it rejoins the cluster (a lost master comes back as a replica). */
+  restart(port: number): Promise<void>;
   /** Until every live node reports cluster_state:ok and every master has a replica in sync. */
   waitHealthy(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
@@ -51,19 +62,36 @@ export async function startRedisCluster(): Promise<RedisClusterUnderTest> {
     seeds: "",
     cli,
     async shards() {
-      const lines = (await cli(nodes.find((n) => n.process.exitCode === null && n.process.signalCode === null)!.port, "cluster", "nodes")).trim().split("\n");
+      const lines = (await cli(aliveNode(), "cluster", "nodes")).trim().split("\n");
       const parsed = lines.map((line) => {
-        const [id, address, flags, masterId] = line.split(" ");
-        return { id, port: Number(address.split("@")[0].split(":")[1]), flags: flags.split(","), masterId };
+        const [id, address, flags, masterId, , , , , ...slots] = line.split(" ");
+        const ranges = slots.filter((r) => /^\d/.test(r)).map((r): [number, number] => {
+          const [from, to] = r.split("-").map(Number);
+          return [from, to ?? from];
+        });
+        return { id, port: Number(address.split("@")[0].split(":")[1]), flags: flags.split(","), masterId, ranges };
       });
       return parsed
-        .filter((n) => n.flags.includes("master") && !n.flags.includes("fail"))
-        .map((m) => ({ master: m.port, replica: parsed.find((r) => r.masterId === m.id && !r.flags.includes("fail"))?.port }));
+        .filter((n) => n.flags.includes("master") && !n.flags.includes("fail") && n.ranges.length > 0)
+        .map((m) => ({ master: m.port, replica: parsed.find((r) => r.masterId === m.id && !r.flags.includes("fail"))?.port, slots: m.ranges }));
     },
-    kill(port) {
+    async shardOf(key) {
+      const slot = Number((await cli(aliveNode(), "cluster", "keyslot", key)).trim());
+      const shard = (await cluster.shards()).find((s) => s.slots.some(([from, to]) => slot >= from && slot <= to));
+      if (!shard) throw new Error(`no master holds slot ${slot}`);
+      return shard;
+    },
+    async kill(port) {
       const node = nodes.find((n) => n.port === port)!;
+      const exited = new Promise((resolve) => node.process.once("exit", resolve));
       node.process.kill("SIGKILL");
+      await exited;
       live.delete(node.process);
+    },
+    async restart(port) {
+      const node = nodes.find((n) => n.port === port)!;
+      node.process = spawnNode(dir, port);
+      await waitFor(async () => (await cli(port, "ping")).trim() === "PONG", `redis-server on ${port}`);
     },
     async waitHealthy(timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;
@@ -88,6 +116,10 @@ export async function startRedisCluster(): Promise<RedisClusterUnderTest> {
     },
   };
 
+  function aliveNode(): number {
+    return nodes.find((n) => n.process.exitCode === null && n.process.signalCode === null)!.port;
+  }
+
   async function unhealthy(): Promise<string | undefined> {
     const alive = nodes.filter((n) => n.process.exitCode === null && n.process.signalCode === null);
     for (const { port } of alive) {
@@ -104,20 +136,8 @@ export async function startRedisCluster(): Promise<RedisClusterUnderTest> {
 
   try {
     for (const port of await freePorts(6)) {
-      const nodeDir = join(dir, String(port));
-      await mkdir(nodeDir);
-      const child = spawn(
-        "redis-server",
-        [
-          "--port", String(port), "--bind", host, "--cluster-enabled", "yes", "--cluster-config-file", join(nodeDir, "nodes.conf"),
-          "--cluster-node-timeout", String(nodeTimeoutMs), "--cluster-replica-validity-factor", "0", "--dir", nodeDir,
-          "--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0", "--daemonize", "no", "--logfile", join(nodeDir, "redis.log"),
-        ],
-        { stdio: "ignore" },
-      );
-      child.unref();
-      live.add(child);
-      nodes.push({ port, process: child });
+      await mkdir(join(dir, String(port)));
+      nodes.push({ port, process: spawnNode(dir, port) });
     }
     for (const { port } of nodes) await waitFor(async () => (await cli(port, "ping")).trim() === "PONG", `redis-server on ${port}`);
     await run("redis-cli", ["--cluster", "create", ...nodes.map((n) => `${host}:${n.port}`), "--cluster-replicas", "1", "--cluster-yes"]);
@@ -128,6 +148,21 @@ export async function startRedisCluster(): Promise<RedisClusterUnderTest> {
   }
   cluster.seeds = nodes.map((n) => `${host}:${n.port}`).join(",");
   return cluster;
+}
+
+function spawnNode(dir: string, port: number): ChildProcess {
+  const nodeDir = join(dir, String(port));
+  const child = spawn(
+    "redis-server",
+    [
+      "--port", String(port), "--bind", host, "--cluster-enabled", "yes", "--cluster-config-file", join(nodeDir, "nodes.conf"),
+      "--cluster-node-timeout", String(nodeTimeoutMs), "--cluster-replica-validity-factor", "0", "--dir", nodeDir,
+      "--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0", "--daemonize", "no", "--logfile", join(nodeDir, "redis.log"),
+    ],
+    { stdio: "ignore" },
+  );
+  live.add(child);
+  return child;
 }
 
 async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {

@@ -160,12 +160,15 @@ export class RedisHotLog implements HotLog {
       case "CONFLICT":
         throw new EventIdConflict(reply[1], reply[2] === "partial" ? "some ids of this batch are new" : `thread/seq ${reply[2]}`);
       case "DUP_EVENTS": {
+        // The first try may have failed in its WAIT: a retry is acknowledged on the same terms.
+        await this.confirmReplicated(cmd.threadId);
         const seqs = reply.slice(1).map(Number);
         const events = await Promise.all(seqs.map((s) => this.range(cmd.threadId, s, s).then((r) => r[0])));
         return { kind: "duplicate-events", thread: await this.mustGetThread(cmd.threadId), events };
       }
       case "DUP_TURN": {
         const [threadId, turnId] = reply[1].split(" ");
+        await this.confirmReplicated(threadId);
         const original = await this.getTurn(turnId);
         if (!original) throw new NotFound("turn", turnId);
         return { kind: "duplicate-turn", thread: await this.mustGetThread(threadId), turn: original };
