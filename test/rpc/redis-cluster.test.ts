@@ -6,6 +6,7 @@ import test from "ava";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { TurnStatus } from "../../gen/eventide/v1/resources_pb.js";
 import type { TailEventsResponse } from "../../gen/eventide/v1/event_service_pb.js";
+import { partitionOf } from "../../server/tiers/hot/partition.js";
 import { type RedisClusterUnderTest, startRedisCluster } from "../support/redis-cluster.js";
 import { collectTail, startTestServer, type TestServer, waitForTurnStatus, waitPersisted } from "../support/server.js";
 
@@ -71,7 +72,11 @@ test.serial("appends on threads of every master: live tails see 1..N in order, P
   t.deepEqual([retry.firstSeq, retry.lastSeq], [BigInt(perThread - 1), BigInt(perThread + 1)]);
   t.like((await server.events().getEvent({ eventId: `c-${first}-1` })).event, { threadId: first, seq: BigInt(perThread) });
   // Deletion erases the thread everywhere; its client ids are free again.
+  t.true((await cluster.scanKeys(`*${first}*`)).length > 1);
   await server.turns().deleteThread({ threadId: first });
+  const left = await cluster.scanKeys(`*${first}*`);
+  t.is(left.length, 1, left.join(", "));
+  t.true(left[0].endsWith(`:{${partitionOf(first, 16)}}:t:${first}:meta`), "only the tombstone is left");
   t.is(ConnectError.from(await t.throwsAsync(server.events().getEvent({ eventId: `c-${first}-1` }))).code, Code.NotFound);
   t.is(ConnectError.from(await t.throwsAsync(server.events().appendEvents({ threadId: first, events: [{ type: "custom" }] }))).code, Code.NotFound);
 });

@@ -36,6 +36,8 @@ export interface RedisClusterUnderTest {
   shards(): Promise<Shard[]>;
   /** The shard that holds `key`'s slot now. */
   shardOf(key: string): Promise<Shard>;
+  /** Keys matching `pattern` on every master (a SCAN of one node sees only its own slots). */
+  scanKeys(pattern: string): Promise<string[]>;
   /** Runs redis-cli against one node. */
   cli(port: number, ...args: string[]): Promise<string>;
   /** SIGKILLs a node: no shutdown, no goodbye to the cluster. */
@@ -87,6 +89,10 @@ export async function startRedisCluster(): Promise<RedisClusterUnderTest> {
       node.process.kill("SIGKILL");
       await exited;
       live.delete(node.process);
+    },
+    async scanKeys(pattern) {
+      const perMaster = await Promise.all((await cluster.shards()).map(({ master }) => cli(master, "--scan", "--pattern", pattern)));
+      return perMaster.flatMap((out) => out.split("\n").filter(Boolean)).sort();
     },
     async restart(port) {
       const node = nodes.find((n) => n.port === port)!;
