@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { setTimeout as delay } from "node:timers/promises";
 import type { StoredEvent } from "../../../domain/records.js";
-import type { FeedBatch, PartitionLeases, PersistFeed } from "../hot-log.js";
+import type { FeedBatch, PersistFeed } from "../hot-log.js";
 import { decodeEntry } from "./event-codec.js";
 import type { BlockingRedis, HotRedis, PartitionGroup, RedisCommands } from "./hot-redis.js";
 import type { HotKeys } from "./keys.js";
@@ -351,38 +351,4 @@ function compareStreamIds(a: string, b: string): number {
 
 function minStreamId(a: string, b: string): string {
   return compareStreamIds(a, b) <= 0 ? a : b;
-}
-
-export class RedisPartitionLeases implements PartitionLeases {
-  private readonly renewScript: ScriptRunner;
-  private readonly releaseScript: ScriptRunner;
-
-  constructor(private readonly client: RedisCommands, private readonly keys: HotKeys) {
-    this.renewScript = new ScriptRunner(client, script("lease_renew.lua"));
-    this.releaseScript = new ScriptRunner(client, script("lease_release.lua"));
-  }
-
-  private key(p: number): string {
-    return `${this.keys.prefix}:{${p}}:persister`;
-  }
-
-  async acquire(p: number, owner: string, ttlMs: number): Promise<boolean> {
-    return (await this.client.set(this.key(p), owner, { NX: true, PX: ttlMs })) === "OK";
-  }
-
-  async renew(p: number, owner: string, ttlMs: number): Promise<boolean> {
-    return Number(await this.renewScript.run([this.key(p)], [owner, String(ttlMs)])) === 1;
-  }
-
-  async release(p: number, owner: string): Promise<void> {
-    await this.releaseScript.run([this.key(p)], [owner]);
-  }
-
-  async heartbeat(owner: string, ttlMs: number): Promise<number> {
-    const key = `${this.keys.prefix}:persisters`;
-    const now = Date.now();
-    await this.client.zAdd(key, { score: now + ttlMs, value: owner });
-    await this.client.zRemRangeByScore(key, "-inf", now);
-    return this.client.zCard(key);
-  }
 }
