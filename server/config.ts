@@ -8,6 +8,15 @@ export interface Config {
   host: string;
   /** redis:// URL of the hot tier; empty = in-memory hot tier (REDIS_URL). */
   redisUrl: string;
+  /** Seed nodes ("host:port") of a Redis Cluster that holds the hot tier, instead of REDIS_URL (REDIS_CLUSTER_NODES, comma-separated). */
+  redisClusterNodes: { host: string; port: number }[];
+  /**
+   * Replicas that must confirm each append (Redis WAIT) before it is acknowledged; 0 = none, and an
+   * append acknowledged just before its master fails may be lost with it (EVENTIDE_REDIS_WAIT_REPLICAS).
+   */
+  redisWaitReplicas: number;
+  /** How long an append waits for those replicas before it fails with UNAVAILABLE (EVENTIDE_REDIS_WAIT_TIMEOUT). */
+  redisWaitTimeoutMs: number;
   /** Prefix of every Redis key, so several deployments or tests share one Redis (EVENTIDE_REDIS_PREFIX). */
   redisPrefix: string;
   /** Number of hot-tier partitions; fixed for the life of a deployment (EVENTIDE_PARTITIONS). */
@@ -139,6 +148,9 @@ export function loadConfig(env: Env = process.env, argv: string[] = []): Config 
     port: integer(env, "PORT", 8080, 0, 65535),
     host: env.HOST || "0.0.0.0",
     redisUrl: env.REDIS_URL ?? "",
+    redisClusterNodes: clusterNodes(env),
+    redisWaitReplicas: integer(env, "EVENTIDE_REDIS_WAIT_REPLICAS", 0, 0, 16),
+    redisWaitTimeoutMs: duration(env, "EVENTIDE_REDIS_WAIT_TIMEOUT", "1s", 1, 60_000),
     redisPrefix: prefix(env.EVENTIDE_REDIS_PREFIX ?? "et"),
     partitions: integer(env, "EVENTIDE_PARTITIONS", 16, 1, 16384),
     heartbeatMs: integer(env, "EVENTIDE_HEARTBEAT_MS", 15_000, 10, 3_600_000),
@@ -219,6 +231,18 @@ export function loadConfig(env: Env = process.env, argv: string[] = []): Config 
     );
   }
   return config;
+}
+
+/** REDIS_CLUSTER_NODES: "host:port" seeds; the hot tier is either one Redis or a Cluster. */
+function clusterNodes(env: Env): { host: string; port: number }[] {
+  const raw = (env.REDIS_CLUSTER_NODES ?? "").split(",").map((n) => n.trim()).filter(Boolean);
+  if (raw.length > 0 && env.REDIS_URL) throw new ConfigError("set REDIS_URL (one Redis) or REDIS_CLUSTER_NODES (a Redis Cluster), not both");
+  return raw.map((node) => {
+    const m = /^(.+):(\d{1,5})$/.exec(node);
+    const port = m ? Number(m[2]) : 0;
+    if (!m || port < 1 || port > 65535) throw new ConfigError(`REDIS_CLUSTER_NODES must list host:port entries, got ${JSON.stringify(node)}`);
+    return { host: m[1].replace(/^\[(.*)\]$/, "$1"), port };
+  });
 }
 
 /** Where the built console lives (EVENTIDE_CONSOLE_DIR): the console build reads only this setting. */

@@ -33,6 +33,9 @@ export class OutOfRange extends DomainError {}
 /** A tier is unreachable; the call changed nothing. */
 export class TierUnavailable extends DomainError {}
 
+/** A hot-tier write landed on its Redis master but fewer replicas than configured confirmed it: retry with the same ids. */
+export class ReplicasUnconfirmed extends DomainError {}
+
 /** Stored data failed its integrity check; nothing from it is returned. */
 export class DataLoss extends DomainError {}
 

@@ -11,6 +11,7 @@ import {
   LeaseLost,
   NotFound,
   OutOfRange,
+  ReplicasUnconfirmed,
   StaleExpectedSeq,
   ThreadBusy,
   TierUnavailable,
@@ -36,7 +37,7 @@ function domainCode(err: DomainError): Code {
   if (err instanceof StaleExpectedSeq) return Code.FailedPrecondition;
   if (err instanceof EventIdConflict) return Code.AlreadyExists;
   if (err instanceof OutOfRange) return Code.OutOfRange;
-  if (err instanceof TierUnavailable) return Code.Unavailable;
+  if (err instanceof TierUnavailable || err instanceof ReplicasUnconfirmed) return Code.Unavailable;
   if (err instanceof DataLoss) return Code.DataLoss;
   if (err instanceof Busy) return Code.Aborted;
   if (err instanceof ThreadBusy || err instanceof LeaseLost || err instanceof TurnNotStarted) return Code.FailedPrecondition;
@@ -47,7 +48,11 @@ function domainCode(err: DomainError): Code {
 export function isConnectionError(err: unknown): boolean {
   return (
     err instanceof Error &&
-    /ClientClosed|ClientOffline|SocketClosed|ConnectionTimeout|TimeoutError|ECONNREFUSED|ECONNRESET|EPIPE/.test(`${err.name} ${err.message}`)
+    // CLUSTERDOWN / TRYAGAIN / MASTERDOWN: a Redis Cluster between losing a master and promoting its replica.
+    /ClientClosed|ClientOffline|SocketClosed|ConnectionTimeout|TimeoutError|ECONNREFUSED|ECONNRESET|EPIPE|CLUSTERDOWN|TRYAGAIN|MASTERDOWN/.test(
+      // node-redis's error classes leave `name` as "Error": their class names are matched too.
+      `${err.name} ${err.constructor.name} ${err.message}`,
+    )
   );
 }
 

@@ -3,7 +3,6 @@
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { createClient, type RedisClientType } from "redis";
 import type { Config } from "../config.js";
 import type { CallerLimits } from "../limits/caller-limits.js";
 import { MemoryCallerLimits } from "../limits/memory-caller-limits.js";
@@ -13,11 +12,13 @@ import { DirectoryColdStore } from "./cold/directory/directory-cold-store.js";
 import { S3ColdStore } from "./cold/s3/s3-cold-store.js";
 import type { HotLog, PartitionLeases, PersistFeed } from "./hot/hot-log.js";
 import { MemoryHotLog, MemoryPartitionLeases } from "./hot/memory/memory-hot-log.js";
+import { ClusterRedis, type HotRedis, SingleNodeRedis } from "./hot/redis/hot-redis.js";
 import { RedisHotLog } from "./hot/redis/redis-hot-log.js";
 import { RedisTurnDispatch } from "./hot/redis/redis-turn-dispatch.js";
 import { MemoryTurnDispatch } from "./hot/memory/memory-turn-dispatch.js";
 import type { TurnDispatch } from "./hot/turn-dispatch.js";
-import { RedisPartitionLeases, RedisPersistFeed } from "./hot/redis/redis-persist-feed.js";
+import { RedisPartitionLeases } from "./hot/redis/redis-partition-leases.js";
+import { RedisPersistFeed } from "./hot/redis/redis-persist-feed.js";
 import { startEmbeddedPostgres } from "./warm/embedded-postgres.js";
 import { migrate } from "./warm/postgres/migrate.js";
 import { PostgresWarmStore } from "./warm/postgres/postgres-warm-store.js";
@@ -109,47 +110,47 @@ export async function openTiers(config: Config, log: Logger): Promise<Tiers> {
 }
 
 async function openHot(config: Config, log: Logger, closers: (() => Promise<void>)[]) {
-  if (!config.redisUrl) {
+  if (!config.redisUrl && config.redisClusterNodes.length === 0) {
     const hot = new MemoryHotLog({ idempotencyTtlSeconds: config.idempotencyTtlSeconds });
     const dispatch = new MemoryTurnDispatch(hot, config.dispatch);
     closers.push(() => hot.close(), () => dispatch.close());
     const limits = new MemoryCallerLimits(config.limits);
     return { hot, dispatch: dispatch as TurnDispatch, limits: limits as CallerLimits, feeds: [hot as PersistFeed], leases: new MemoryPartitionLeases() as PartitionLeases, describe: "memory" };
   }
-  // No offline queue: while Redis is down, calls fail fast with UNAVAILABLE instead of hanging.
-  const client = createClient({ url: config.redisUrl, disableOfflineQueue: true }) as RedisClientType;
-  client.on("error", (err) => log.warn({ err: String(err) }, "redis connection error"));
-  await client.connect();
-  closers.push(async () => client.destroy());
+  const onError = (err: unknown) => log.warn({ err: String(err) }, "redis connection error");
+  const redis: HotRedis = config.redisUrl
+    ? await SingleNodeRedis.open(config.redisUrl, `redis (${redact(config.redisUrl)}`, onError)
+    : await ClusterRedis.open(config.redisClusterNodes, onError);
+  closers.push(() => redis.close());
   const hot = await RedisHotLog.open({
-    client,
+    redis,
     prefix: config.redisPrefix,
     partitions: config.partitions,
     idempotencyTtlSeconds: config.idempotencyTtlSeconds,
     followLive: config.roles.includes("server"),
     log,
+    waitReplicas: config.redisWaitReplicas,
+    waitTimeoutMs: config.redisWaitTimeoutMs,
   });
   closers.push(() => hot.close());
   // Servers listen for dispatch notices: their agents' feeds wake on them.
-  const dispatch = await RedisTurnDispatch.open(client, hot, config.dispatch, config.roles.includes("server"));
+  const dispatch = await RedisTurnDispatch.open(redis, hot, config.dispatch, config.roles.includes("server"));
   closers.push(() => dispatch.close());
   const limits = new RedisCallerLimits({ client, prefix: config.redisPrefix, settings: config.limits, log });
   closers.push(async () => limits.close());
   const feeds: PersistFeed[] = [];
   for (let lane = 0; lane < config.persistLanes; lane++) {
-    const blocking = client.duplicate() as RedisClientType;
-    blocking.on("error", (err) => log.warn({ err: String(err) }, "redis connection error"));
-    await blocking.connect();
-    closers.push(async () => blocking.destroy());
-    feeds.push(new RedisPersistFeed(client, blocking, hot.keys, config.persistLingerMs));
+    const feed = new RedisPersistFeed(redis, hot.keys, config.persistLingerMs);
+    closers.push(async () => feed.close());
+    feeds.push(feed);
   }
   return {
     hot: hot as HotLog,
     dispatch: dispatch as TurnDispatch,
     limits: limits as CallerLimits,
     feeds,
-    leases: new RedisPartitionLeases(client, hot.keys) as PartitionLeases,
-    describe: `redis (${redact(config.redisUrl)}, prefix ${config.redisPrefix}, ${config.partitions} partitions)`,
+    leases: new RedisPartitionLeases(redis.commands, hot.keys) as PartitionLeases,
+    describe: `${redis.describe}, prefix ${config.redisPrefix}, ${config.partitions} partitions)`,
   };
 }
 

@@ -19,7 +19,8 @@ import { deletePrefix, redisUrl } from "./redis.js";
 import { s3Credentials, startS3 } from "./s3.js";
 import { setTimeout as delay } from "node:timers/promises";
 
-export type TierKind = "memory" | "redis";
+export type TierKind = "memory" | "redis" | "redis-cluster";
+/** The kinds every server test runs on ("redis-cluster" needs a cluster the test starts: see redis-cluster.ts). */
 export const tierKinds: TierKind[] = ["memory", "redis"];
 export type Protocol = "connect" | "grpc" | "grpc-web" | "connect-http1";
 export const protocols: Protocol[] = ["connect", "grpc", "grpc-web", "connect-http1"];
@@ -39,12 +40,16 @@ export interface TestServer {
  * "memory": the embedded tiers (memory hot, in-memory PGlite warm, a directory cold store).
  * "redis": the machine's Redis and Postgres, under a key prefix and a schema of its own,
  * and an in-process S3 server (s3rver) as the cold tier.
+ * "redis-cluster": the same, with the hot tier on the Redis Cluster that env's
+ * REDIS_CLUSTER_NODES names (test/support/redis-cluster.ts starts one).
  * A persister and the lease sweeper run in-process unless EVENTIDE_ROLES says otherwise;
  * the archiver and the reference agent only when it names them.
  */
 export async function startTestServer(tier: TierKind, env: Record<string, string> = {}, options: { log?: Logger } = {}): Promise<TestServer> {
   const id = randomUUID().slice(0, 8);
-  const s3 = tier === "redis" ? await startS3() : undefined;
+  const real = tier !== "memory";
+  if (tier === "redis-cluster" && !env.REDIS_CLUSTER_NODES) throw new Error("a redis-cluster test server needs REDIS_CLUSTER_NODES");
+  const s3 = real ? await startS3() : undefined;
   const prefix = `ettest-${id}`;
   const schema = `ettest_${id}`;
   const config = loadConfig({
@@ -52,9 +57,9 @@ export async function startTestServer(tier: TierKind, env: Record<string, string
     HOST: "127.0.0.1",
     EVENTIDE_PARTITIONS: "4",
     EVENTIDE_PERSIST_LEASE_MS: "1000",
-    ...(tier === "redis"
+    ...(real
       ? {
-          REDIS_URL: redisUrl,
+          REDIS_URL: tier === "redis" ? redisUrl : "",
           EVENTIDE_REDIS_PREFIX: prefix,
           DATABASE_URL: databaseUrl,
           EVENTIDE_PG_SCHEMA: schema,
@@ -101,8 +106,9 @@ export async function startTestServer(tier: TierKind, env: Record<string, string
       await persisting;
       await archiving;
       await dispatching;
-      if (tier === "redis") await (tiers.warm as PostgresWarmStore).db.none("DROP SCHEMA IF EXISTS $1:name CASCADE", [schema]);
+      if (real) await (tiers.warm as PostgresWarmStore).db.none("DROP SCHEMA IF EXISTS $1:name CASCADE", [schema]);
       await tiers.close();
+      // A cluster is the test's own and goes with its keys.
       if (tier === "redis") await deletePrefix(prefix);
       await s3?.stop();
     },

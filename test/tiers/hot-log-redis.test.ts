@@ -1,6 +1,7 @@
 import test from "ava";
 import { ulid } from "ulid";
 import { eventIdKey } from "../../server/tiers/hot/hot-log.js";
+import { SingleNodeRedis } from "../../server/tiers/hot/redis/hot-redis.js";
 import { RedisHotLog } from "../../server/tiers/hot/redis/redis-hot-log.js";
 import { newEvent } from "../support/events.js";
 import { connectRedis, testRedis } from "../support/redis.js";
@@ -9,7 +10,7 @@ import { hotLogContract } from "./hot-log.contract.js";
 async function openRedisHot(): Promise<RedisHotLog> {
   const redis = await testRedis();
   const hot = await RedisHotLog.open({
-    client: redis.client,
+    redis: new SingleNodeRedis(redis.client),
     prefix: redis.prefix,
     partitions: 4,
     idempotencyTtlSeconds: 60,

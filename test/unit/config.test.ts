@@ -88,3 +88,18 @@ test("connection timeouts and caps: safe defaults, durations, and no way to turn
   ];
   for (const [env, message] of bad) t.throws(() => loadConfig(env), { instanceOf: ConfigError, message });
 });
+
+test("REDIS_CLUSTER_NODES: host:port seeds instead of REDIS_URL; EVENTIDE_REDIS_WAIT_REPLICAS", (t) => {
+  t.deepEqual(loadConfig({}).redisClusterNodes, []);
+  const config = loadConfig({ REDIS_CLUSTER_NODES: "10.0.0.1:7000, redis-b:7001,[::1]:7002", EVENTIDE_REDIS_WAIT_REPLICAS: "1" });
+  t.deepEqual(config.redisClusterNodes, [
+    { host: "10.0.0.1", port: 7000 },
+    { host: "redis-b", port: 7001 },
+    { host: "::1", port: 7002 },
+  ]);
+  t.is(config.redisWaitReplicas, 1);
+  t.is(config.redisWaitTimeoutMs, 1_000);
+  t.throws(() => loadConfig({ REDIS_CLUSTER_NODES: "10.0.0.1" }), { instanceOf: ConfigError, message: /host:port/ });
+  t.throws(() => loadConfig({ REDIS_CLUSTER_NODES: "a:0" }), { instanceOf: ConfigError, message: /host:port/ });
+  t.throws(() => loadConfig({ REDIS_CLUSTER_NODES: "a:7000", REDIS_URL: "redis://x" }), { instanceOf: ConfigError, message: /not both/ });
+});

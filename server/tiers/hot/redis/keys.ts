@@ -49,9 +49,12 @@ export class HotKeys {
     return `${this.prefix}:{${p}}:leases`;
   }
 
-  /** Pub/sub channel of dispatch notices ("ready <thread>", "ended <turn> <lease> <1 if cancelled>"). */
-  dispatchChannel(): string {
-    return `${this.prefix}:dispatch`;
+  /**
+   * Sharded pub/sub channel of the partition's dispatch notices ("ready <thread>",
+   * "ended <turn> <lease> <1 if cancelled>"), in the partition's slot so its scripts may SPUBLISH.
+   */
+  dispatchChannel(p: number): string {
+    return `${this.prefix}:{${p}}:dispatch`;
   }
 
   /** The partition log the persister and the live readers follow. */

@@ -1,9 +1,10 @@
-// One blocking reader per process follows every partition log and feeds the
+// One blocking reader per process follows every partition log (one per
+// partition on a Cluster, where one XREAD names one slot) and feeds the
 // in-process fan-out, so N tailers never mean N Redis connections. Only
 // threads with local subscribers are read back from their streams.
-import type { RedisClientType } from "redis";
 import type { StoredEvent } from "../../../domain/records.js";
 import type { ThreadFanout } from "../../../live/fanout.js";
+import type { BlockingRedis, HotRedis } from "./hot-redis.js";
 import type { HotKeys } from "./keys.js";
 
 type RangeReader = (threadId: string, from: number, to: number) => Promise<StoredEvent[]>;
@@ -13,12 +14,12 @@ const batchEntries = 1_000;
 
 export class PartitionLogReader {
   private readonly stopping = new AbortController();
-  private connection?: RedisClientType;
-  private loop?: Promise<void>;
+  private readonly connections: BlockingRedis[] = [];
+  private readonly loops: Promise<void>[] = [];
   private readonly cursors = new Map<string, string>();
 
   constructor(
-    private readonly client: RedisClientType,
+    private readonly redis: HotRedis,
     private readonly keys: HotKeys,
     private readonly fanout: ThreadFanout,
     private readonly range: RangeReader,
@@ -28,29 +29,33 @@ export class PartitionLogReader {
   async start(): Promise<void> {
     // Start from each log's current end, read before serving, so no append
     // after start-up can slip between "now" and the first blocking read.
-    for (let p = 0; p < this.keys.partitions; p++) {
-      const key = this.keys.partitionLog(p);
-      const [newest] = (await this.client.xRevRange(key, "+", "-", { COUNT: 1 })) ?? [];
-      this.cursors.set(key, newest?.id ?? "0-0");
+    const all = Array.from({ length: this.keys.partitions }, (_, p) => p);
+    await Promise.all(
+      all.map(async (p) => {
+        const key = this.keys.partitionLog(p);
+        const [newest] = (await this.redis.commands.xRevRange(key, "+", "-", { COUNT: 1 })) ?? [];
+        this.cursors.set(key, newest?.id ?? "0-0");
+      }),
+    );
+    // A blocking XREAD holds its connection, so each gets one of its own.
+    for (const group of this.redis.partitionGroups(all)) {
+      const connection = await this.redis.blockingConnection();
+      this.connections.push(connection);
+      this.loops.push(this.follow(connection, group.partitions.map((p) => this.keys.partitionLog(p))));
     }
-    // A blocking XREAD holds its connection, so it gets one of its own.
-    this.connection = this.client.duplicate() as RedisClientType;
-    this.connection.on("error", (err) => this.log?.warn({ err }, "partition log reader connection error"));
-    await this.connection.connect();
-    this.loop = this.follow(this.connection);
   }
 
   async stop(): Promise<void> {
     this.stopping.abort();
-    this.connection?.destroy();
-    await this.loop;
+    for (const connection of this.connections) connection.close();
+    await Promise.all(this.loops);
   }
 
-  private async follow(connection: RedisClientType): Promise<void> {
+  private async follow(connection: BlockingRedis, logs: string[]): Promise<void> {
     while (!this.stopping.signal.aborted) {
       try {
-        const streams = [...this.cursors].map(([key, id]) => ({ key, id }));
-        const reply = (await connection.xRead(streams, { BLOCK: blockMs, COUNT: batchEntries })) as
+        const streams = logs.map((key) => ({ key, id: this.cursors.get(key)! }));
+        const reply = (await connection.commands.xRead(streams, { BLOCK: blockMs, COUNT: batchEntries })) as
           | { name: string; messages: { id: string; message: Record<string, string> }[] }[]
           | null;
         if (!reply) continue;

@@ -1,24 +1,36 @@
 // The production hot tier: Redis Streams, one Lua script per atomic change.
 import { readFileSync } from "node:fs";
 import { newId } from "../../../domain/ids.js";
-import type { RedisClientType } from "redis";
-import { EventIdConflict, LeaseLost, NotFound, StaleExpectedSeq, ThreadBusy, TurnCancelled, TurnNotStarted } from "../../../domain/errors.js";
+import {
+  EventIdConflict,
+  LeaseLost,
+  NotFound,
+  ReplicasUnconfirmed,
+  StaleExpectedSeq,
+  ThreadBusy,
+  TurnCancelled,
+  TurnNotStarted,
+} from "../../../domain/errors.js";
 import type { StoredEvent, ThreadRecord, TurnRecord } from "../../../domain/records.js";
 import { ThreadFanout } from "../../../live/fanout.js";
 import { type AppendCommand, type AppendResult, eventIdKey, type HotLog, idempotencyScope } from "../hot-log.js";
 import { decodeEntry, encodeBody } from "./event-codec.js";
+import type { HotRedis, RedisCommands } from "./hot-redis.js";
 import { HotKeys } from "./keys.js";
 import { PartitionLogReader } from "./partition-log-reader.js";
 import { ScriptRunner } from "./script-runner.js";
 
 export interface RedisHotLogOptions {
-  client: RedisClientType;
+  redis: HotRedis;
   prefix: string;
   partitions: number;
   idempotencyTtlSeconds: number;
   /** Follow the partition logs for live fan-out (servers do; pure writers need not). */
   followLive: boolean;
   log?: { warn(obj: object, msg: string): void };
+  /** Replicas that must confirm a write (WAIT) before it is acknowledged; 0 = none. */
+  waitReplicas?: number;
+  waitTimeoutMs?: number;
 }
 
 const script = (name: string) => readFileSync(new URL(`./scripts/${name}`, import.meta.url), "utf8");
@@ -26,14 +38,14 @@ const script = (name: string) => readFileSync(new URL(`./scripts/${name}`, impor
 export class RedisHotLog implements HotLog {
   readonly keys: HotKeys;
   readonly live = new ThreadFanout();
-  private readonly client: RedisClientType;
+  private readonly client: RedisCommands;
   private readonly appendScript: ScriptRunner;
   private readonly restoreScript: ScriptRunner;
   private readonly deleteScript: ScriptRunner;
   private reader?: PartitionLogReader;
 
   private constructor(private readonly opts: RedisHotLogOptions) {
-    this.client = opts.client;
+    this.client = opts.redis.commands;
     this.keys = new HotKeys(opts.prefix, opts.partitions);
     this.appendScript = new ScriptRunner(this.client, script("append_events.lua"));
     this.restoreScript = new ScriptRunner(this.client, script("restore_thread.lua"));
@@ -43,7 +55,7 @@ export class RedisHotLog implements HotLog {
   static async open(opts: RedisHotLogOptions): Promise<RedisHotLog> {
     const hot = new RedisHotLog(opts);
     if (opts.followLive) {
-      hot.reader = new PartitionLogReader(opts.client, hot.keys, hot.live, (threadId, from, to) =>
+      hot.reader = new PartitionLogReader(opts.redis, hot.keys, hot.live, (threadId, from, to) =>
         hot.range(threadId, from, to),
         opts.log,
       );
@@ -81,7 +93,7 @@ export class RedisHotLog implements HotLog {
       cmd.turnId ?? "",
       cmd.leaseId ?? "",
       cmd.submit?.rejectIfBusy ? "1" : "0",
-      k.dispatchChannel(),
+      k.dispatchChannel(p),
     ];
     for (const e of cmd.events) args.push(e.eventId, e.clientSuppliedId ? "1" : "0", encodeBody(e, cmd.tenantId));
     const keys = [
@@ -99,6 +111,7 @@ export class RedisHotLog implements HotLog {
     const reply = (await this.appendScript.run(keys, args)) as string[];
     switch (reply[0]) {
       case "OK": {
+        await this.confirmReplicated(cmd.threadId);
         const [first, last, createdAt] = [Number(reply[1]), Number(reply[2]), Number(reply[3])];
         const events: StoredEvent[] = cmd.events.map((e, i) => ({
           eventId: e.eventId,
@@ -147,12 +160,15 @@ export class RedisHotLog implements HotLog {
       case "CONFLICT":
         throw new EventIdConflict(reply[1], reply[2] === "partial" ? "some ids of this batch are new" : `thread/seq ${reply[2]}`);
       case "DUP_EVENTS": {
+        // The first try may have failed in its WAIT: a retry is acknowledged on the same terms.
+        await this.confirmReplicated(cmd.threadId);
         const seqs = reply.slice(1).map(Number);
         const events = await Promise.all(seqs.map((s) => this.range(cmd.threadId, s, s).then((r) => r[0])));
         return { kind: "duplicate-events", thread: await this.mustGetThread(cmd.threadId), events };
       }
       case "DUP_TURN": {
         const [threadId, turnId] = reply[1].split(" ");
+        await this.confirmReplicated(threadId);
         const original = await this.getTurn(turnId);
         if (!original) throw new NotFound("turn", turnId);
         return { kind: "duplicate-turn", thread: await this.mustGetThread(threadId), turn: original };
@@ -249,7 +265,24 @@ export class RedisHotLog implements HotLog {
   }
 
   async ping(): Promise<void> {
-    await this.client.ping();
+    await this.opts.redis.ping();
+  }
+
+  /**
+   * With waitReplicas, a write to the thread's partition is acknowledged only once that many
+   * replicas have it (WAIT on the connection it went out on), so a master lost right after
+   * does not take it along. Short of that the write stands on the master, but the caller is told.
+   */
+  async confirmReplicated(threadId: string): Promise<void> {
+    const wanted = this.opts.waitReplicas ?? 0;
+    if (wanted === 0) return;
+    const timeoutMs = this.opts.waitTimeoutMs ?? 1_000;
+    const confirmed = await this.opts.redis.waitReplicas(this.keys.meta(threadId), wanted, timeoutMs);
+    if (confirmed < wanted) {
+      throw new ReplicasUnconfirmed(
+        `written, but ${confirmed} of ${wanted} Redis replicas confirmed it within ${timeoutMs} ms; retry with the same event_ids or idempotency_key`,
+      );
+    }
   }
 
   async close(): Promise<void> {

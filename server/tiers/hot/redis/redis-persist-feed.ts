@@ -2,10 +2,10 @@
 // thread streams the log entries point into.
 import { readFileSync } from "node:fs";
 import { setTimeout as delay } from "node:timers/promises";
-import type { RedisClientType } from "redis";
 import type { StoredEvent } from "../../../domain/records.js";
-import type { FeedBatch, PartitionLeases, PersistFeed } from "../hot-log.js";
+import type { FeedBatch, PersistFeed } from "../hot-log.js";
 import { decodeEntry } from "./event-codec.js";
+import type { BlockingRedis, HotRedis, PartitionGroup, RedisCommands } from "./hot-redis.js";
 import type { HotKeys } from "./keys.js";
 import { ScriptRunner } from "./script-runner.js";
 
@@ -16,6 +16,8 @@ const script = (name: string) => readFileSync(new URL(`./scripts/${name}`, impor
 
 type LogEntry = { id: string; message: Record<string, string> };
 type ReadReply = { name: string; messages: LogEntry[] }[] | null;
+/** A blocking read of one partition group, on that group's connection; it may outlive the read that started it. */
+type BlockedRead = { partitions: string; done: boolean; result: Promise<{ reply: ReadReply } | { error: unknown }> };
 
 export class RedisPersistFeed implements PersistFeed {
   readonly partitions: number;
@@ -37,20 +39,30 @@ export class RedisPersistFeed implements PersistFeed {
    * stream was trimmed under them).
    */
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly client: RedisCommands;
+  /** Per partition group, a connection of the feed's own: a blocking read holds it. */
+  private readonly blocking = new Map<string, Promise<BlockingRedis>>();
+  /**
+   * Per partition group, the blocking read under way. On a Cluster a lane waits on
+   * one read per partition and goes on when the first answers; the others keep
+   * waiting (their connections are busy until they answer) and what they deliver
+   * is taken by a later read.
+   */
+  private readonly blocked = new Map<string, BlockedRead>();
+  private closed = false;
 
   /**
-   * `blocking` is a connection of the feed's own: a blocking read holds it.
    * `lingerMs`: after a quiet spell, how long the first entries wait for more
    * before they make a batch.
    */
   constructor(
-    private readonly client: RedisClientType,
-    private readonly blocking: RedisClientType,
+    private readonly redis: HotRedis,
     private readonly keys: HotKeys,
     private readonly lingerMs = 0,
   ) {
+    this.client = redis.commands;
     this.partitions = keys.partitions;
-    this.trim = new ScriptRunner(client, script("trim_window.lua"));
+    this.trim = new ScriptRunner(this.client, script("trim_window.lua"));
   }
 
   private inTurn<T>(work: () => Promise<T>): Promise<T> {
@@ -117,6 +129,15 @@ export class RedisPersistFeed implements PersistFeed {
     this.unacked = undefined;
     this.ahead = undefined;
     this.handedOut.clear();
+    // What finished blocking reads delivered is pending: reading from the first pending entry finds it.
+    for (const [id, read] of this.blocked) if (read.done) this.blocked.delete(id);
+  }
+
+  /** Closes the blocking connections; reads blocked on them end. */
+  close(): void {
+    this.closed = true;
+    for (const connection of this.blocking.values()) connection.then((c) => c.close(), () => {});
+    this.blocking.clear();
   }
 
   /**
@@ -126,28 +147,34 @@ export class RedisPersistFeed implements PersistFeed {
   private async read(partitions: number[], consumer: string, maxEvents: number, waitMs: number): Promise<FeedBatch> {
     // An entry holds at least one event, so maxEvents entries is always enough to read.
     const maxEntries = maxEvents;
-    let reply;
-    try {
-      reply = await this.readGroup(this.client, partitions, consumer, (p) => this.handedOut.get(p) ?? "0", maxEntries);
-    } catch (err) {
-      if (!String(err).includes("NOGROUP")) throw err;
-      // Redis lost the partition logs (flushed, or failed over empty): recreate the groups and go on.
-      for (const p of partitions) {
-        this.groupsReady.delete(p);
-        await this.claim(p, consumer, 0);
+    const groups = this.redis.partitionGroups(partitions);
+    let reply: ReadReply;
+    for (;;) {
+      try {
+        reply = await this.readGroups(groups, consumer, (p) => this.handedOut.get(p) ?? "0", maxEntries);
+      } catch (err) {
+        if (!String(err).includes("NOGROUP")) throw err;
+        // Redis lost the partition logs (flushed, or failed over empty): recreate the groups and go on.
+        for (const p of partitions) {
+          this.groupsReady.delete(p);
+          await this.claim(p, consumer, 0);
+        }
+        this.rewind();
+        return emptyBatch();
       }
-      this.rewind();
-      return emptyBatch();
-    }
-    if (!reply?.some((s) => s.messages.length > 0)) {
-      reply = await this.readGroup(this.blocking, partitions, consumer, () => ">", maxEntries, waitMs);
+      if (reply?.some((s) => s.messages.length > 0)) break;
+      const waited = await this.waitForNew(groups, consumer, maxEntries, waitMs);
+      // A blocking read for another set of partitions was under way: what it delivered is pending now.
+      if (waited === "stale") continue;
+      reply = waited;
       // Woken by the first appends after a quiet spell: a trickle of appends would make one
       // transaction each; lingering a moment lets their neighbours join the batch.
       const got = entriesIn(reply);
       if (got > 0 && got < maxEntries && this.lingerMs > 0) {
         await delay(this.lingerMs);
-        reply = mergeReplies(reply!, await this.readGroup(this.client, partitions, consumer, () => ">", maxEntries - got));
+        reply = mergeReplies(reply!, await this.readGroups(groups, consumer, () => ">", maxEntries - got));
       }
+      break;
     }
     const entries = new Map<number, string[]>();
     const entryThreads = new Map<number, string[]>();
@@ -212,7 +239,84 @@ export class RedisPersistFeed implements PersistFeed {
     );
   }
 
-  private readGroup(conn: RedisClientType, partitions: number[], consumer: string, id: (p: number) => string, count: number, blockMs?: number) {
+  /** A non-blocking XREADGROUP per group, at once; their replies in one. */
+  private async readGroups(groups: PartitionGroup[], consumer: string, id: (p: number) => string, count: number): Promise<ReadReply> {
+    const replies = await Promise.all(groups.map((g) => this.readGroup(this.client, g.partitions, consumer, id, count)));
+    return replies.flatMap((r) => r ?? []);
+  }
+
+  /**
+   * Blocks until new entries arrive in any group (or waitMs pass): a blocking read per
+   * group, each on its group's connection, kept from earlier calls while still under way.
+   * Returns what every finished read delivered, less what was handed out since, or
+   * "stale" after waiting out a read that was for other partitions.
+   */
+  private async waitForNew(groups: PartitionGroup[], consumer: string, count: number, waitMs: number): Promise<ReadReply | "stale"> {
+    let stale = false;
+    const reads: BlockedRead[] = [];
+    for (const group of groups) {
+      const partitions = `${consumer} ${group.partitions.join(",")}`;
+      let read = this.blocked.get(group.id);
+      if (read && read.partitions !== partitions) {
+        await read.result;
+        this.blocked.delete(group.id);
+        stale = true;
+        continue;
+      }
+      if (!read) {
+        read = this.startBlockedRead(group, partitions, consumer, count, waitMs);
+        this.blocked.set(group.id, read);
+      }
+      reads.push(read);
+    }
+    if (stale) return "stale";
+    await Promise.race(reads.map((r) => r.result));
+    const merged: NonNullable<ReadReply> = [];
+    for (const [id, read] of this.blocked) {
+      if (!read.done || !reads.includes(read)) continue;
+      this.blocked.delete(id);
+      const outcome = await read.result;
+      if ("error" in outcome) throw outcome.error;
+      for (const stream of outcome.reply ?? []) {
+        // Entries a read of pending ones took first (this read delivered them before that one ran).
+        const after = this.handedOut.get(this.partitionOf(stream.name));
+        const messages = after ? stream.messages.filter((m) => compareStreamIds(m.id, after) > 0) : stream.messages;
+        if (messages.length > 0) merged.push({ name: stream.name, messages });
+      }
+    }
+    return merged;
+  }
+
+  private startBlockedRead(group: PartitionGroup, partitions: string, consumer: string, count: number, waitMs: number): BlockedRead {
+    const read: BlockedRead = {
+      partitions,
+      done: false,
+      result: this.connectionFor(group)
+        .then((conn) => this.readGroup(conn.commands, group.partitions, consumer, () => ">", count, waitMs))
+        .then(
+          (reply) => ({ reply }),
+          (error: unknown) => ({ error }),
+        )
+        .finally(() => {
+          read.done = true;
+        }),
+    };
+    return read;
+  }
+
+  private connectionFor(group: PartitionGroup): Promise<BlockingRedis> {
+    if (this.closed) return Promise.reject(new Error("the persist feed is closed"));
+    let connection = this.blocking.get(group.id);
+    if (!connection) {
+      connection = this.redis.blockingConnection();
+      // A connection that failed to open is opened again next time.
+      connection.catch(() => this.blocking.delete(group.id));
+      this.blocking.set(group.id, connection);
+    }
+    return connection;
+  }
+
+  private readGroup(conn: RedisCommands, partitions: number[], consumer: string, id: (p: number) => string, count: number, blockMs?: number) {
     return conn.xReadGroup(
       group,
       consumer,
@@ -246,42 +350,12 @@ function mergeReplies(first: NonNullable<ReadReply>, second: ReadReply): NonNull
   return [...byStream].map(([name, messages]) => ({ name, messages }));
 }
 
-function minStreamId(a: string, b: string): string {
+function compareStreamIds(a: string, b: string): number {
   const [am, as] = a.split("-").map(Number);
   const [bm, bs] = b.split("-").map(Number);
-  return am < bm || (am === bm && as <= bs) ? a : b;
+  return am - bm || as - bs;
 }
 
-export class RedisPartitionLeases implements PartitionLeases {
-  private readonly renewScript: ScriptRunner;
-  private readonly releaseScript: ScriptRunner;
-
-  constructor(private readonly client: RedisClientType, private readonly keys: HotKeys) {
-    this.renewScript = new ScriptRunner(client, script("lease_renew.lua"));
-    this.releaseScript = new ScriptRunner(client, script("lease_release.lua"));
-  }
-
-  private key(p: number): string {
-    return `${this.keys.prefix}:{${p}}:persister`;
-  }
-
-  async acquire(p: number, owner: string, ttlMs: number): Promise<boolean> {
-    return (await this.client.set(this.key(p), owner, { NX: true, PX: ttlMs })) === "OK";
-  }
-
-  async renew(p: number, owner: string, ttlMs: number): Promise<boolean> {
-    return Number(await this.renewScript.run([this.key(p)], [owner, String(ttlMs)])) === 1;
-  }
-
-  async release(p: number, owner: string): Promise<void> {
-    await this.releaseScript.run([this.key(p)], [owner]);
-  }
-
-  async heartbeat(owner: string, ttlMs: number): Promise<number> {
-    const key = `${this.keys.prefix}:persisters`;
-    const now = Date.now();
-    await this.client.zAdd(key, { score: now + ttlMs, value: owner });
-    await this.client.zRemRangeByScore(key, "-inf", now);
-    return this.client.zCard(key);
-  }
+function minStreamId(a: string, b: string): string {
+  return compareStreamIds(a, b) <= 0 ? a : b;
 }

@@ -1,9 +1,9 @@
 // Turn dispatch on Redis: per-thread state beside the thread's keys, one Lua
 // script per change (single slot: the thread's partition), notices over
-// pub/sub so agent feeds in every server process wake at once.
+// sharded pub/sub (a channel per partition, in its slot) so agent feeds in
+// every server process wake at once.
 import { readFileSync } from "node:fs";
 import type { JsonObject } from "@bufbuild/protobuf";
-import type { RedisClientType } from "redis";
 import { newId } from "../../../domain/ids.js";
 import { LeaseLost, NotFound, TurnCancelled } from "../../../domain/errors.js";
 import type { TurnRecord } from "../../../domain/records.js";
@@ -15,6 +15,7 @@ import {
   threadOfLease,
   type TurnDispatch,
 } from "../turn-dispatch.js";
+import type { HotRedis, RedisCommands } from "./hot-redis.js";
 import type { RedisHotLog } from "./redis-hot-log.js";
 import { ScriptRunner } from "./script-runner.js";
 
@@ -28,10 +29,10 @@ export class RedisTurnDispatch implements TurnDispatch {
   private readonly cancelScript: ScriptRunner;
   private readonly unstickScript: ScriptRunner;
   private readonly listeners = new Set<(notice: DispatchNotice) => void>();
-  private subscriber?: RedisClientType;
+  private unsubscribe?: () => Promise<void>;
 
   private constructor(
-    private readonly client: RedisClientType,
+    private readonly client: RedisCommands,
     private readonly hot: RedisHotLog,
     private readonly policy: DispatchPolicy,
   ) {
@@ -42,15 +43,15 @@ export class RedisTurnDispatch implements TurnDispatch {
     this.unstickScript = new ScriptRunner(client, withLib("unstick_thread.lua"));
   }
 
-  /** With `listen`, a second connection subscribes to the notices (servers that feed agents do). */
-  static async open(client: RedisClientType, hot: RedisHotLog, policy: DispatchPolicy, listen: boolean): Promise<RedisTurnDispatch> {
-    const dispatch = new RedisTurnDispatch(client, hot, policy);
+  /**
+   * With `listen`, connections of their own subscribe to the notices (servers that feed agents do).
+   * A subscription reconnects by itself; a notice missed meanwhile is made up by the feeds' polling.
+   */
+  static async open(redis: HotRedis, hot: RedisHotLog, policy: DispatchPolicy, listen: boolean): Promise<RedisTurnDispatch> {
+    const dispatch = new RedisTurnDispatch(redis.commands, hot, policy);
     if (listen) {
-      const subscriber = client.duplicate();
-      subscriber.on("error", () => {}); // reconnects by itself; feeds poll meanwhile
-      await subscriber.connect();
-      await subscriber.subscribe(hot.keys.dispatchChannel(), (message) => dispatch.onMessage(message));
-      dispatch.subscriber = subscriber as RedisClientType;
+      const channels = Array.from({ length: hot.keys.partitions }, (_, p) => hot.keys.dispatchChannel(p));
+      dispatch.unsubscribe = await redis.shardedSubscribe(channels, (message) => dispatch.onMessage(message));
     }
     return dispatch;
   }
@@ -142,9 +143,9 @@ export class RedisTurnDispatch implements TurnDispatch {
   }
 
   async close(): Promise<void> {
-    const subscriber = this.subscriber;
-    this.subscriber = undefined;
-    if (subscriber?.isOpen) await subscriber.quit().catch(() => subscriber.disconnect());
+    const unsubscribe = this.unsubscribe;
+    this.unsubscribe = undefined;
+    await unsubscribe?.();
   }
 
   private async end(
@@ -182,8 +183,8 @@ export class RedisTurnDispatch implements TurnDispatch {
     return threadId;
   }
 
-  /** KEYS and the first ARGV every dispatch script shares (dispatch_lib.lua). */
-  private run(runner: ScriptRunner, threadId: string, args: string[]): Promise<unknown> {
+  /** KEYS and the first ARGV every dispatch script shares (dispatch_lib.lua); what it wrote is on the replicas asked for. */
+  private async run(runner: ScriptRunner, threadId: string, args: string[]): Promise<unknown> {
     const k = this.hot.keys;
     const p = k.partition(threadId);
     const keys = [
@@ -197,7 +198,9 @@ export class RedisTurnDispatch implements TurnDispatch {
       k.leases(p),
       k.turns(threadId),
     ];
-    return runner.run(keys, [threadId, k.dispatchChannel(), ...args]);
+    const reply = await runner.run(keys, [threadId, k.dispatchChannel(p), ...args]);
+    await this.hot.confirmReplicated(threadId);
+    return reply;
   }
 
   private onMessage(message: string): void {

@@ -11,7 +11,7 @@
 --       7 idempotency TTL seconds, 8 event count n,
 --       9 a turn id the thread must already hold ('' = none),
 --       10 the caller's lease on that turn ('' = none), 11 '1' = refuse a new
---       turn while one is open, 12 dispatch notice channel,
+--       turn while one is open, 12 dispatch notice channel (sharded, the partition's),
 --       then per event: event_id, '1' if the client chose it, body JSON
 -- Returns {status, ...}: OK first last created_at thread_status thread_metadata thread_created_at | NOT_FOUND | NO_TURN | EXISTS |
 --   DUP_TURN "<thread> <turn>" | DUP_EVENTS seq... | CONFLICT event_id where | STALE last |
@@ -106,7 +106,7 @@ if ARGV[5] ~= '' then
   if not redis.call('HGET', meta, 'running') then
     -- NX: a head waiting out a retry backoff keeps its time.
     redis.call('ZADD', ready, 'NX', now, thread_id)
-    redis.call('PUBLISH', ARGV[12], 'ready ' .. thread_id)
+    redis.call('SPUBLISH', ARGV[12], 'ready ' .. thread_id)
   end
   if has_idem then
     redis.call('SET', idem, thread_id .. ' ' .. ARGV[5], 'EX', tonumber(ARGV[7]))

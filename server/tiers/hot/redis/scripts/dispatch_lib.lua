@@ -1,7 +1,7 @@
 -- Shared by the dispatch scripts (prepended to each when it is loaded).
 -- KEYS of every dispatch script: 1 meta, 2 stream, 3 partition log,
 -- 4 event index, 5 turn state, 6 queue, 7 ready (partition), 8 leases
--- (partition), 9 turns. ARGV 1 thread_id, 2 notice channel.
+-- (partition), 9 turns. ARGV 1 thread_id, 2 notice channel (sharded, the partition's).
 local meta, stream, plog, eidx, tstate, queue, ready, leases, turns =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local thread_id, channel = ARGV[1], ARGV[2]
@@ -34,7 +34,7 @@ local function turn_ended(turn_id, status, now)
     -- A retry waiting out its backoff keeps its time.
     local due = math.max(now, tonumber(redis.call('HGET', meta, 'not_before') or '0'))
     redis.call('ZADD', ready, due, thread_id)
-    if due <= now then redis.call('PUBLISH', channel, 'ready ' .. thread_id) end
+    if due <= now then redis.call('SPUBLISH', channel, 'ready ' .. thread_id) end
   else
     redis.call('ZREM', ready, thread_id)
   end
@@ -44,5 +44,5 @@ end
 local function drop_lease(turn_id, lease, cancelled)
   redis.call('ZREM', leases, lease)
   redis.call('HDEL', meta, 'running', 'lease', 'lease_until')
-  redis.call('PUBLISH', channel, 'ended ' .. turn_id .. ' ' .. lease .. (cancelled and ' 1' or ' 0'))
+  redis.call('SPUBLISH', channel, 'ended ' .. turn_id .. ' ' .. lease .. (cancelled and ' 1' or ' 0'))
 end

@@ -2,7 +2,7 @@
 if redis.call('HGET', meta, 'sticky_agent') == ARGV[3] then
   redis.call('HDEL', meta, 'sticky_agent', 'sticky_until')
   if redis.call('LLEN', queue) > 0 and not redis.call('HGET', meta, 'running') then
-    redis.call('PUBLISH', channel, 'ready ' .. thread_id)
+    redis.call('SPUBLISH', channel, 'ready ' .. thread_id)
   end
 end
 return 1
