@@ -19,8 +19,8 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
 import { BurstyRateLimiter, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
-import type { RedisClientType } from "redis";
 import { anonymousCaller, type Caller } from "../auth.js";
+import type { RedisCommands } from "../tiers/hot/redis/hot-redis.js";
 import { ScriptRunner } from "../tiers/hot/redis/script-runner.js";
 import { burstWindowSeconds, type CallerLimits, type LimitSettings, rateLimited, streamLimitOf, tooManyStreams } from "./caller-limits.js";
 import { MemoryCallerLimits } from "./memory-caller-limits.js";
@@ -28,7 +28,8 @@ import { MemoryCallerLimits } from "./memory-caller-limits.js";
 const script = (name: string) => readFileSync(new URL(`../tiers/hot/redis/scripts/${name}`, import.meta.url), "utf8");
 
 export interface RedisCallerLimitsOptions {
-  client: RedisClientType;
+  /** One node's client or a Cluster's (every limiter key names one slot); rate-limiter-flexible drives either through node-redis's call shapes. */
+  client: RedisCommands;
   /** EVENTIDE_REDIS_PREFIX. */
   prefix: string;
   settings: LimitSettings;

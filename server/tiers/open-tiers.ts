@@ -136,7 +136,7 @@ async function openHot(config: Config, log: Logger, closers: (() => Promise<void
   // Servers listen for dispatch notices: their agents' feeds wake on them.
   const dispatch = await RedisTurnDispatch.open(redis, hot, config.dispatch, config.roles.includes("server"));
   closers.push(() => dispatch.close());
-  const limits = new RedisCallerLimits({ client, prefix: config.redisPrefix, settings: config.limits, log });
+  const limits = new RedisCallerLimits({ client: redis.commands, prefix: config.redisPrefix, settings: config.limits, log });
   closers.push(async () => limits.close());
   const feeds: PersistFeed[] = [];
   for (let lane = 0; lane < config.persistLanes; lane++) {

@@ -31,6 +31,7 @@ export type RedisCommands = Pick<
   | "zRangeByScore"
   | "zRangeByScoreWithScores"
   | "zRemRangeByScore"
+  | "zRem"
 >;
 
 /** Partitions one multi-key command (XREAD, XREADGROUP) may name together; `id` names the group while it lives. */
