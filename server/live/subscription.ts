@@ -94,8 +94,9 @@ export class LiveSubscription implements WheelEntry {
     const first = events[0].seq;
     const last = events[events.length - 1].seq;
     if (last <= cursor) return true;
-    // Only a contiguous run that follows on from the cursor; anything else is read back from storage.
-    if (first > cursor + 1 || last - first !== events.length - 1) return false;
+    // Only a contiguous run that follows on from the cursor, and no more at once than a tail
+    // buffers (the bound means the same on both ways); anything else is read back from storage.
+    if (first > cursor + 1 || last - first !== events.length - 1 || last - cursor > this.bound) return false;
     const part = first === cursor + 1 ? events : events.slice(cursor + 1 - first);
     const { bytes, responses } = this.delivery!.frames(part);
     if (!this.delivery!.writer.write(bytes)) return false;
