@@ -33,8 +33,15 @@ export interface TierEnv {
   drop(): Promise<void>;
 }
 
+/**
+ * The bench calls without a key and opens up to 10,000 streams on 10 connections (idle tails): the
+ * server's caps on open streams (a safety net against one careless client) would refuse most of them.
+ */
+const benchStreamLimits = { EVENTIDE_ANONYMOUS_MAX_STREAMS: "1000000", EVENTIDE_MAX_STREAMS_PER_CONNECTION: "100000" };
+
 export function freshTierEnv(tier: Tier, services: Services, extra: Record<string, string> = {}): TierEnv {
   if (isFloor(tier)) return { tier, env: {}, drop: async () => {} };
+  extra = { ...benchStreamLimits, ...extra };
   if (tier === "memory") {
     // Embedded PGlite in memory; the directory cold store goes under the OS temp dir.
     return { tier, env: { EVENTIDE_DATA_DIR: "memory:", ...extra }, drop: async () => {} };

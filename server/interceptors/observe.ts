@@ -11,6 +11,7 @@ import { type AppendEventsRequest, EventService } from "../../gen/eventide/v1/ev
 import { type SubmitTurnRequest, TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { anonymousCaller, callerKey } from "../auth.js";
 import { newId } from "../domain/ids.js";
+import { liveWriterKey } from "../live/live-writer.js";
 import type { Metrics } from "../observability/metrics.js";
 
 export const requestIdHeader = "x-request-id";
@@ -109,7 +110,8 @@ function observeStream<T>(
       open?.dec();
       // A handler also ends normally when its signal aborts (the client cancelled, a deadline passed).
       if (!error && (!completed || signal.aborted)) error = canceled(signal);
-      finished(call, error, sent);
+      // With the responses a live writer put on the wire past this stream.
+      finished(call, error, sent + (call.req.contextValues.get(liveWriterKey)?.written ?? 0));
     }
   })();
   function stop() {

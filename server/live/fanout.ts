@@ -30,6 +30,10 @@ export class ThreadFanout implements LiveSource {
     for (const listener of set) listener(update);
   }
 
+  subscribersOf(threadId: string): number {
+    return this.listeners.get(threadId)?.size ?? 0;
+  }
+
   get subscriberCount(): number {
     let n = 0;
     for (const set of this.listeners.values()) n += set.size;

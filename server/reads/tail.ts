@@ -4,7 +4,7 @@
 // strictly increasing with no gap and no duplicate.
 import type { StoredEvent } from "../domain/records.js";
 import type { LiveSource } from "../tiers/hot/hot-log.js";
-import { LiveSubscription } from "../live/subscription.js";
+import { type LiveDelivery, LiveSubscription } from "../live/subscription.js";
 import { eventMatcher } from "../log/event-log.js";
 
 /** Where history comes from: every tier, stitched (EventLog). */
@@ -23,7 +23,8 @@ export interface TailRequest {
 }
 
 export type TailItem =
-  | { kind: "event"; event: StoredEvent }
+  /** Live events that arrived together (never empty): the same array for every unfiltered tail that took them all. */
+  | { kind: "live"; events: StoredEvent[] }
   /** History read from storage, a page at a time (never empty). */
   | { kind: "events"; events: StoredEvent[] }
   | { kind: "caught-up"; lastSeq: number }
@@ -34,15 +35,18 @@ export interface TailOptions {
   live: LiveSource;
   heartbeatMs: number;
   bufferBound: number;
+  /** Live events straight to the client as bytes while the tail is caught up (unfiltered tails only). */
+  delivery?: LiveDelivery;
 }
 
 export async function* tail(req: TailRequest, opts: TailOptions, signal: AbortSignal): AsyncGenerator<TailItem> {
   const matches = eventMatcher(req);
-  // Subscribe before reading history: anything appended meanwhile is buffered, not lost.
-  const subscription = req.follow ? new LiveSubscription(opts.live, req.threadId, opts.bufferBound) : undefined;
-  let cursor = req.afterSeq;
-
   const filtered = req.types.length > 0 || req.turnId !== "";
+  // Subscribe before reading history: anything appended meanwhile is buffered, not lost.
+  const subscription = req.follow
+    ? new LiveSubscription(opts.live, req.threadId, opts.bufferBound, opts.heartbeatMs, filtered ? undefined : opts.delivery)
+    : undefined;
+  let cursor = req.afterSeq;
   /** Reads storage from the cursor to its current end. */
   async function* catchUp(): AsyncGenerator<TailItem> {
     for await (const page of opts.reader.scanPages(req.threadId, cursor, signal)) {
@@ -60,12 +64,25 @@ export async function* tail(req: TailRequest, opts: TailOptions, signal: AbortSi
     // every live event still shows it is alive (and how far it scanned).
     let lastSentAt = Date.now();
     while (!signal.aborted) {
-      const wake = await subscription.next(Math.max(0, lastSentAt + opts.heartbeatMs - Date.now()), signal);
+      const wake = await subscription.next(lastSentAt, signal, cursor);
+      // Written straight to the client meanwhile (direct delivery): the cursor moved on.
+      if (wake.delivered) {
+        cursor = wake.delivered.cursor;
+        lastSentAt = wake.delivered.at;
+      }
       if (signal.aborted) return;
       if (wake.kind === "events") {
-        for (const event of wake.events) {
+        const { events } = wake;
+        let run: StoredEvent[] = [];
+        for (const event of events) {
           if (event.seq <= cursor) continue;
           if (event.seq > cursor + 1) {
+            // A gap: what came before it goes out, then storage fills it.
+            if (run.length > 0) {
+              lastSentAt = Date.now();
+              yield { kind: "live", events: run };
+              run = [];
+            }
             for await (const item of catchUp()) {
               lastSentAt = Date.now();
               yield item;
@@ -73,10 +90,11 @@ export async function* tail(req: TailRequest, opts: TailOptions, signal: AbortSi
             if (event.seq <= cursor) continue;
           }
           cursor = event.seq;
-          if (matches(event)) {
-            lastSentAt = Date.now();
-            yield { kind: "event", event };
-          }
+          if (matches(event)) run.push(event);
+        }
+        if (run.length > 0) {
+          lastSentAt = Date.now();
+          yield { kind: "live", events: run.length === events.length ? events : run };
         }
       } else {
         // After an overflow, or when idle (a cheap poll that also covers a missed wake-up).

@@ -10,7 +10,9 @@ import { anyTenant, callerOf } from "../auth.js";
 import { InvalidInput, NotFound, OutOfRange } from "../domain/errors.js";
 import type { NewEvent, StoredEvent } from "../domain/records.js";
 import type { EventLog } from "../log/event-log.js";
+import { liveWriterKey } from "../live/live-writer.js";
 import { tail, type TailItem } from "../reads/tail.js";
+import { liveFrames } from "./live-frames.js";
 import { encodeEventBatchesDelimited, encodeEventDelimited, encodeEventsDelimited, toEvent } from "./convert.js";
 import { endingAtShutdown, type StreamShutdown } from "./shutdown.js";
 import { ownedThread, tenantOfLookup, tenantOfWrite } from "./ownership.js";
@@ -59,24 +61,29 @@ export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof
       if (afterSeq > thread.lastSeq) {
         throw new OutOfRange(`after_seq ${afterSeq} is beyond the thread's last seq ${thread.lastSeq}`);
       }
+      // Binary clients (gRPC, gRPC-Web, Connect with protobuf) get each event pre-encoded;
+      // JSON clients get the Event message, which Connect writes as JSON.
+      const json = jsonCall(ctx);
+      // A transport that takes live events as bytes (the wire path) gets them framed once for the thread's tails.
+      const writer = json ? undefined : ctx.values.get(liveWriterKey);
+      const delivery = writer && { writer, frames: liveFrames(perResponse, maxBatchBytes) };
       const items = endingAtShutdown(
         (signal) =>
           tail(
             { threadId, afterSeq, follow: req.follow, types, turnId },
-            { reader: log, live: log.live, heartbeatMs: deps.heartbeatMs, bufferBound: deps.tailBuffer },
+            { reader: log, live: log.live, heartbeatMs: deps.heartbeatMs, bufferBound: deps.tailBuffer, delivery },
             signal,
           ),
         ctx.signal,
         deps.shutdown,
         "server shutting down; resume from your last seq elsewhere",
       );
-      // Binary clients (gRPC, gRPC-Web, Connect with protobuf) get each event pre-encoded;
-      // JSON clients get the Event message, which Connect writes as JSON.
-      const json = jsonCall(ctx);
       const respond = json ? tailResponse : binaryTailResponse;
       for await (const item of items) {
-        if (perResponse > 0 && item.kind === "event") yield batchOfOne(item.event, json);
-        else if (perResponse > 0 && item.kind === "events") yield* batchResponses(item.events, perResponse, json);
+        if (item.kind === "live") {
+          if (perResponse > 0) yield* liveBatches(item.events, perResponse, json);
+          else for (const event of item.events) yield respond({ kind: "event", event });
+        } else if (perResponse > 0 && item.kind === "events") yield* batchResponses(item.events, perResponse, json);
         else if (item.kind !== "events") yield respond(item);
         else if (json) for (const event of item.events) yield tailResponse({ kind: "event", event });
         // History is encoded a slice of a page at a time (and not cached: nobody else holds these objects).
@@ -168,22 +175,21 @@ function* batchResponses(events: StoredEvent[], perResponse: number, json: boole
   }
 }
 
-/** A live event as a batch of one; it reaches every tail of its thread as the same object: converted once. */
-function batchOfOne(event: StoredEvent, json: boolean): TailEventsResponse {
-  const cache = json ? jsonBatchesOfOne : binaryBatchesOfOne;
-  let response = cache.get(event);
-  if (!response) {
-    [response] = batchResponses([event], 1, json);
-    cache.set(event, response);
-  }
-  return response;
+/** Live events that arrived together, in batches; the same array reaches every unfiltered tail of its thread: converted once. */
+function liveBatches(events: StoredEvent[], perResponse: number, json: boolean): TailEventsResponse[] {
+  const cache = json ? jsonLiveBatches : binaryLiveBatches;
+  let byBatching = cache.get(events);
+  if (!byBatching) cache.set(events, (byBatching = new Map()));
+  let responses = byBatching.get(perResponse);
+  if (!responses) byBatching.set(perResponse, (responses = [...batchResponses(events, perResponse, json)]));
+  return responses;
 }
 
 // A live event reaches every tail of its thread as the same object: convert it once.
 const eventResponses = new WeakMap<object, TailEventsResponse>();
 const binaryEventResponses = new WeakMap<object, TailEventsResponse>();
-const jsonBatchesOfOne = new WeakMap<object, TailEventsResponse>();
-const binaryBatchesOfOne = new WeakMap<object, TailEventsResponse>();
+const jsonLiveBatches = new WeakMap<object, Map<number, TailEventsResponse[]>>();
+const binaryLiveBatches = new WeakMap<object, Map<number, TailEventsResponse[]>>();
 
 /**
  * tailResponse for a binary client: the event is written straight to its wire
@@ -230,7 +236,7 @@ function jsonCall(ctx: HandlerContext): boolean {
   return /json/i.test(ctx.requestHeader.get("content-type") ?? "");
 }
 
-type OneTailItem = Exclude<TailItem, { kind: "events" }>;
+type OneTailItem = Exclude<TailItem, { kind: "events" | "live" }> | { kind: "event"; event: StoredEvent };
 
 function tailResponse(item: OneTailItem): TailEventsResponse {
   switch (item.kind) {

@@ -23,7 +23,9 @@ import {
 } from "@connectrpc/connect";
 import { type Compression, compressionNegotiate } from "@connectrpc/connect/protocol";
 import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
+import { liveWriterKey } from "../live/live-writer.js";
 import { RequestDecoder, readBody } from "./request-body.js";
+import { StreamLiveWriter } from "./stream-live-writer.js";
 import { RequestHeaders, type ResponseHeaders } from "./wire-headers.js";
 import { answerError, initialHeader, initialTrailer, type WireProtocol, WireReply, wireProtocolOf } from "./wire-protocols.js";
 
@@ -124,6 +126,8 @@ class WireCall {
       if (!this.done && !signal.aborted) this.controller.abort(resetReason(stream.rstCode));
     });
     const values = deps.contextValues({ rawHeaders });
+    // A tail's live events may skip its generator and go onto the stream as bytes framed once for the thread.
+    if (method.methodKind === "server_streaming") values.set(liveWriterKey, new StreamLiveWriter(stream, this.reply, this.header));
     const url = `${deps.scheme}://${headers[":authority"] ?? headers.host ?? ""}${headers[":path"]}`;
     this.request = { service: EventService, method, requestMethod: "POST", url, signal, header: requestHeader, contextValues: values };
     this.context = {

@@ -126,6 +126,11 @@ export class WireReply {
     return this.compression.compress(message).then((data) => envelope(compressedFlag, data));
   }
 
+  /** Whether a message of this size goes out uncompressed (the same envelope for every client of the protocol family). */
+  sendsUncompressed(byteLength: number): boolean {
+    return !this.compression || byteLength < this.opts.compressMinBytes;
+  }
+
   /** Sends the headers (once): status 200 and the call's response header fields. */
   head(header: ResponseHeaders): void {
     if (this.headSent || !this.open) return;
