@@ -58,7 +58,10 @@ export async function* endingAtShutdown<T>(
   shutdown: StreamShutdown | undefined,
   message: string,
 ): AsyncGenerator<T> {
-  if (!shutdown) return yield* open(call);
+  if (!shutdown) {
+    yield* open(call);
+    return endedByDeadline(call);
+  }
   const stoppedByShutdown = () => shutdown.signal.aborted && !call.aborted;
   // Aborts with whichever comes first, as AbortSignal.any([call, shutdown.signal]) would.
   const stream = new AbortController();
@@ -76,4 +79,14 @@ export async function* endingAtShutdown<T>(
     leave();
   }
   if (stoppedByShutdown()) throw new ConnectError(message, Code.Unavailable);
+  endedByDeadline(call);
+}
+
+/**
+ * A stream stops quietly when its call's signal aborts; when that was its
+ * deadline (grpc-timeout, connect-timeout-ms), the call ends DEADLINE_EXCEEDED
+ * as gRPC says, not OK (a client would take OK for the stream's natural end).
+ */
+function endedByDeadline(call: AbortSignal): void {
+  if (call.aborted && call.reason instanceof ConnectError && call.reason.code === Code.DeadlineExceeded) throw call.reason;
 }

@@ -1,10 +1,11 @@
 // EventService through a real server, on every tier.
 import test from "ava";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { EventBatchSchema, type TailEventsResponse } from "../../gen/eventide/v1/event_service_pb.js";
+import { EventBatchSchema, type TailEventsResponse, TailEventsRequestSchema } from "../../gen/eventide/v1/event_service_pb.js";
 import { create, toBinary, toJson } from "@bufbuild/protobuf";
 import { EventSchema } from "../../gen/eventide/v1/resources_pb.js";
 import { claimTurn } from "../support/agents.js";
+import { envelope, exchange } from "../support/raw-rpc.js";
 import { collectTail, protocols, type TestServer, tierKinds, serverPerTier } from "../support/server.js";
 import { setTimeout as delay } from "node:timers/promises";
 
@@ -195,6 +196,20 @@ for (const tier of tierKinds) {
     t.is(codeOf(await t.throwsAsync(tailAll({ threadId: "01ARZ3NDEKTSV4RRFFQ69G5FAV" }))), Code.NotFound);
     t.is(codeOf(await t.throwsAsync(tailAll({ threadId, afterSeq: 2n }))), Code.OutOfRange);
     t.is(codeOf(await t.throwsAsync(tailAll({ threadId, afterSeq: -1n }))), Code.InvalidArgument);
+  });
+
+  // Raw requests: a client library enforces the deadline itself and would hide what the server answered.
+  test(`${tier}: a follow tail whose deadline passes ends DEADLINE_EXCEEDED, on gRPC and on Connect`, async (t) => {
+    const server = servers.get(tier)!;
+    const threadId = await newThread(server);
+    const url = `${server.baseUrl}/eventide.v1.EventService/TailEvents`;
+    const body = envelope(toBinary(TailEventsRequestSchema, create(TailEventsRequestSchema, { threadId, follow: true })));
+    const grpc = await exchange(url, { "content-type": "application/grpc", te: "trailers", "grpc-timeout": "300m" }, body, { enveloped: true, timeoutMs: 10_000 });
+    t.false(grpc.cut, "the server ended the stream");
+    t.is(grpc.trailers["grpc-status"], String(Code.DeadlineExceeded));
+    const connect = await exchange(url, { "content-type": "application/connect+proto", "connect-protocol-version": "1", "connect-timeout-ms": "300" }, body, { enveloped: true, timeoutMs: 10_000 });
+    const end = connect.frames.find((f) => f.flags === 2);
+    t.is((JSON.parse(end?.data.toString() ?? "{}") as { error?: { code?: string } }).error?.code, "deadline_exceeded");
   });
 
   test(`${tier}: cancelling a tail releases its live subscription`, async (t) => {
