@@ -7,8 +7,8 @@
 // each seq once, in Postgres and in every tail, and a turn submitted on one
 // server ran on the agent connected to the other.
 //
-// The hot tier comes in as an env (hotTiers below): a Redis Cluster is one
-// more entry.
+// It runs on each hot tier of hotTiers below: the machine's Redis, and a
+// local Redis Cluster of its own.
 import { createServer } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
 import test, { type ExecutionContext } from "ava";
@@ -20,6 +20,7 @@ import { TurnStatus } from "../../gen/eventide/v1/resources_pb.js";
 import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { exited, kill, spawnRole, spawnServer, type ServerChild } from "../support/child.js";
 import { redisUrl } from "../support/redis.js";
+import { startRedisCluster } from "../support/redis-cluster.js";
 import { s3Credentials, startS3 } from "../support/s3.js";
 import { expectPersistedOnce, openRealTiers, type RealTiers } from "../support/tiers.js";
 
@@ -28,8 +29,13 @@ import { expectPersistedOnce, openRealTiers, type RealTiers } from "../support/t
  * the schema and REDIS_URL of the machine's Redis; a Cluster entry sets REDIS_URL: "" beside its
  * own settings).
  */
-const hotTiers: Record<string, () => Record<string, string>> = {
-  "redis (single node)": () => ({ REDIS_URL: redisUrl }),
+const hotTiers: Record<string, (t: ExecutionContext) => Promise<Record<string, string>>> = {
+  "redis (single node)": async () => ({ REDIS_URL: redisUrl }),
+  "redis cluster (3 masters, 3 replicas)": async (t) => {
+    const cluster = await startRedisCluster();
+    t.teardown(() => cluster.stop());
+    return { REDIS_URL: "", REDIS_CLUSTER_NODES: cluster.seeds };
+  },
 };
 
 const loadThreads = 6;
@@ -39,7 +45,7 @@ const testTimeoutMs = 300_000;
 for (const [hotName, hotEnv] of Object.entries(hotTiers)) {
   test(`${hotName}: 2 servers, 2 persisters, archiver, dispatcher and agent as processes: every thread 1..N once, in Postgres and every tail`, async (t) => {
     t.timeout(testTimeoutMs);
-    await runDeployment(t, hotEnv());
+    await runDeployment(t, await hotEnv(t));
   });
 }
 
