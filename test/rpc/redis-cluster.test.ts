@@ -1,13 +1,17 @@
 // End to end with the hot tier on a real local Redis Cluster (3 masters,
 // 3 replicas): appends, live and stored tails, idempotent retries, lookups by
 // id, deletion, and a turn run by the reference agent; the persister writes
-// it all to Postgres.
+// it all to Postgres; per-key limits counted in the Cluster.
 import test from "ava";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { TurnStatus } from "../../gen/eventide/v1/resources_pb.js";
 import type { TailEventsResponse } from "../../gen/eventide/v1/event_service_pb.js";
 import { partitionOf } from "../../server/tiers/hot/partition.js";
-import { type RedisClusterUnderTest, startRedisCluster } from "../support/redis-cluster.js";
+import { connectCluster, type RedisClusterUnderTest, startRedisCluster } from "../support/redis-cluster.js";
+import { RedisCallerLimits } from "../../server/limits/redis-caller-limits.js";
+import type { Caller } from "../../server/auth.js";
+import { pino } from "pino";
+import { setTimeout as delay } from "node:timers/promises";
 import { collectTail, startTestServer, type TestServer, waitForTurnStatus, waitPersisted } from "../support/server.js";
 
 let cluster: RedisClusterUnderTest;
@@ -101,3 +105,39 @@ test.serial("a submitted turn runs on the reference agent: its reply streams to 
   const again = await server.turns().submitTurn({ input: { text: "hello cluster, echo this" }, idempotencyKey: "cluster-key-1" });
   t.is(again.turn!.turnId, turnId);
 });
+
+test.serial("per-key limits count in the Cluster: two limiters share a key's rate and its stream slots", async (t) => {
+  const redis = await connectCluster(cluster);
+  t.teardown(() => redis.close());
+  const prefix = `ettest-limits-${Date.now()}`;
+  const settings = { requestsPerSecond: 3, burst: 1, maxStreamsPerKey: 2, maxAnonymousStreams: 10 };
+  // Two servers' limiters on one Cluster.
+  const [a, b] = [0, 1].map(() => new RedisCallerLimits({ client: redis.commands, prefix, settings, log: pino({ level: "silent" }) }));
+  t.teardown(() => [a, b].forEach((l) => l.close()));
+  const caller: Caller = { tenantId: "acme", role: "client", keyName: "acme/client#cluster" };
+  // A window's 3 requests plus 1 of burst, across both; more are refused. A window starts at a key's first
+  // request and lasts a second: a round slower than half of that is tried again with a fresh key.
+  let outcomes: string[] = [];
+  for (let round = 0; round < 10; round++) {
+    const started = Date.now();
+    const key = { ...caller, keyName: `${caller.keyName}-${round}` };
+    outcomes = await Promise.all(Array.from({ length: 8 }, (_, i) => (i % 2 ? b : a).spendRequest(key).then(() => "ok", (err) => String(ConnectError.from(err).code))));
+    if (Date.now() - started < 500) break;
+  }
+  t.is(outcomes.filter((o) => o === "ok").length, 4, JSON.stringify(outcomes));
+  t.true(outcomes.filter((o) => o !== "ok").every((o) => o === String(Code.ResourceExhausted)));
+  const release = await a.openStream(caller);
+  await b.openStream(caller);
+  await t.throwsAsync(a.openStream(caller), { message: /already has 2 open streams/ });
+  release();
+  await waitFor(async () => (await b.openStream(caller).then(() => true, () => false)), 5_000);
+  t.pass();
+});
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await delay(50);
+  }
+}
