@@ -38,9 +38,20 @@ export class EventLog {
   }
 
   async append(cmd: AppendCommand): Promise<AppendResult> {
-    const retried = await this.retriedFromWarm(cmd);
-    if (retried) return retried;
-    const res = await this.appendToHot(cmd);
+    let checked = cmd;
+    if (this.hot.checkEventIds && cmd.events.some((e) => e.clientSuppliedId)) {
+      // Two lookups that only read, one in Postgres and one in Redis: together, not one after the other.
+      // What they find counts in the order they ran in before: a retry or conflict in warm first.
+      const [warm, hot] = await Promise.allSettled([this.retriedFromWarm(cmd), this.hot.checkEventIds(cmd)]);
+      if (warm.status === "rejected") throw warm.reason;
+      if (warm.value) return warm.value;
+      if (hot.status === "rejected") throw hot.reason;
+      checked = { ...cmd, eventIdsChecked: true };
+    } else {
+      const retried = await this.retriedFromWarm(cmd);
+      if (retried) return retried;
+    }
+    const res = await this.appendToHot(checked);
     if (res.kind === "appended") this.metrics?.eventsAppended.inc(res.events.length);
     return res;
   }
