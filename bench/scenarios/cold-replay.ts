@@ -24,6 +24,7 @@ import { layoutRow, warningsNote, type Goal, type Measurement, type ScenarioResu
 import { closeAndReport, type ServerUnderTest, startServerUnderTest } from "../server-under-test.js";
 import { freshTierEnv, type Services } from "../tier-env.js";
 import { verifyPersisted } from "../warm-checks.js";
+import { archiveDecodeFloor } from "../archive-decode-floor.js";
 import { measuredReplay, replayClients } from "./replay.js";
 
 export interface ColdReplayParams {
@@ -56,6 +57,7 @@ export async function coldReplay(p: ColdReplayParams): Promise<ScenarioResult> {
   const notes: string[] = [];
   let prepared: { thread: LongThread; archived: Archived; persisted: boolean };
   const replayed: Measurement[] = [];
+  const floor: Measurement[] = [];
   /** Reads the thread with each client; `through` gives the server to read from (and may start one per client). */
   async function replayWithEach(thread: LongThread, through: (read: (server: ServerUnderTest) => Promise<void>) => Promise<void>) {
     for (const client of replayClients) {
@@ -98,6 +100,7 @@ export async function coldReplay(p: ColdReplayParams): Promise<ScenarioResult> {
         if (persisted && archived.problems.length === 0) {
           failures.push(...(await verifyPersisted(t.db, new Map([[thread.threadId, thread.lastSeq]]), p.archiveUpTo)).map((f) => `${p.name}: ${f}`));
         }
+        if (archived.problems.length === 0) floor.push(...(await during("decoding the archives alone", archiveDecodeFloor(p.name, t.tiers.warm, t.tiers.cold, thread.threadId))));
         notes.push(...warningsNote(`${p.name}: the in-process roles`, t.warnings));
         prepared = { thread, archived, persisted };
       } finally {
@@ -141,7 +144,7 @@ export async function coldReplay(p: ColdReplayParams): Promise<ScenarioResult> {
     { scenario: p.name, metric: "events archived", value: archived.events, unit: "count" },
   ];
   return {
-    measurements: [layoutRow(p.name, layout), ...archiveRows, ...replayed],
+    measurements: [layoutRow(p.name, layout), ...archiveRows, ...replayed, ...floor],
     failures,
     notes,
   };

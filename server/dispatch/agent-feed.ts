@@ -27,12 +27,20 @@ export async function* agentFeed(opts: AgentFeedOptions, signal: AbortSignal): A
   /** Ready threads of tenants this agent does not serve, skipped without asking the tier again. */
   const foreign = new Set<string>();
   const outbox: FeedItem[] = [];
+  /**
+   * Threads named by ready notices that came while this feed's last scan had seen every ready
+   * thread and it had room: no older turn waits for it, so they are claimed before the next scan,
+   * a round trip sooner.
+   */
+  const noticed: string[] = [];
+  let sawEveryReady = false;
   let wait = waitFor(0, signal);
   let workMaybe = true;
 
   const unsubscribe = dispatch.subscribe((notice: DispatchNotice) => {
     if (notice.kind === "ready") {
       workMaybe = true;
+      if (sawEveryReady && held.size + noticed.length < opts.maxInFlight) noticed.push(notice.threadId);
     } else if (held.delete(notice.leaseId)) {
       // The turn ended (or was cancelled, or its lease lapsed): capacity is free again.
       if (notice.cancelled) outbox.push({ kind: "cancellation", turnId: notice.turnId, leaseId: notice.leaseId });
@@ -47,21 +55,34 @@ export async function* agentFeed(opts: AgentFeedOptions, signal: AbortSignal): A
       while (outbox.length > 0) yield outbox.shift()!;
       if (workMaybe && held.size < opts.maxInFlight) {
         workMaybe = false;
-        // Known foreign threads come first in the list too: ask for enough to see past them.
-        const wanted = opts.maxInFlight - held.size + 16 + Math.min(foreign.size, maxForeignSkipped);
-        const threads = await dispatch.readyThreads(wanted);
-        for (const threadId of threads) {
-          if (held.size >= opts.maxInFlight || signal.aborted) break;
-          if (foreign.has(threadId)) continue;
+        const claim = async (threadId: string): Promise<FeedItem | undefined> => {
+          if (foreign.has(threadId)) return undefined;
           const claimed = await dispatch.claim(threadId, agentId, opts.tenantId);
           if (claimed.kind === "other-tenant") rememberForeign(foreign, threadId);
-          if (claimed.kind !== "assigned") continue;
+          if (claimed.kind !== "assigned") return undefined;
           const { assignment } = claimed;
           held.set(assignment.leaseId, assignment.turn.turnId);
           ran.add(threadId);
           opts.log.debug({ agentId, turnId: assignment.turn.turnId, attempt: assignment.attempt }, "turn assigned");
-          yield { kind: "assignment", assignment };
+          return { kind: "assignment", assignment };
+        };
+        for (const threadId of noticed.splice(0)) {
+          if (held.size >= opts.maxInFlight || signal.aborted) break;
+          const item = await claim(threadId);
+          if (item) yield item;
         }
+        // Known foreign threads come first in the list too: ask for enough to see past them.
+        const wanted = opts.maxInFlight - held.size + 16 + Math.min(foreign.size, maxForeignSkipped);
+        const threads = await dispatch.readyThreads(wanted);
+        sawEveryReady = false;
+        let tried = 0;
+        for (const threadId of threads) {
+          if (held.size >= opts.maxInFlight || signal.aborted) break;
+          tried++;
+          const item = await claim(threadId);
+          if (item) yield item;
+        }
+        sawEveryReady = threads.length < wanted && tried === threads.length && !signal.aborted;
         continue;
       }
       if (outbox.length > 0) continue;

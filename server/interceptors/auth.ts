@@ -53,12 +53,10 @@ export function authContextValues(req: { rawHeaders: string[] }): ContextValues 
 
 export function authenticate(deps: AuthDeps): Interceptor {
   return (next) => async (req) => {
-    // No key to count its streams against: such streams (a health Watch costs little, but it never ends) share one cap.
-    const withoutKey = async () => (req.method.methodKind === "unary" ? next(req) : holdingStreamSlot(req, await deps.limits.openStream(anonymousCaller), next));
-    if (openServices.has(req.service.typeName)) return withoutKey();
+    if (openServices.has(req.service.typeName)) return withoutKey(req, deps, next);
     // Which of two keys would count is anybody's guess (Node keeps the first): refused, keys or not.
     if (req.contextValues.get(authorizationHeaderCount) > 1) throw new ConnectError(duplicateAuthorization, Code.Unauthenticated);
-    if (!deps.keys.enabled) return withoutKey();
+    if (!deps.keys.enabled) return withoutKey(req, deps, next);
     const caller = callerOfRequest(deps.keys, req.header.get("authorization"));
     // Set first, so the log line of a refused call names the key.
     req.contextValues.set(callerKey, caller);
@@ -70,6 +68,12 @@ export function authenticate(deps: AuthDeps): Interceptor {
     if (req.method.methodKind !== "server_streaming") return next(req);
     return holdingStreamSlot(req, await deps.limits.openStream(caller), next);
   };
+}
+
+/** No key to count its streams against: such streams (a health Watch costs little, but it never ends) share one cap. */
+/** No key to count its streams against: such streams (a health Watch costs little, but it never ends) share one cap. */
+async function withoutKey(req: UnaryRequest | StreamRequest, deps: AuthDeps, next: (req: UnaryRequest | StreamRequest) => Promise<UnaryResponse | StreamResponse>) {
+  return req.method.methodKind === "unary" ? next(req) : holdingStreamSlot(req, await deps.limits.openStream(anonymousCaller), next);
 }
 
 /**

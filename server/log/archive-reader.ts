@@ -15,16 +15,19 @@ export class ArchiveReader {
 
   constructor(private readonly cold: ColdStore, private readonly cacheBytes: number) {}
 
-  /** The archive's events with seq > afterSeq, in order, a decompressed chunk at a time (never an empty page). */
-  async *pages(archive: ArchiveRecord, afterSeq: number): AsyncGenerator<StoredEvent[]> {
-    const body = await this.object(archive);
-    for await (const page of decodeArchivePages(Readable.from([body]))) {
+  /**
+   * The archive's events with seq > afterSeq, in order, a decompressed chunk at a time (never an empty page).
+   * `body`: its object, if the caller is fetching it already (see object()).
+   */
+  async *pages(archive: ArchiveRecord, afterSeq: number, body: Promise<Buffer> = this.object(archive)): AsyncGenerator<StoredEvent[]> {
+    for await (const page of decodeArchivePages(Readable.from([await body]))) {
       if (page[page.length - 1].seq <= afterSeq) continue;
       yield page[0].seq > afterSeq ? page : page.filter((e) => e.seq > afterSeq);
     }
   }
 
-  private async object(archive: ArchiveRecord): Promise<Buffer> {
+  /** The archive's object, checked against its recorded size and sha256 (from the cache if it holds it). */
+  async object(archive: ArchiveRecord): Promise<Buffer> {
     const cached = this.cache.get(archive.objectKey);
     if (cached) {
       // Most recently used goes last.

@@ -38,9 +38,20 @@ export class EventLog {
   }
 
   async append(cmd: AppendCommand): Promise<AppendResult> {
-    const retried = await this.retriedFromWarm(cmd);
-    if (retried) return retried;
-    const res = await this.appendToHot(cmd);
+    let checked = cmd;
+    if (this.hot.checkEventIds && cmd.events.some((e) => e.clientSuppliedId)) {
+      // Two lookups that only read, one in Postgres and one in Redis: together, not one after the other.
+      // What they find counts in the order they ran in before: a retry or conflict in warm first.
+      const [warm, hot] = await Promise.allSettled([this.retriedFromWarm(cmd), this.hot.checkEventIds(cmd)]);
+      if (warm.status === "rejected") throw warm.reason;
+      if (warm.value) return warm.value;
+      if (hot.status === "rejected") throw hot.reason;
+      checked = { ...cmd, eventIdsChecked: true };
+    } else {
+      const retried = await this.retriedFromWarm(cmd);
+      if (retried) return retried;
+    }
+    const res = await this.appendToHot(checked);
     if (res.kind === "appended") this.metrics?.eventsAppended.inc(res.events.length);
     return res;
   }
@@ -247,10 +258,18 @@ export class EventLog {
           yield warm;
           continue;
         }
-        const archive = await this.warm.findArchive(threadId, cursor + 1);
+        let archive = await this.warm.findArchive(threadId, cursor + 1);
         if (archive) {
-          yield* this.fromArchive(archive, cursor);
-          cursor = archive.toSeq;
+          let body: Promise<Buffer> | undefined;
+          // Archives follow archives: the next one is looked up, and its object fetched, while this one
+          // streams, and read straight after it (an archive is immutable, so no other tier need be asked).
+          while (archive) {
+            const following = this.nextArchive(archive);
+            yield* this.fromArchive(archive, cursor, body);
+            cursor = archive.toSeq;
+            ({ archive, body } = (await following) ?? {});
+            if (signal?.aborted) return;
+          }
           continue;
         }
         // No tier holds cursor + 1: the end of the log, unless a tier holds a later seq
@@ -268,13 +287,28 @@ export class EventLog {
     }
   }
 
-  /** An archive's events after `afterSeq`, checked to run on without a gap to its last seq. */
-  private async *fromArchive(archive: ArchiveRecord, afterSeq: number): AsyncGenerator<StoredEvent[]> {
+  /**
+   * The archive that follows `archive`, if any, with its object being fetched. Errors wait for
+   * whoever awaits them: a scan that stops early leaves them unheard.
+   */
+  private nextArchive(archive: ArchiveRecord): Promise<{ archive: ArchiveRecord; body: Promise<Buffer> } | undefined> {
+    const next = this.warm.findArchive(archive.threadId, archive.toSeq + 1).then((found) => {
+      if (!found || !this.archives) return undefined;
+      const body = this.archives.object(found);
+      body.catch(() => {});
+      return { archive: found, body };
+    });
+    next.catch(() => {});
+    return next;
+  }
+
+  /** An archive's events after `afterSeq`, checked to run on without a gap to its last seq; `body` if its object is being fetched already. */
+  private async *fromArchive(archive: ArchiveRecord, afterSeq: number, body?: Promise<Buffer>): AsyncGenerator<StoredEvent[]> {
     if (!this.archives) throw new OutOfRange(`seq ${afterSeq + 1} of thread ${archive.threadId} is archived and no cold tier is configured`);
     let cursor = afterSeq;
     const skipped = (from: number, to: number, why: string) =>
       new LogHole(archive.threadId, from, to, `archive ${archive.objectKey} (seqs ${archive.fromSeq}..${archive.toSeq}) ${why}`);
-    for await (const page of this.archives.pages(archive, cursor)) {
+    for await (const page of this.archives.pages(archive, cursor, body)) {
       const at = breakIn(page, cursor);
       if (at >= 0) {
         if (at > 0) yield page.slice(0, at);

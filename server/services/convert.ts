@@ -335,22 +335,21 @@ export function encodeEventsDelimited(events: StoredEvent[]): Uint8Array[] {
   const out: Uint8Array[] = new Array(events.length);
   let first = 0;
   const ends: number[] = [];
-  const flush = (upTo: number) => {
-    const slab = copyOut();
-    for (let i = first, from = 0; i < upTo; from = ends[i - first], i++) out[i] = slab.subarray(from, ends[i - first]);
-    first = upTo;
-    ends.length = 0;
-    pos = 0;
-  };
   pos = 0;
   for (let i = 0; i < events.length; i++) {
     const start = fork();
     eventFields(events[i]);
     join(start);
     ends.push(pos);
-    if (pos >= slabBytes) flush(i + 1);
+    if (pos >= slabBytes || i === events.length - 1) {
+      // A slab is full (or this was the last event): its events become views of one copy.
+      const slab = copyOut();
+      for (let j = first, from = 0; j <= i; from = ends[j - first], j++) out[j] = slab.subarray(from, ends[j - first]);
+      first = i + 1;
+      ends.length = 0;
+      pos = 0;
+    }
   }
-  if (first < events.length) flush(events.length);
   shrink();
   return out;
 }

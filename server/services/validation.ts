@@ -83,7 +83,8 @@ export function jsonObjectWithText(field: string, value: JsonObject | undefined)
   if (bytes > limits.payloadBytes) throw new InvalidInput(`${field} is ${bytes} bytes as JSON; the limit is ${limits.payloadBytes}`);
   if (nestsDeeper(object, limits.jsonDepth)) throw new InvalidInput(`${field} nests objects and arrays more than ${limits.jsonDepth} levels deep`);
   // JSON.stringify escapes exactly these (an escape is one behind an odd run of backslashes).
-  const escaped = /(?<!\\)(?:\\\\)*\\u(0000|d[89a-f][0-9a-f]{2})/i.exec(json);
+  // Most payloads have no \u escape at all: the pattern (a look-behind over the whole text) is not run for them.
+  const escaped = json.includes("\\u") ? /(?<!\\)(?:\\\\)*\\u(0000|d[89a-f][0-9a-f]{2})/i.exec(json) : null;
   if (escaped) throw new InvalidInput(`${field} holds ${escaped[1] === "0000" ? "U+0000" : "an unpaired surrogate"}${unstorableWhy}`);
   return { object, json };
 }

@@ -28,36 +28,65 @@ export type Body = { bytes: Buffer; error?: undefined } | { error: ConnectError;
  * whose content-length or length passes it.
  */
 export function readBody(stream: ServerHttp2Stream, protocol: WireProtocol, readMaxBytes: number, contentLength: string | undefined): Promise<Body> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let total = 0;
-    let settled = false;
-    const settle = (body: Body | Promise<Body>) => {
-      if (settled) return;
-      settled = true;
-      stream.off("data", onData);
-      stream.off("end", onEnd);
-      stream.off("close", onEnd);
-      resolve(body);
-    };
-    const refused = () => settle(connectSizeError(chunks, protocol, readMaxBytes, contentLength));
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
-      total += chunk.length;
-      if (protocol.enveloped) {
-        // Connect's envelope decoder refuses an envelope whose declared length passes readMaxBytes as soon as it sees it.
-        if (total >= 5 && declaredLength(chunks) > readMaxBytes) refused();
-        // A second envelope (an error anyway for these methods) is not worth holding beyond one more readMaxBytes.
-        else if (total > 2 * (readMaxBytes + 5)) refused();
-      } else if (total > readMaxBytes) refused();
-    };
-    const onEnd = () => settle({ bytes: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total) });
-    if (!protocol.enveloped && contentLength !== undefined && Number(contentLength) > readMaxBytes) return refused();
-    stream.on("data", onData);
-    stream.once("end", onEnd);
+  return new Promise((resolve) => new BodyRead(stream, protocol, readMaxBytes, contentLength, resolve));
+}
+
+/**
+ * One body being read. A class, not closures: this runs for every call, and the
+ * server's TypeScript loader gives every named closure its name at run time.
+ */
+class BodyRead {
+  private readonly chunks: Buffer[] = [];
+  private total = 0;
+  private settled = false;
+  private readonly onData = this.data.bind(this);
+  private readonly onEnd = this.end.bind(this);
+
+  constructor(
+    private readonly stream: ServerHttp2Stream,
+    private readonly protocol: WireProtocol,
+    private readonly readMaxBytes: number,
+    private readonly contentLength: string | undefined,
+    private readonly resolve: (body: Body | Promise<Body>) => void,
+  ) {
+    if (!protocol.enveloped && contentLength !== undefined && Number(contentLength) > readMaxBytes) {
+      this.refused();
+      return;
+    }
+    stream.on("data", this.onData);
+    stream.once("end", this.onEnd);
     // A client that reset its stream: its call is over anyway (the caller sees the stream closed).
-    stream.once("close", onEnd);
-  });
+    stream.once("close", this.onEnd);
+  }
+
+  private settle(body: Body | Promise<Body>): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.stream.off("data", this.onData);
+    this.stream.off("end", this.onEnd);
+    this.stream.off("close", this.onEnd);
+    this.resolve(body);
+  }
+
+  private refused(): void {
+    this.settle(connectSizeError(this.chunks, this.protocol, this.readMaxBytes, this.contentLength));
+  }
+
+  private data(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.total += chunk.length;
+    if (this.protocol.enveloped) {
+      // Connect's envelope decoder refuses an envelope whose declared length passes readMaxBytes as soon as it sees it.
+      if (this.total >= 5 && declaredLength(this.chunks) > this.readMaxBytes) this.refused();
+      // A second envelope (an error anyway for these methods) is not worth holding beyond one more readMaxBytes.
+      else if (this.total > 2 * (this.readMaxBytes + 5)) this.refused();
+    } else if (this.total > this.readMaxBytes) this.refused();
+  }
+
+  private end(): void {
+    const { chunks, total } = this;
+    this.settle({ bytes: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total) });
+  }
 }
 
 function declaredLength(chunks: Buffer[]): number {

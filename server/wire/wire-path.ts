@@ -115,9 +115,8 @@ class WireCall {
     const { signal } = this.controller;
     const ms = this.timeout.timeoutMs;
     if (ms !== undefined) {
-      const expire = () => this.controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
-      if (ms <= 0) expire();
-      else this.deadline = setTimeout(expire, ms);
+      if (ms <= 0) this.expire();
+      else this.deadline = setTimeout(() => this.expire(), ms);
     }
     const expiresAt = ms === undefined ? undefined : Date.now() + ms;
     // The client went away (RST_STREAM): the handler's signal aborts, with Connect's reason for the reset code.
@@ -143,6 +142,10 @@ class WireCall {
       responseTrailer: this.trailer.asHeaders(),
       values,
     } as HandlerContext;
+  }
+
+  private expire(): void {
+    this.controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
   }
 
   /** The handler's context for the request the interceptors passed on. */

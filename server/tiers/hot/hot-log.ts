@@ -16,6 +16,8 @@ export interface AppendCommand {
   /** Append only if the thread's last seq is this. */
   expectedLastSeq?: number;
   events: NewEvent[];
+  /** The tier's checkEventIds already ran for this command: append() does not run it again. */
+  eventIdsChecked?: boolean;
 }
 
 export type AppendResult =
@@ -33,6 +35,12 @@ export interface HotLog {
   newThreadId(idempotencyScope?: string): string;
   /** Atomically checks and appends; throws NotFound, StaleExpectedSeq or EventIdConflict. */
   append(cmd: AppendCommand): Promise<AppendResult>;
+  /**
+   * The part of append()'s checks that only reads and needs no atomicity (on Redis: client
+   * event ids used in other partitions, which the append script cannot see): run beside the
+   * caller's own checks, then append() with `eventIdsChecked`. Throws EventIdConflict.
+   */
+  checkEventIds?(cmd: AppendCommand): Promise<void>;
   /** The thread, or undefined for an unknown id. Tenant checks are the caller's. */
   getThread(threadId: string): Promise<ThreadRecord | undefined>;
   /** The turn; with a tenant, only if it is that tenant's, found by the same lookups an unknown id takes. */

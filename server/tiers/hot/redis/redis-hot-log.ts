@@ -76,7 +76,7 @@ export class RedisHotLog implements HotLog {
   async append(cmd: AppendCommand): Promise<AppendResult> {
     const k = this.keys;
     const p = k.partition(cmd.threadId);
-    await this.rejectIdsOfOtherPartitions(cmd, p);
+    if (!cmd.eventIdsChecked) await this.checkEventIds(cmd);
     const turn = cmd.submit?.turn;
     const scope = idempotencyScope(cmd);
     // Without an idempotency key the script gets the meta key again (a key must be named, not null).
@@ -210,18 +210,7 @@ export class RedisHotLog implements HotLog {
   }
 
   async getThread(threadId: string): Promise<ThreadRecord | undefined> {
-    const h = await this.client.hGetAll(this.keys.meta(threadId));
-    if (h.status === "deleted") return { threadId, tenantId: h.tenant ?? "", status: "deleted", lastSeq: 0, metadata: {}, createdAt: 0, updatedAt: 0 };
-    if (!h.tenant) return undefined;
-    return {
-      threadId,
-      tenantId: h.tenant,
-      status: h.status as ThreadRecord["status"],
-      lastSeq: Number(h.last_seq ?? 0),
-      metadata: h.metadata ? JSON.parse(h.metadata) : {},
-      createdAt: Number(h.created_at),
-      updatedAt: Number(h.updated_at ?? h.created_at),
-    };
+    return threadOfMeta(threadId, await this.client.hGetAll(this.keys.meta(threadId)));
   }
 
   async getTurn(turnId: string, tenantId?: string): Promise<TurnRecord | undefined> {
@@ -312,9 +301,10 @@ export class RedisHotLog implements HotLog {
    * named in the conflict is the caller's. Two threads of a tenant racing to
    * use one new id is left to the warm tier's unique (tenant_id, event_id).
    */
-  private async rejectIdsOfOtherPartitions(cmd: AppendCommand, own: number): Promise<void> {
+  async checkEventIds(cmd: AppendCommand): Promise<void> {
     const ids = cmd.events.filter((e) => e.clientSuppliedId).map((e) => e.eventId);
     if (ids.length === 0 || this.keys.partitions === 1) return;
+    const own = this.keys.partition(cmd.threadId);
     const fields = ids.map((id) => eventIdKey(cmd.tenantId, id));
     const others = Array.from({ length: this.keys.partitions }, (_, p) => p).filter((p) => p !== own);
     const answers = await Promise.all(others.map((p) => this.client.hmGet(this.keys.eventIndex(p), fields)));
@@ -331,10 +321,26 @@ export class RedisHotLog implements HotLog {
   }
 }
 
+/** A thread's meta hash as a record: a tombstone for a deleted thread, undefined for none. */
+export function threadOfMeta(threadId: string, h: Record<string, string>): ThreadRecord | undefined {
+  if (h.status === "deleted") return { threadId, tenantId: h.tenant ?? "", status: "deleted", lastSeq: 0, metadata: {}, createdAt: 0, updatedAt: 0 };
+  if (!h.tenant) return undefined;
+  return {
+    threadId,
+    tenantId: h.tenant,
+    status: h.status as ThreadRecord["status"],
+    lastSeq: Number(h.last_seq ?? 0),
+    metadata: h.metadata ? JSON.parse(h.metadata) : {},
+    createdAt: Number(h.created_at),
+    updatedAt: Number(h.updated_at ?? h.created_at),
+  };
+}
+
+/** The turn state hash's fields of a turn ("<turn_id>:<field>"), in the order withTurnState takes their values (claim_turn.lua's too). */
 const turnStateFields = ["status", "attempt", "agent", "error", "output", "started", "ended", "updated"] as const;
 
 /** The submitted turn overlaid with what dispatch changed since (turn state hash fields, in turnStateFields order). */
-function withTurnState(turn: TurnRecord, state: (string | null)[]): TurnRecord {
+export function withTurnState(turn: TurnRecord, state: (string | null)[]): TurnRecord {
   const [status, attempt, agent, error, output, started, ended, updated] = state;
   if (status) turn.status = status as TurnRecord["status"];
   if (attempt) turn.attempt = Number(attempt);

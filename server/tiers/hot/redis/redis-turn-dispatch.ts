@@ -16,7 +16,7 @@ import {
   type TurnDispatch,
 } from "../turn-dispatch.js";
 import type { HotRedis, RedisCommands } from "./hot-redis.js";
-import type { RedisHotLog } from "./redis-hot-log.js";
+import { type RedisHotLog, threadOfMeta, withTurnState } from "./redis-hot-log.js";
 import { ScriptRunner } from "./script-runner.js";
 
 const script = (name: string) => readFileSync(new URL(`./scripts/${name}`, import.meta.url), "utf8");
@@ -84,8 +84,10 @@ export class RedisTurnDispatch implements TurnDispatch {
     if (reply[0] === "NONE") return { kind: "none" };
     if (reply[0] === "TENANT") return { kind: "other-tenant", tenantId: reply[1] };
     if (reply[0] === "STICKY") return { kind: "sticky" };
-    const [, turnId, attempt, expires] = reply;
-    const [turn, thread] = await Promise.all([this.hot.turnOfThread(threadId, turnId), this.hot.getThread(threadId)]);
+    // The script answers with the turn and the thread as it left them.
+    const [, turnId, attempt, expires, turnJson, state, meta] = reply as unknown as [string, string, string, string, string | null, (string | null)[], string[]];
+    const turn = turnJson ? withTurnState(JSON.parse(turnJson) as TurnRecord, state) : undefined;
+    const thread = threadOfMeta(threadId, hashOf(meta));
     if (!turn || !thread) throw new NotFound("turn", turnId);
     return { kind: "assigned", assignment: { turn, thread, leaseId, leaseExpiresAt: Number(expires), attempt: Number(attempt) } };
   }
@@ -210,4 +212,11 @@ export class RedisTurnDispatch implements TurnDispatch {
     else if (kind === "ended") notice = { kind: "lease-ended", turnId: a, leaseId: b, cancelled: c === "1" };
     if (notice) for (const listener of this.listeners) listener(notice);
   }
+}
+
+/** An HGETALL answer as a script returns it (field, value, field, value, …) as an object. */
+function hashOf(flat: string[]): Record<string, string> {
+  const h: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]] = flat[i + 1];
+  return h;
 }

@@ -50,6 +50,8 @@ const eventColumns = `thread_id, seq, event_id, turn_id, tenant_id, type, payloa
  * limit (~512 MiB): at the largest events the API takes (~330 KB with
  * metadata), pages of up to 1,000 events do.
  */
+const locateEventIdsSql = `SELECT event_id, thread_id, seq FROM agent_events WHERE tenant_id = $1 AND event_id = ANY($2::text[])
+  UNION ALL SELECT event_id, thread_id, seq FROM archived_event_ids WHERE tenant_id = $1 AND event_id = ANY($2::text[])`;
 const threadPageSql = `SELECT coalesce(json_agg(json_build_array(seq, event_id, turn_id, tenant_id, type, payload, metadata, schema_version, level,
     ${createdMs}) ORDER BY seq), '[]')::text AS page
   FROM agent_events WHERE thread_id = $1 AND seq > $2 AND seq <= $2 + $3`;
@@ -129,10 +131,9 @@ export class PostgresWarmStore implements WarmStore {
   async locateEventIds(tenantId: string, eventIds: string[]): Promise<Map<string, { threadId: string; seq: number }>> {
     const found = new Map<string, { threadId: string; seq: number }>();
     if (eventIds.length === 0) return found;
+    // Every append with client event ids asks this (an agent's every token): prepared once per connection.
     const rows = await this.db.any<{ event_id: string; thread_id: string; seq: number }>(
-      `SELECT event_id, thread_id, seq FROM agent_events WHERE tenant_id = $1 AND event_id IN ($2:csv)
-       UNION ALL SELECT event_id, thread_id, seq FROM archived_event_ids WHERE tenant_id = $1 AND event_id IN ($2:csv)`,
-      [tenantId, eventIds],
+      new PreparedStatement({ name: "eventide-locate-event-ids", text: locateEventIdsSql, values: [tenantId, eventIds] }),
     );
     for (const r of rows) if (!found.has(r.event_id)) found.set(r.event_id, { threadId: r.thread_id, seq: r.seq });
     return found;

@@ -1,7 +1,9 @@
 -- Starts the thread's next queued turn for an agent under a new lease and
 -- appends `turn.started`. ARGV: 3 agent_id, 4 lease_id, 5 ttl ms, 6 event id,
 -- 7 the tenant the agent serves ('' = any).
--- Returns NONE | STICKY | TENANT owner | OK turn_id attempt lease_until turn_json.
+-- Returns NONE | STICKY | TENANT owner | OK turn_id attempt lease_until turn_json
+--   {turn state fields status attempt agent error output started ended updated} {meta, as HGETALL}:
+--   the assignment's turn and thread as they stand, with no second round trip.
 local agent, lease, ttl, event_id, served = ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7]
 local m = redis.call('HMGET', meta, 'tenant', 'status', 'running', 'not_before', 'sticky_agent', 'sticky_until')
 local now = now_ms()
@@ -32,4 +34,6 @@ redis.call('ZREM', ready, thread_id)
 redis.call('ZADD', leases, expires, lease)
 append_event(event_id, turn_id, 'turn.started', 'info',
   '{"attempt":' .. attempt .. ',"agent_id":' .. cjson.encode(agent) .. '}', now)
-return {'OK', turn_id, tostring(attempt), tostring(expires), redis.call('HGET', turns, turn_id)}
+local state = redis.call('HMGET', tstate, turn_id .. ':status', turn_id .. ':attempt', turn_id .. ':agent', turn_id .. ':error',
+  turn_id .. ':output', turn_id .. ':started', turn_id .. ':ended', turn_id .. ':updated')
+return {'OK', turn_id, tostring(attempt), tostring(expires), redis.call('HGET', turns, turn_id), state, redis.call('HGETALL', meta)}
