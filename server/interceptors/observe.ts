@@ -114,7 +114,9 @@ function observeStream<T>(
       finished(call, error, sent + (call.req.contextValues.get(liveWriterKey)?.written ?? 0));
     }
   })();
+  let deadline: ConnectError | undefined;
   function stop() {
+    if (signal.reason instanceof ConnectError && signal.reason.code === Code.DeadlineExceeded) deadline = signal.reason;
     // Runs the stream's finally blocks, wherever it waits (at a message, or once its handler yields).
     stream.return(undefined).catch(() => {});
     // One that never started has no finally of its own to report how it ended.
@@ -122,7 +124,20 @@ function observeStream<T>(
   }
   if (signal.aborted) stop();
   else signal.addEventListener("abort", stop, { once: true });
-  return stream;
+  // A stream ended here by its deadline (while it waited at a message) ends DEADLINE_EXCEEDED, not OK.
+  return {
+    [Symbol.asyncIterator]() {
+      return {
+        next: async () => {
+          const r = await stream.next();
+          if (r.done && deadline) throw deadline;
+          return r;
+        },
+        return: (value?: unknown) => stream.return(value as undefined),
+        throw: (err?: unknown) => stream.throw(err),
+      };
+    },
+  };
 }
 
 function canceled(signal: AbortSignal): ConnectError {
