@@ -10,7 +10,7 @@ import { pino } from "pino";
 import type { Caller } from "../../server/auth.js";
 import { RedisCallerLimits } from "../../server/limits/redis-caller-limits.js";
 import type { PostgresWarmStore } from "../../server/tiers/warm/postgres/postgres-warm-store.js";
-import { apiKeysEnv, clientsWithKey } from "../support/keys.js";
+import { apiKeysEnv, clientsWithKey, refusal } from "../support/keys.js";
 import { connectRedis, deletePrefix } from "../support/redis.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
@@ -85,15 +85,11 @@ test.serial("a key's open streams are capped across two servers; ending one free
   for (const stream of open) t.is((await stream.next()).value?.item.case, "caughtUp");
 
   for (const client of [a, b]) {
-    const third = await (async () => {
-      try {
-        for await (const _ of client.events.tailEvents({ threadId, afterSeq: thread!.lastSeq, follow: true })) break;
-      } catch (err) {
-        return ConnectError.from(err);
-      }
-    })();
-    t.is(third?.code, Code.ResourceExhausted);
-    t.regex(third!.rawMessage, /already has 2 open streams .* limit is 2/);
+    const third = await refusal(async () => {
+      for await (const _ of client.events.tailEvents({ threadId, afterSeq: thread!.lastSeq, follow: true })) break;
+    });
+    t.is(third.code, Code.ResourceExhausted);
+    t.regex(third.rawMessage, /already has 2 open streams .* limit is 2/);
   }
 
   // The stream on server A ends; server B sees the slot free (A releases it a moment after the cancel).

@@ -3,7 +3,7 @@
 // unaffected, and a closed stream gives its slot back.
 import test from "ava";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { apiKeysEnv, clientsWithKey } from "../support/keys.js";
+import { apiKeysEnv, clientsWithKey, refusal } from "../support/keys.js";
 import { serverPerTier, tierKinds } from "../support/server.js";
 import { setTimeout as delay } from "node:timers/promises";
 
@@ -52,15 +52,11 @@ for (const tier of tierKinds) {
     const open = controllers.map((c) => tailer.events.tailEvents({ threadId, afterSeq: thread!.lastSeq, follow: true }, { signal: c.signal })[Symbol.asyncIterator]());
     // Both streams are live once their first message (the caught-up marker) arrives.
     for (const stream of open) t.is((await stream.next()).value?.item.case, "caughtUp");
-    const third = await (async () => {
-      try {
-        for await (const _ of tailer.events.tailEvents({ threadId, afterSeq: thread!.lastSeq, follow: true })) break;
-      } catch (err) {
-        return ConnectError.from(err);
-      }
-    })();
-    t.is(third?.code, Code.ResourceExhausted);
-    t.regex(third!.rawMessage, /already has 2 open streams .* limit is 2/);
+    const third = await refusal(async () => {
+      for await (const _ of tailer.events.tailEvents({ threadId, afterSeq: thread!.lastSeq, follow: true })) break;
+    });
+    t.is(third.code, Code.ResourceExhausted);
+    t.regex(third.rawMessage, /already has 2 open streams .* limit is 2/);
 
     controllers[0].abort();
     await open[0].next().catch(() => undefined);

@@ -192,7 +192,10 @@ for (const tier of tierKinds) {
         // 20/s and a burst of 1000 (per 10 s): calls past those are refused, until the next second's 20.
         const spender = clientsWithKey(server.baseUrl, keys.spender.key).events;
         const spend = (n: number) => Promise.all(Array.from({ length: n }, () => spender.appendEvents({ threadId: "nope", events: [] }).catch((err: unknown) => ConnectError.from(err).code)));
-        const spent = await spend(1500);
+        // Past a second's 20 and the burst's 1000: on a loaded machine 1,500 calls may take long
+        // enough for the allowance to grow with them, so spend again until one is refused.
+        let spent: unknown[] = [];
+        for (let round = 0; round < 5 && !spent.includes(Code.ResourceExhausted); round++) spent = await spend(1500);
         let last: unknown[] = [];
         let allRefused = false;
         // The three calls may straddle a new second (on a loaded machine, several): then again, past its 20.
