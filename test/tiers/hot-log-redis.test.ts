@@ -61,3 +61,44 @@ test("redis: index entries written before ids were per tenant: a bare turn entry
     await hot.close();
   }
 });
+
+// Two servers on one Redis: each delivers its own appends to its tails as they return, and the
+// other's when its partition log reader sees them. Interleaved appends on one thread through
+// both reach the tails of both as every seq once, in order, with no resync.
+test("redis: two servers' interleaved appends on one thread reach the tails of both as every seq once, in order", async (t) => {
+  const redis = await testRedis();
+  const other = await connectRedis();
+  const open = (client: typeof redis.client) =>
+    RedisHotLog.open({ redis: new SingleNodeRedis(client), prefix: redis.prefix, partitions: 4, idempotencyTtlSeconds: 60, followLive: true });
+  const servers = [await open(redis.client), await open(other)];
+  t.teardown(async () => {
+    for (const hot of servers) await hot.close();
+    other.destroy();
+    await redis.cleanup();
+  });
+  const threadId = servers[0].newThreadId();
+  await servers[0].append({ tenantId: "acme", threadId, create: { metadata: {} }, events: [newEvent("thread.created")] });
+  const seen = servers.map(() => [] as (number | "resync")[]);
+  servers.forEach((hot, i) => hot.live.subscribe(threadId, (update) => seen[i].push(...(update === "resync" ? ["resync" as const] : update.map((e) => e.seq)))));
+  const until = async (what: string, done: () => boolean) => {
+    for (const deadline = Date.now() + 60_000; !done(); await new Promise((r) => setTimeout(r, 10))) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    }
+  };
+  const append = (hot: RedisHotLog, n: number) => hot.append({ tenantId: "acme", threadId, events: Array.from({ length: n }, () => newEvent()) });
+
+  // Once a server has delivered the thread's last seq, its own next append reaches its tails before the append returns.
+  await append(servers[1], 2);
+  await until("both servers' tails to have seq 3", () => seen.every((s) => s.at(-1) === 3));
+  await append(servers[0], 1);
+  t.is(seen[0].at(-1), 4, "the appending server delivered its own append at once");
+  await until("the other server's tails to have seq 4", () => seen[1].at(-1) === 4);
+
+  // Concurrent appends through both: each server gets the other's between its own.
+  const rounds = 40;
+  const results = await Promise.all(Array.from({ length: rounds }, (_, i) => append(servers[i % 2], 1 + (i % 3))));
+  const last = Math.max(...results.map((r) => r.thread.lastSeq));
+  const expected = Array.from({ length: last - 1 }, (_, i) => i + 2);
+  await until("both servers' tails to reach the last seq", () => seen.every((s) => s.length >= expected.length || s.includes("resync")));
+  for (const s of seen) t.deepEqual(s, expected);
+});

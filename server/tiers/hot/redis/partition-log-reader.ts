@@ -1,9 +1,10 @@
 // One blocking reader per process follows every partition log (one per
 // partition on a Cluster, where one XREAD names one slot) and feeds the
 // in-process fan-out, so N tailers never mean N Redis connections. Only
-// threads with local subscribers are read back from their streams.
+// threads with local subscribers are read back from their streams, and only
+// the seqs this process's own appends have not delivered already.
 import type { StoredEvent } from "../../../domain/records.js";
-import type { ThreadFanout } from "../../../live/fanout.js";
+import type { OrderedFanout } from "../../../live/ordered-fanout.js";
 import type { BlockingRedis, HotRedis } from "./hot-redis.js";
 import type { HotKeys } from "./keys.js";
 
@@ -21,7 +22,7 @@ export class PartitionLogReader {
   constructor(
     private readonly redis: HotRedis,
     private readonly keys: HotKeys,
-    private readonly fanout: ThreadFanout,
+    private readonly fanout: OrderedFanout,
     private readonly range: RangeReader,
     private readonly log?: { warn(obj: object, msg: string): void },
   ) {}
@@ -75,8 +76,10 @@ export class PartitionLogReader {
       for (const { id, message } of stream.messages) {
         this.cursors.set(stream.name, id);
         if (!this.fanout.hasSubscribers(message.t)) continue;
-        const from = Number(message.f);
+        const delivered = this.fanout.deliveredTo(message.t) ?? 0;
         const to = Number(message.l);
+        if (to <= delivered) continue;
+        const from = Math.max(Number(message.f), delivered + 1);
         const known = ranges.get(message.t);
         if (known) known.to = Math.max(known.to, to);
         else ranges.set(message.t, { from, to });
@@ -85,11 +88,11 @@ export class PartitionLogReader {
     await Promise.all(
       [...ranges].map(async ([threadId, { from, to }]) => {
         try {
-          this.fanout.publish(threadId, await this.range(threadId, from, to));
+          this.fanout.publishRead(threadId, await this.range(threadId, from, to));
         } catch (err) {
           // The cursor has moved on: tell the thread's tails to read what they missed from storage.
           this.log?.warn({ err: String(err), threadId }, "live range read failed; tails will catch up from storage");
-          this.fanout.publish(threadId, "resync");
+          this.fanout.resync(threadId);
         }
       }),
     );

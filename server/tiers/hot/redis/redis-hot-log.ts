@@ -12,7 +12,7 @@ import {
   TurnNotStarted,
 } from "../../../domain/errors.js";
 import type { StoredEvent, ThreadRecord, TurnRecord } from "../../../domain/records.js";
-import { ThreadFanout } from "../../../live/fanout.js";
+import { OrderedFanout } from "../../../live/ordered-fanout.js";
 import { type AppendCommand, type AppendResult, eventIdKey, type HotLog, idempotencyScope } from "../hot-log.js";
 import { decodeEntry, encodeBody } from "./event-codec.js";
 import type { HotRedis, RedisCommands } from "./hot-redis.js";
@@ -37,7 +37,7 @@ const script = (name: string) => readFileSync(new URL(`./scripts/${name}`, impor
 
 export class RedisHotLog implements HotLog {
   readonly keys: HotKeys;
-  readonly live = new ThreadFanout();
+  readonly live = new OrderedFanout();
   private readonly client: RedisCommands;
   private readonly appendScript: ScriptRunner;
   private readonly restoreScript: ScriptRunner;
@@ -137,6 +137,8 @@ export class RedisHotLog implements HotLog {
         };
         const result: AppendResult = { kind: "appended", thread, events };
         if (turn) result.turn = { ...turn, submittedSeq: last, createdAt, updatedAt: createdAt };
+        // This process's tails get the events now, not after the partition log reader reads them back.
+        this.live.publishAppended(cmd.threadId, events);
         return result;
       }
       case "NOT_FOUND":
