@@ -1,7 +1,7 @@
 // The process's logger: JSON lines (pino) for log pipelines, pretty and
 // coloured when a person watches the terminal.
 import { type DestinationStream, type Logger, type LoggerOptions, pino } from "pino";
-import pinoPretty from "pino-pretty";
+import { createRequire } from "node:module";
 
 export function createLogger(
   opts: { logLevel: string; name?: string },
@@ -17,6 +17,8 @@ export function createLogger(
   if (destination) return pino(options, destination);
   // A stream in this thread, not a transport worker: lines written just before process.exit are not lost.
   if (process.stdout.isTTY) {
+    // Required only here: pino-pretty adds ~10 MB to a process's memory, and services log JSON.
+    const pinoPretty = createRequire(import.meta.url)("pino-pretty") as typeof import("pino-pretty");
     return pino(options, pinoPretty({ colorize: true, singleLine: true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname,service" }));
   }
   return pino(options);

@@ -9,7 +9,6 @@ import { MemoryCallerLimits } from "../limits/memory-caller-limits.js";
 import { RedisCallerLimits } from "../limits/redis-caller-limits.js";
 import type { ColdStore } from "./cold/cold-store.js";
 import { DirectoryColdStore } from "./cold/directory/directory-cold-store.js";
-import { S3ColdStore } from "./cold/s3/s3-cold-store.js";
 import type { HotLog, PartitionLeases, PersistFeed } from "./hot/hot-log.js";
 import { MemoryHotLog, MemoryPartitionLeases } from "./hot/memory/memory-hot-log.js";
 import { ClusterRedis, type HotRedis, SingleNodeRedis } from "./hot/redis/hot-redis.js";
@@ -19,7 +18,6 @@ import { MemoryTurnDispatch } from "./hot/memory/memory-turn-dispatch.js";
 import type { TurnDispatch } from "./hot/turn-dispatch.js";
 import { RedisPartitionLeases } from "./hot/redis/redis-partition-leases.js";
 import { RedisPersistFeed } from "./hot/redis/redis-persist-feed.js";
-import { startEmbeddedPostgres } from "./warm/embedded-postgres.js";
 import { migrate } from "./warm/postgres/migrate.js";
 import { PostgresWarmStore } from "./warm/postgres/postgres-warm-store.js";
 import type { WarmStore } from "./warm/warm-store.js";
@@ -162,6 +160,8 @@ export async function openWarm(config: Config, log: Logger, closers: (() => Prom
     describe = `postgres (${redact(config.databaseUrl)}, schema ${config.pgSchema})`;
   } else {
     const dir = config.dataDir === inMemory ? undefined : join(config.dataDir, "pg");
+    // Loaded only here: PGlite alone adds ~50 MB to a process's memory, which a deployment on Postgres never needs.
+    const { startEmbeddedPostgres } = await import("./warm/embedded-postgres.js");
     const embedded = await startEmbeddedPostgres(dir);
     closers.push(() => embedded.stop());
     store = PostgresWarmStore.open({ connection: embedded.connection, schema: config.pgSchema, maxConnections: 1 });
@@ -177,6 +177,8 @@ export async function openCold(config: Config): Promise<ColdStore> {
     const dir = config.dataDir === inMemory ? join(tmpdir(), `eventide-archive-${process.pid}`) : join(config.dataDir, "archive");
     return new DirectoryColdStore(dir);
   }
+  // Loaded only here: the AWS SDK adds ~30 MB to a process's memory, which the directory store does not need.
+  const { S3ColdStore } = await import("./cold/s3/s3-cold-store.js");
   const store = new S3ColdStore({
     endpoint: config.s3.endpoint,
     bucket: config.s3.bucket,
