@@ -16,6 +16,7 @@ import {
 import { anonymousCaller, type ApiKeys, authorizationHeaderCount, type Caller, callerKey, countAuthorizationHeaders, duplicateAuthorization } from "../auth.js";
 import type { CallerRole } from "../config.js";
 import type { CallerLimits } from "../limits/caller-limits.js";
+import { passThrough } from "./pass-through.js";
 
 export interface AuthDeps {
   keys: ApiKeys;
@@ -90,7 +91,7 @@ async function holdingStreamSlot(req: UnaryRequest | StreamRequest, release: () 
       release();
       return res;
     }
-    return { ...res, message: releasingAtEnd(res.message, release) };
+    return { ...res, message: passThrough(res.message, { end: release }) };
   } catch (err) {
     release();
     throw err;
@@ -104,12 +105,4 @@ function callerOfRequest(keys: ApiKeys, authorization: string | null): Caller {
   const caller = keys.callerFor(match[1]);
   if (!caller) throw new ConnectError("unknown API key", Code.Unauthenticated);
   return caller;
-}
-
-async function* releasingAtEnd<T>(messages: AsyncIterable<T>, release: () => void): AsyncIterable<T> {
-  try {
-    yield* messages;
-  } finally {
-    release();
-  }
 }

@@ -18,6 +18,7 @@ import {
   TurnCancelled,
   TurnNotStarted,
 } from "../domain/errors.js";
+import { passThrough } from "./pass-through.js";
 
 export function toConnectError(err: unknown, log: Logger): ConnectError {
   if (err instanceof ConnectError) return err;
@@ -62,17 +63,9 @@ export function errorInterceptor(log: Logger): Interceptor {
     try {
       const res = await next(req);
       if (!res.stream) return res;
-      return { ...res, message: mapStreamErrors(res.message, log) };
+      return { ...res, message: passThrough(res.message, { mapError: (err) => toConnectError(err, log) }) };
     } catch (err) {
       throw toConnectError(err, log);
     }
   };
-}
-
-async function* mapStreamErrors<T>(messages: AsyncIterable<T>, log: Logger): AsyncIterable<T> {
-  try {
-    yield* messages;
-  } catch (err) {
-    throw toConnectError(err, log);
-  }
 }
