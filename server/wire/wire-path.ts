@@ -231,21 +231,29 @@ function streamRoute(method: DescMethod, impl: StreamFn, deps: WirePathDeps): Ro
     const input = await single(req.message as AsyncIterable<Message>);
     return { stream: true, service: req.service, method: req.method, header: call.header.asHeaders(), trailer: call.trailer.asHeaders(), message: impl(input, context) } as StreamResponse;
   };
+  /**
+   * The stream's messages, from the interceptors around the handler: composed per call, as Connect
+   * does, in a function of its own so that a stream waiting at a message (an idle tail, for hours)
+   * does not keep the composed chain alive in serve's frame.
+   */
+  const open = async (call: WireCall, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, protocol: WireProtocol): Promise<AsyncIterator<unknown>> => {
+    // Read as the handler pulls it, as Connect does: inside the interceptors, after auth.
+    const input = requestMessages(call, stream, headers, protocol, decoder, deps);
+    const next = chain((req: StreamRequest) => invoke(call, req), deps.interceptors);
+    const res = await next({ ...call.request, stream: true, message: input } as unknown as StreamRequest);
+    call.adopt(res);
+    return res.message[Symbol.asyncIterator]();
+  };
   return {
     method,
     streaming: true,
     async serve(stream, headers, rawHeaders, protocol) {
       const call = new WireCall(stream, headers, rawHeaders, protocol, method, deps);
       const { reply } = call;
-      // Read as the handler pulls it, as Connect does: inside the interceptors, after auth.
-      const input = requestMessages(call, stream, headers, protocol, decoder, deps);
       let error: ConnectError | undefined;
       let messages: AsyncIterator<unknown> | undefined;
       try {
-        const next = chain((req: StreamRequest) => invoke(call, req), deps.interceptors);
-        const res = await next({ ...call.request, stream: true, message: input } as unknown as StreamRequest);
-        call.adopt(res);
-        messages = res.message[Symbol.asyncIterator]();
+        messages = await open(call, stream, headers, protocol);
         await pump(messages, stream, reply, call.header, method.output);
       } catch (err) {
         error = answerError(err);
