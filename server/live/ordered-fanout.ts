@@ -9,6 +9,8 @@ import { ThreadFanout } from "./fanout.js";
 export class OrderedFanout extends ThreadFanout {
   /** The last seq delivered, per thread with subscribers; absent: not known yet (only the reader delivers). */
   private readonly delivered = new Map<string, number>();
+  /** This process's appends in flight, per thread with subscribers (see appending). */
+  private readonly inFlight = new Map<string, Set<Promise<unknown>>>();
 
   override subscribe(threadId: string, onEvents: Parameters<ThreadFanout["subscribe"]>[1]): () => void {
     const unsubscribe = super.subscribe(threadId, onEvents);
@@ -33,6 +35,34 @@ export class OrderedFanout extends ThreadFanout {
     if (last === undefined || events.length === 0 || events[0].seq !== last + 1) return;
     this.delivered.set(threadId, events[events.length - 1].seq);
     this.publish(threadId, events);
+  }
+
+  /**
+   * An append of this process to the thread, in flight until `done` settles (it has then delivered
+   * what it could). The reader waits for these rather than reading back from storage the events
+   * they are about to deliver: on one server, every append it sees would otherwise race its own.
+   */
+  appending(threadId: string, done: Promise<unknown>): void {
+    if (!this.hasSubscribers(threadId)) return;
+    let set = this.inFlight.get(threadId);
+    if (!set) this.inFlight.set(threadId, (set = new Set()));
+    set.add(done);
+    // Unnamed callbacks: the server's TypeScript loader names every named closure each time it is made.
+    done.then(
+      () => this.appended(threadId, set, done),
+      () => this.appended(threadId, set, done),
+    );
+  }
+
+  private appended(threadId: string, set: Set<Promise<unknown>>, done: Promise<unknown>): void {
+    set.delete(done);
+    if (set.size === 0 && this.inFlight.get(threadId) === set) this.inFlight.delete(threadId);
+  }
+
+  /** Settles once the thread's appends in flight now are over; undefined when there are none. */
+  appendsInFlight(threadId: string): Promise<unknown> | undefined {
+    const set = this.inFlight.get(threadId);
+    return set && Promise.allSettled(set);
   }
 
   /** The reader's events (in seq order): those past the last delivered seq are delivered. */

@@ -102,3 +102,44 @@ test("redis: two servers' interleaved appends on one thread reach the tails of b
   await until("both servers' tails to reach the last seq", () => seen.every((s) => s.length >= expected.length || s.includes("resync")));
   for (const s of seen) t.deepEqual(s, expected);
 });
+
+// One server: every append its partition log reader sees is its own, and delivers its events as it
+// returns. The reader waits for those in flight instead of racing them with a read of the stream.
+test("redis: a server's reader reads back none of the events its own appends deliver", async (t) => {
+  const redis = await testRedis();
+  const hot = await RedisHotLog.open({ redis: new SingleNodeRedis(redis.client), prefix: redis.prefix, partitions: 4, idempotencyTtlSeconds: 60, followLive: true });
+  t.teardown(async () => {
+    await hot.close();
+    await redis.cleanup();
+  });
+  let reads = 0;
+  const xRange = redis.client.xRange.bind(redis.client);
+  Object.assign(redis.client, {
+    xRange: (...args: Parameters<typeof xRange>) => {
+      reads++;
+      return xRange(...args);
+    },
+  });
+  const threadId = hot.newThreadId();
+  await hot.append({ tenantId: "acme", threadId, create: { metadata: {} }, events: [newEvent("thread.created")] });
+  const seen: (number | "resync")[] = [];
+  hot.live.subscribe(threadId, (update) => seen.push(...(update === "resync" ? ["resync" as const] : update.map((e) => e.seq))));
+  const until = async (what: string, done: () => boolean) => {
+    for (const deadline = Date.now() + 60_000; !done(); await new Promise((r) => setTimeout(r, 10))) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    }
+  };
+  // The first append after subscribing is read back (nothing delivered yet to follow on from).
+  await hot.append({ tenantId: "acme", threadId, events: [newEvent()] });
+  await until("seq 2", () => seen.includes(2));
+  reads = 0;
+  for (let round = 0; round < 5; round++) {
+    await Promise.all(Array.from({ length: 20 }, () => hot.append({ tenantId: "acme", threadId, events: [newEvent()] })));
+  }
+  const last = 2 + 5 * 20;
+  await until("the last seq", () => seen.includes(last) || seen.includes("resync"));
+  // The reader has seen every entry once it has read past the last: an append through the same hot log waits behind it.
+  await new Promise((r) => setTimeout(r, 50));
+  t.deepEqual(seen, Array.from({ length: last - 1 }, (_, i) => i + 2));
+  t.is(reads, 0, "no event was read back from the thread's stream");
+});

@@ -87,6 +87,16 @@ export class PartitionLogReader {
     }
     await Promise.all(
       [...ranges].map(async ([threadId, { from, to }]) => {
+        // This process's own appends deliver their events as they return: wait for those in flight,
+        // then read back only what is still missing (another server's appends, or a failed delivery).
+        const inFlight = this.fanout.appendsInFlight(threadId);
+        if (inFlight) {
+          await inFlight;
+          if (!this.fanout.hasSubscribers(threadId)) return;
+          const delivered = this.fanout.deliveredTo(threadId) ?? 0;
+          if (to <= delivered) return;
+          from = Math.max(from, delivered + 1);
+        }
         try {
           this.fanout.publishRead(threadId, await this.range(threadId, from, to));
         } catch (err) {

@@ -73,7 +73,15 @@ export class RedisHotLog implements HotLog {
     }
   }
 
-  async append(cmd: AppendCommand): Promise<AppendResult> {
+  append(cmd: AppendCommand): Promise<AppendResult> {
+    const done = this.appendNow(cmd);
+    // The reader leaves this append's events to it (see OrderedFanout.appending). Not with WAIT:
+    // the reader would wait as long as the replicas take, for every thread it reads.
+    if (this.reader && !this.opts.waitReplicas) this.live.appending(cmd.threadId, done);
+    return done;
+  }
+
+  private async appendNow(cmd: AppendCommand): Promise<AppendResult> {
     const k = this.keys;
     const p = k.partition(cmd.threadId);
     if (!cmd.eventIdsChecked) await this.checkEventIds(cmd);
