@@ -357,6 +357,24 @@ export function encodeEventsDelimited(events: StoredEvent[]): Uint8Array[] {
 const slabBytes = 1024 * 1024;
 
 /**
+ * An append's events, encoded once for two uses: its live frames (written while the append
+ * returns, see live-frames.ts) and the echo in the append's answer, which comes next.
+ */
+const kept = new WeakMap<StoredEvent[], Uint8Array[]>();
+
+/** encodeEventsDelimited, kept for encodedEventsDelimited of the same array. */
+export function encodeEventsDelimitedKept(events: StoredEvent[]): Uint8Array[] {
+  const out = encodeEventsDelimited(events);
+  kept.set(events, out);
+  return out;
+}
+
+/** encodeEventsDelimited, or what encodeEventsDelimitedKept wrote for this very array (the same bytes). */
+export function encodedEventsDelimited(events: StoredEvent[]): Uint8Array[] {
+  return kept.get(events) ?? encodeEventsDelimited(events);
+}
+
+/**
  * Events as EventBatch messages, each as the body of a length-delimited field
  * (its length, then `repeated Event events = 1`): at most `maxEvents` events
  * a batch, and no more than `maxBytes` bytes unless one event alone is larger.

@@ -13,7 +13,7 @@ import type { EventLog } from "../log/event-log.js";
 import { liveWriterKey } from "../live/live-writer.js";
 import { tail, type TailItem } from "../reads/tail.js";
 import { liveFrames } from "./live-frames.js";
-import { encodeEventBatchesDelimited, encodeEventDelimited, encodeEventsDelimited, toEvent } from "./convert.js";
+import { encodedEventsDelimited, encodeEventBatchesDelimited, encodeEventDelimited, encodeEventsDelimited, toEvent } from "./convert.js";
 import { endingAtShutdown, type StreamShutdown } from "./shutdown.js";
 import { ownedThread, tenantOfLookup, tenantOfWrite } from "./ownership.js";
 import * as v from "./validation.js";
@@ -47,7 +47,8 @@ export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof
       // The echo of a batch is most of the response's bytes and, reflectively encoded, of the call's
       // CPU: binary clients get the events written straight to their wire form (see binaryTailResponse).
       if (jsonCall(ctx)) response.events = res.events.map(toEvent);
-      else response.$unknown = encodeEventsDelimited(res.events).map((data) => lengthDelimited(appendEventsField, data));
+      // Encoded already when this server's tails got the events as the append returned.
+      else response.$unknown = encodedEventsDelimited(res.events).map((data) => lengthDelimited(appendEventsField, data));
       return response;
     },
 

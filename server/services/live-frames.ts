@@ -6,7 +6,7 @@
 // `events` (field 4) per batch of up to max_events_per_response.
 import type { StoredEvent } from "../domain/records.js";
 import type { LiveDelivery } from "../live/subscription.js";
-import { encodeEventBatchesDelimited, encodeEventsDelimited } from "./convert.js";
+import { encodeEventBatchesDelimited, encodeEventsDelimitedKept } from "./convert.js";
 
 export type LiveFrames = LiveDelivery["frames"];
 
@@ -24,7 +24,7 @@ export function liveFrames(perResponse: number, maxBatchBytes: number): LiveFram
   frames = (events) => {
     let framed = cache.get(events);
     if (!framed) {
-      const messages = perResponse === 0 ? encodeEventsDelimited(events) : encodeEventBatchesDelimited(events, perResponse, maxBatchBytes).map((b) => b.data);
+      const messages = perResponse === 0 ? encodeEventsDelimitedKept(events) : encodeEventBatchesDelimited(events, perResponse, maxBatchBytes).map((b) => b.data);
       framed = { bytes: envelopes(perResponse === 0 ? eventTag : eventsTag, messages), responses: messages.length };
       cache.set(events, framed);
     }

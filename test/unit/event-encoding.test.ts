@@ -7,7 +7,15 @@ import { create, type JsonObject, type JsonValue, toBinary } from "@bufbuild/pro
 import { EventBatchSchema } from "../../gen/eventide/v1/event_service_pb.js";
 import { EventSchema } from "../../gen/eventide/v1/resources_pb.js";
 import type { StoredEvent } from "../../server/domain/records.js";
-import { encodeEvent, encodeEventBatchesDelimited, encodeEventDelimited, encodeEventsDelimited, toEvent } from "../../server/services/convert.js";
+import {
+  encodedEventsDelimited,
+  encodeEvent,
+  encodeEventBatchesDelimited,
+  encodeEventDelimited,
+  encodeEventsDelimited,
+  encodeEventsDelimitedKept,
+  toEvent,
+} from "../../server/services/convert.js";
 
 const base: StoredEvent = {
   eventId: "01JZ0000000000000000000000",
@@ -93,4 +101,16 @@ test("a batch holds one event over the byte bound alone, and never splits an eve
   const batches = encodeEventBatchesDelimited([base, big, base, base], 10, 16 * 1024);
   t.deepEqual(batches.map((b) => b.count), [1, 1, 2]);
   t.deepEqual(Buffer.from(batches[1].data), Buffer.from(delimited(toBinary(EventBatchSchema, create(EventBatchSchema, { events: [toEvent(big)] })))));
+});
+
+// An append's events are encoded once for its live frames; its answer echoes those bytes.
+test("encodedEventsDelimited gives the bytes kept for the same array, and encodes any other", (t) => {
+  const events = edgeCases.map((e, i) => ({ ...base, ...e, seq: i + 1 }));
+  const kept = encodeEventsDelimitedKept(events);
+  t.is(encodedEventsDelimited(events), kept, "the kept encoding is reused");
+  t.deepEqual(kept, events.map((e) => delimited(encodeEvent(e))));
+  const copy = [...events];
+  const fresh = encodedEventsDelimited(copy);
+  t.not(fresh, kept, "another array is encoded");
+  t.deepEqual(fresh, kept);
 });
