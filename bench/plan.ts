@@ -260,6 +260,7 @@ export function scenarios({ quick, tailRate, coldEvents }: Pick<BenchOptions, "q
           appendConnections: 4,
           ratePerSecond: tailRate ?? (quick ? 400 : 2_000),
           seconds: quick ? 2 : 10,
+          warmupSeconds: quick ? 1 : 3,
           p99Goal: { op: "<=", value: 50 },
           heartbeatMs: server.heartbeatMs,
         } as const;

@@ -2,9 +2,10 @@
 // events are appended open-loop at `ratePerSecond` (round-robin over the
 // threads). Each payload carries its send time; each tailer records
 // receive − send. Every tailer must see its thread's events once each, in seq
-// order, up to the thread's last seq. The server child's CPU from the first
-// append to the last delivery, over the events delivered, is the cost of a
-// delivered event, the appends' own included. The client is the lean wire
+// order, up to the thread's last seq. After a warm-up at half the rate (not
+// measured), the server child's CPU from the first append to the last
+// delivery, over the events delivered, is the cost of a delivered event, the
+// appends' own included. The client is the lean wire
 // one (the server's figure) or Connect's (a typical client's).
 import { nowMs, sleep, within } from "../clock.js";
 import { distribution } from "../percentiles.js";
@@ -22,6 +23,8 @@ export interface TailLatencyParams {
   appendConnections: number;
   ratePerSecond: number;
   seconds: number;
+  /** Before the measured part, this long at half the rate (not measured). */
+  warmupSeconds: number;
   p99Goal?: Goal;
   /** The server's: a tail silent this long polls storage, so a missed live event arrives by then. */
   heartbeatMs: number;
@@ -84,36 +87,36 @@ export async function tailLatency(server: ServerUnderTest, p: TailLatencyParams)
     }
     const setupMs = nowMs() - setupStarted;
 
+    // Warm-up, not measured: the same load at half the rate, so that the server's code is
+    // optimised and its heap grown before the measured part (a cold server falls behind in its
+    // first second at the full rate, and the run then stops on the overload guard).
+    let [acked, failedCalls] = [0, 0];
+    const send = (count: number, rate: number, from: number) =>
+      sendOpenLoop(count, rate, from, deliveries, (k) =>
+        driver.append(k, threadIds[k % p.threads]).then(
+          () => void acked++,
+          (err) => {
+            if (failedCalls++ < 3) notes.push(`${p.name}: ${label}: append failed: ${String(err)}`);
+          },
+        ),
+      );
+    const warmupEvents = Math.round((p.ratePerSecond / 2) * p.warmupSeconds);
+    if (warmupEvents > 0) {
+      const warm = await send(warmupEvents, p.ratePerSecond / 2, 0);
+      await Promise.all(warm.acks);
+      const warmEnd = nowMs();
+      while (nowMs() - warmEnd < setupTimeoutMs && tailers.some((t) => t.ticks < Math.floor(acked / p.threads))) await sleep(10);
+      if (warm.sent < warmupEvents) notes.push(`${p.name}: ${label}: overloaded in the warm-up, after ${warm.sent} of ${warmupEvents} events`);
+      deliveries.latencies = [];
+      deliveries.newestLagMs = 0;
+      await sleep(200);
+    }
+    const ackedBefore = acked;
+
     // Open loop: event k is due at t0 + k/rate whatever the previous calls do.
     const total = Math.round(p.ratePerSecond * p.seconds);
-    const acks: Promise<void>[] = [];
-    let [inFlight, acked, failedCalls] = [0, 0, 0];
     const meter = startCpuMeter(server.pid);
-    const t0 = nowMs() + 5;
-    let k = 0;
-    const overloaded = () => inFlight > p.ratePerSecond / 2 || deliveries.newestLagMs > overloadLagMs;
-    while (k < total && !overloaded()) {
-      const wait = t0 + (k * 1000) / p.ratePerSecond - nowMs();
-      if (wait > 0) {
-        await sleep(wait);
-        continue;
-      }
-      for (const burstEnd = k + sendBurst; k < burstEnd && k < total && t0 + (k * 1000) / p.ratePerSecond <= nowMs() && !overloaded(); k++) {
-        inFlight++;
-        acks.push(
-          driver.append(k, threadIds[k % p.threads]).then(
-            () => void acked++,
-            (err) => {
-              if (failedCalls++ < 3) notes.push(`${p.name}: ${label}: append failed: ${String(err)}`);
-            },
-          ).finally(() => inFlight--),
-        );
-      }
-      // A sender behind schedule still reads the answers between bursts: else the appends it has not
-      // read yet count as in flight, and the server looks overloaded when the bench is.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
-    const sendSeconds = (nowMs() - t0) / 1000;
+    const { t0, sent: k, sendSeconds, inFlight, acks } = await send(total, p.ratePerSecond, warmupEvents);
     if (k < total) {
       notes.push(
         `${p.name}: ${label}: overloaded ${sendSeconds.toFixed(1)} s in (delivery lag ${deliveries.newestLagMs.toFixed(0)} ms, ` +
@@ -149,7 +152,7 @@ export async function tailLatency(server: ServerUnderTest, p: TailLatencyParams)
     notes.push(...driver.errors().map((e) => `${p.name}: ${label}: ${e}`));
     const d = distribution(deliveries.latencies);
     const row = (metric: string, value: number, unit: "ms" | "events/s" | "count", goal?: Goal) => ({ scenario: p.name, metric: `${label}: ${metric}`, value, unit, goal });
-    const cpu = cpuRows(p.name, label, spent, { calls: acked, delivered: d.count }, "bench process");
+    const cpu = cpuRows(p.name, label, spent, { calls: acked - ackedBefore, delivered: d.count }, "bench process");
     const perDelivered = cpu.find((r) => r.metric.endsWith("server CPU per delivered event"));
     if (perDelivered) perDelivered.goal = p.cpuGoal;
     return {
@@ -160,7 +163,7 @@ export async function tailLatency(server: ServerUnderTest, p: TailLatencyParams)
         row("offered appends/s", k / sendSeconds, "events/s"),
         // From the first send to the last delivery; on schedule, the last lands a few ms after the sending period: 1 % slack.
         row("deliveries/s", d.count && d.count / ((deliveries.lastAt - t0) / 1000), "events/s", { op: ">=", value: 0.99 * p.ratePerSecond * p.tailersPerThread }),
-        row("events appended", acked, "count"),
+        row("events appended", acked - ackedBefore, "count"),
         row("tailers", tailers.length, "count"),
         row("all tailers caught up", setupMs, "ms"),
         row("deliveries", d.count, "count"),
@@ -173,6 +176,39 @@ export async function tailLatency(server: ServerUnderTest, p: TailLatencyParams)
   } finally {
     driver.close();
   }
+}
+
+/**
+ * Open loop: event k is due at t0 + (k - from)/rate whatever the previous calls do; sending stops
+ * early when the server is overloaded. Says how many were sent and the calls still in flight.
+ */
+async function sendOpenLoop(
+  count: number,
+  rate: number,
+  from: number,
+  deliveries: Deliveries,
+  append: (k: number) => Promise<void>,
+): Promise<{ t0: number; sent: number; sendSeconds: number; inFlight: number; acks: Promise<void>[] }> {
+  const acks: Promise<void>[] = [];
+  let inFlight = 0;
+  const t0 = nowMs() + 5;
+  let i = 0;
+  const overloaded = () => inFlight > rate / 2 || deliveries.newestLagMs > overloadLagMs;
+  while (i < count && !overloaded()) {
+    const wait = t0 + (i * 1000) / rate - nowMs();
+    if (wait > 0) {
+      await sleep(wait);
+      continue;
+    }
+    for (const burstEnd = i + sendBurst; i < burstEnd && i < count && t0 + (i * 1000) / rate <= nowMs() && !overloaded(); i++) {
+      inFlight++;
+      acks.push(append(from + i).finally(() => inFlight--));
+    }
+    // A sender behind schedule still reads the answers between bursts: else the appends it has not
+    // read yet count as in flight, and the server looks overloaded when the bench is.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  return { t0, sent: i, sendSeconds: (nowMs() - t0) / 1000, inFlight, acks };
 }
 
 /** A tailer's reports, recorded: seqs checked, send-to-receive latencies kept. */
