@@ -3,9 +3,10 @@
 # command works on a fresh machine, and CI runs this same step):
 # - Debian's chromium (browser end-to-end tests), openssl (the TLS test's
 #   certificate) and curl, and the Python client's python3-grpcio,
-#   python3-protobuf, protobuf-compiler and protobuf-compiler-grpc (its tests
-#   and `npm run generate:python`): installed when missing, if apt-get is at
-#   hand and we are root; otherwise the script says what to install;
+#   python3-protobuf, protobuf-compiler, protobuf-compiler-grpc and
+#   libprotobuf-dev (its tests and `npm run generate:python`): installed when
+#   missing, if apt-get is at hand and we are root; otherwise the script says
+#   what to install;
 # - the machine's Redis and Postgres on 127.0.0.1: started when down, with the
 #   same commands the machine uses.
 set -euo pipefail
@@ -20,6 +21,9 @@ if ! /usr/bin/python3 -c 'import grpc, google.protobuf' >/dev/null 2>&1; then
 fi
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 command -v grpc_python_plugin >/dev/null 2>&1 || missing+=(protobuf-compiler-grpc)
+# protoc's well-known types (google/protobuf/*.proto): a Recommends of protobuf-compiler, which
+# an install without recommends leaves out.
+[ -f /usr/include/google/protobuf/descriptor.proto ] || missing+=(libprotobuf-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test-setup: installing Debian packages the tests use: ${missing[*]}" >&2
