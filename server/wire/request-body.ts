@@ -31,10 +31,7 @@ export function readBody(stream: ServerHttp2Stream, protocol: WireProtocol, read
   return new Promise((resolve) => new BodyRead(stream, protocol, readMaxBytes, contentLength, resolve));
 }
 
-/**
- * One body being read. A class, not closures: this runs for every call, and the
- * server's TypeScript loader gives every named closure its name at run time.
- */
+/** One body being read: its state and its two stream listeners, bound once. */
 class BodyRead {
   private readonly chunks: Buffer[] = [];
   private total = 0;
