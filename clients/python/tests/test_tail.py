@@ -49,6 +49,21 @@ class Call:
         self.cancelled = True
 
 
+class Blocking(Call):
+    """A call that waits for its message until cancelled, then fails CANCELLED as grpc's does."""
+
+    def __init__(self, items):
+        super().__init__(items)
+        self._release = threading.Event()
+
+    def __next__(self):
+        self._release.wait(5)
+        raise Failure(grpc.StatusCode.CANCELLED)
+
+    def cancel(self):
+        self._release.set()
+
+
 class Stub:
     def __init__(self, *calls):
         self._calls = list(calls)
@@ -105,32 +120,12 @@ class TailTest(unittest.TestCase):
         self.assertEqual([next(tail).seq, next(tail).seq], [1, 2])
 
     def test_stop_ends_a_blocked_tail(self):
-        release = threading.Event()
-
-        class Blocking(Call):
-            def __next__(self):
-                release.wait(5)
-                raise Failure(grpc.StatusCode.CANCELLED)
-
-            def cancel(self):
-                release.set()
-
         stop = Cancellation()
         tail = Tail(Stub(Blocking([])), "T", stop=stop)
         threading.Timer(0.05, stop.cancel).start()
         self.assertEqual(list(tail), [])
 
     def test_a_threading_event_stops_it_too(self):
-        release = threading.Event()
-
-        class Blocking(Call):
-            def __next__(self):
-                release.wait(5)
-                raise Failure(grpc.StatusCode.CANCELLED)
-
-            def cancel(self):
-                release.set()
-
         stop = threading.Event()
         tail = Tail(Stub(Blocking([])), "T", stop=stop)
         threading.Timer(0.05, stop.set).start()
