@@ -50,6 +50,12 @@ class BodyRead {
       this.refused();
       return;
     }
+    // An empty body (END_STREAM on the request's HEADERS) may have ended before the handler asks
+    // for it, which it does after the interceptors: 'end' was emitted then, and will not be again.
+    if (stream.readableEnded) {
+      this.end();
+      return;
+    }
     stream.on("data", this.onData);
     stream.once("end", this.onEnd);
     // A client that reset its stream: its call is over anyway (the caller sees the stream closed).

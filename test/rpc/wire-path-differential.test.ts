@@ -155,6 +155,8 @@ const cases: Case[] = [
   { name: "tail: protovalidate violations", rpc: "tail", request: () => ({ body: tail({ threadId: "nope", types: ["Bad"] }) }) },
   { name: "tail: undecodable body", rpc: "tail", request: () => ({ body: new Uint8Array([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]) }) },
   { name: "tail: over the size cap", rpc: "tail", request: (f) => ({ body: tail({ threadId: f.thread, types: ["x".repeat(maxRequestBytes)] }) }) },
+  // An empty body: the request stream has ended before the handler reads it (it reads after the interceptors).
+  { name: "tail: no request message", rpc: "tail", request: () => ({ raw: true, body: new Uint8Array(0) }) },
   { name: "tail: two request messages", rpc: "tail", request: (f) => ({ raw: true, body: Buffer.concat([envelope(tail({ threadId: f.thread })), envelope(tail({ threadId: f.thread }))]) }) },
 ];
 
