@@ -47,8 +47,11 @@ export class OrderedFanout extends ThreadFanout {
     let set = this.inFlight.get(threadId);
     if (!set) this.inFlight.set(threadId, (set = new Set()));
     set.add(done);
-    const settled = () => this.appended(threadId, set, done);
-    done.then(settled, settled);
+    // Unnamed callbacks: the server's TypeScript loader (tsx, keepNames) names every named closure each time it is made.
+    done.then(
+      () => this.appended(threadId, set, done),
+      () => this.appended(threadId, set, done),
+    );
   }
 
   private appended(threadId: string, set: Set<Promise<unknown>>, done: Promise<unknown>): void {
