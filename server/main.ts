@@ -18,7 +18,30 @@ async function main(): Promise<void> {
   const log = createLogger(config);
   // A process that only runs the reference agent talks to a server, never to the tiers.
   if (config.roles.every((r) => r === "agent")) return runAgentOnly(config, log);
-  const tiers = await openTiersPatiently(config, log);
+  // Listening from the first moment: a signal that comes while the tiers open or the server
+  // binds is kept, and the shutdown runs once everything it must stop has started.
+  const stopRequested = new AbortController();
+  let phase = "starting";
+  /** EVENTIDE_SHUTDOWN_TIMEOUT counts from the signal. */
+  let stopDeadline = Infinity;
+  /** Role names still running, for the shutdown log. */
+  const running = new Set<string>();
+  const requestStop = (signal: string) => {
+    if (stopRequested.signal.aborted) return;
+    stopDeadline = Date.now() + config.shutdownTimeoutMs;
+    exitAtDeadline(log, config.shutdownTimeoutMs, () => ({ phase, workersRunning: [...running] }));
+    log.info({ signal, timeoutMs: config.shutdownTimeoutMs, phase }, "shutting down");
+    stopRequested.abort(); // runs the shutdown, once there is one to run
+  };
+  process.on("SIGINT", () => requestStop("SIGINT"));
+  process.on("SIGTERM", () => requestStop("SIGTERM"));
+  const tiers = await openTiersPatiently(config, log, stopRequested.signal);
+  if (stopRequested.signal.aborted) {
+    // Stopped before any role started: nothing to drain, so none starts (a persister would take partitions only to give them back).
+    await tiers.close();
+    log.info("shutdown: done");
+    process.exit(0);
+  }
   const core = buildCore(config, tiers, log);
   const metricsServer = config.metricsPort === undefined ? undefined : await serveMetrics(core.metrics, config.metricsPort, config.host);
   const root = new AbortController();
@@ -34,25 +57,19 @@ async function main(): Promise<void> {
   if (config.roles.includes("server")) server = await startServer(config, core, log, tiers);
   if (config.roles.includes("agent")) workers.set("agent", startReferenceAgent(config, referenceAgentUrl(config, server), log, agentStop.signal));
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    const deadline = Date.now() + config.shutdownTimeoutMs;
-    let phase = "draining the server";
-    const running = new Set(workers.keys());
-    for (const [name, work] of workers) {
-      const gone = () => running.delete(name);
-      work.then(gone, gone);
-    }
-    exitAtDeadline(log, config.shutdownTimeoutMs, () => ({ phase, workersRunning: [...running] }));
-    log.info({ signal, timeoutMs: config.shutdownTimeoutMs }, "shutting down");
+  for (const [name, work] of workers) {
+    running.add(name);
+    const gone = () => running.delete(name);
+    work.then(gone, gone);
+  }
+  const stop = async () => {
+    phase = "draining the server";
     agentStop.abort();
     if (server) {
       // Health NOT_SERVING; tails and agent feeds end with UNAVAILABLE (feeds requeue their turns
       // first); no new connections; in-flight calls finish. Half the bound, the rest for the workers.
       log.info("shutdown: draining the server");
-      await server.close((deadline - Date.now()) / 2);
+      await server.close((stopDeadline - Date.now()) / 2);
       log.info("shutdown: server drained");
     }
     phase = "stopping the workers";
@@ -66,10 +83,11 @@ async function main(): Promise<void> {
     log.info("shutdown: done");
     process.exit(0);
   };
-  process.on("SIGINT", () => void stop("SIGINT"));
-  process.on("SIGTERM", () => void stop("SIGTERM"));
+  if (stopRequested.signal.aborted) return stop();
+  stopRequested.signal.addEventListener("abort", () => void stop(), { once: true });
   // Announced once a signal would stop it gracefully (supervisors and tests read the banner).
   if (server) printBanner(server, config, tiers.describe, config.roles.includes("agent"));
+  phase = "running";
   log.info({ roles: config.roles, port: server?.port, metricsPort: metricsServer?.port, tiers: tiers.describe }, "eventide started");
 }
 
@@ -101,27 +119,22 @@ function referenceAgentUrl(config: Config, server?: RunningServer): string {
   return `${server.scheme}://127.0.0.1:${server.port}`;
 }
 
-/** A tier that is down at start-up is waited for (a supervisor restart loop would only add noise). */
-async function openTiersPatiently(config: Config, log: pino.Logger): Promise<Tiers> {
-  const giveUp = new AbortController();
-  const stop = () => giveUp.abort();
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
-  try {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await openTiers(config, log);
-      } catch (err) {
-        if (!isConnectionError(err) || giveUp.signal.aborted) throw err;
-        const waitMs = Math.min(10_000, 250 * 2 ** Math.min(attempt, 6));
-        log.warn({ err: String(err), attempt, retryInMs: waitMs }, "a tier is unreachable at start-up; waiting for it");
-        await sleep(waitMs, giveUp.signal);
-        if (giveUp.signal.aborted) process.exit(0);
-      }
+/**
+ * A tier that is down at start-up is waited for (a supervisor restart loop would only add noise),
+ * until `stopRequested`: then there is nothing to shut down, and the process exits 0.
+ */
+async function openTiersPatiently(config: Config, log: pino.Logger, stopRequested: AbortSignal): Promise<Tiers> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await openTiers(config, log);
+    } catch (err) {
+      if (!isConnectionError(err)) throw err;
+      if (stopRequested.aborted) process.exit(0);
+      const waitMs = Math.min(10_000, 250 * 2 ** Math.min(attempt, 6));
+      log.warn({ err: String(err), attempt, retryInMs: waitMs }, "a tier is unreachable at start-up; waiting for it");
+      await sleep(waitMs, stopRequested);
+      if (stopRequested.aborted) process.exit(0);
     }
-  } finally {
-    process.off("SIGINT", stop);
-    process.off("SIGTERM", stop);
   }
 }
 

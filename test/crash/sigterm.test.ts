@@ -17,7 +17,7 @@ import { AgentService, type TurnAssignment } from "../../gen/eventide/v1/agent_s
 import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
 import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { connectRedis } from "../support/redis.js";
-import { exited, kill, spawnServer, type ServerChild } from "../support/child.js";
+import { exited, kill, spawnRole, spawnServer, type ServerChild } from "../support/child.js";
 import { openRealTiers } from "../support/tiers.js";
 import { setTimeout as delay } from "node:timers/promises";
 
@@ -190,6 +190,57 @@ test.serial("a call that never finishes does not hold the shutdown past its boun
   t.true(stoppedInMs < 2_500, `stopped in ${stoppedInMs} ms`);
   t.regex(server.output(), /connections still open after the grace period were dropped/);
 });
+
+test.serial("SIGTERM while the tiers open at start-up is not lost: the process stops once it is up, exit 0", async (t) => {
+  const real = await openRealTiers();
+  t.teardown(() => real.cleanup());
+  // Postgres through a proxy that holds each connection until released, so the signal surely lands mid-open.
+  const held = holdingProxy(new URL(real.env.DATABASE_URL));
+  t.teardown(() => held.close());
+  const databaseUrl = new URL(real.env.DATABASE_URL);
+  databaseUrl.port = String(await held.port);
+  const child = spawnRole("persister", { ...real.env, DATABASE_URL: databaseUrl.href, EVENTIDE_SHUTDOWN_TIMEOUT: "5s" });
+  t.teardown(() => kill(child));
+  await held.connected;
+  child.kill("SIGTERM");
+  await delay(300);
+  held.release();
+  const code = await Promise.race([exited(child).then(() => child.exitCode), delay(15_000).then(() => "still running 15 s after SIGTERM")]);
+  t.is(code, 0);
+});
+
+/** A TCP proxy to `target` that holds every connection's bytes until release(); `connected` resolves at the first connection. */
+function holdingProxy(target: URL) {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let connected!: () => void;
+  const firstConnection = new Promise<void>((resolve) => (connected = resolve));
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    connected();
+    client.pause();
+    const upstream = net.connect(Number(target.port || 5432), target.hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("error", () => {});
+      s.on("close", () => (client.destroy(), upstream.destroy()));
+    }
+    void released.then(() => {
+      client.pipe(upstream).pipe(client);
+      client.resume();
+    });
+  });
+  const port = new Promise<number>((resolve) => server.listen(0, "127.0.0.1", () => resolve((server.address() as net.AddressInfo).port)));
+  return {
+    port,
+    connected: firstConnection,
+    release,
+    close() {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
+}
 
 /** Follows a tail, pushing each event's seq; resolves with the code it ended with (undefined: ended cleanly). */
 async function followTail(

@@ -1,15 +1,31 @@
 // eventide roles as child processes, for tests that kill them.
 import { type ChildProcess, spawn } from "node:child_process";
+import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 
 const main = fileURLToPath(new URL("../../server/main.ts", import.meta.url));
 
-export function spawnRole(role: string, env: Record<string, string>): ChildProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", main, role], {
-    env: { ...process.env, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn", ...env },
-    stdio: ["ignore", "inherit", "inherit"],
-  });
+/** Role processes not yet seen to exit. */
+const alive = new Set<ChildProcess>();
+// A test that fails or times out mid-way may never reach its teardown: its children must not
+// outlive the test process (they hold the runner's stdout open, and CI waits for it to close).
+process.on("exit", () => {
+  for (const child of alive) child.kill("SIGKILL");
+});
+
+function tracked(child: ChildProcess): ChildProcess {
+  alive.add(child);
+  child.once("exit", () => alive.delete(child));
   return child;
+}
+
+export function spawnRole(role: string, env: Record<string, string>): ChildProcess {
+  return tracked(
+    spawn(process.execPath, ["--import", "tsx", main, role], {
+      env: { ...process.env, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn", ...env },
+      stdio: ["ignore", "inherit", "inherit"],
+    }),
+  );
 }
 
 export function exited(child: ChildProcess): Promise<void> {
@@ -18,9 +34,16 @@ export function exited(child: ChildProcess): Promise<void> {
     : new Promise((resolve) => child.once("exit", () => resolve()));
 }
 
-export async function kill(child: ChildProcess, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+/** Sends `signal` and waits for the exit; one that does not come within `exitWithinMs` is an error (the child is then SIGKILLed). */
+export async function kill(child: ChildProcess, signal: NodeJS.Signals = "SIGKILL", exitWithinMs = 30_000): Promise<void> {
   child.kill(signal);
+  const timer = new AbortController();
+  const gone = await Promise.race([exited(child).then(() => true), delay(exitWithinMs, false, { signal: timer.signal }).catch(() => false)]);
+  timer.abort();
+  if (gone) return;
+  child.kill("SIGKILL");
   await exited(child);
+  throw new Error(`pid ${child.pid} did not exit within ${exitWithinMs} ms of ${signal}`);
 }
 
 export interface ServerChild {
@@ -36,10 +59,12 @@ export interface ServerChild {
  * free loopback port; resolves once its start-up banner names the address.
  */
 export async function spawnServer(roles: string, env: Record<string, string>, timeoutMs = 45_000): Promise<ServerChild> {
-  const child = spawn(process.execPath, ["--import", "tsx", main, roles], {
-    env: { ...process.env, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn", PORT: "0", HOST: "127.0.0.1", ...env },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const child = tracked(
+    spawn(process.execPath, ["--import", "tsx", main, roles], {
+      env: { ...process.env, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn", PORT: "0", HOST: "127.0.0.1", ...env },
+      stdio: ["ignore", "pipe", "inherit"],
+    }),
+  );
   let output = "";
   child.stdout!.setEncoding("utf8");
   const url = await new Promise<string>((resolve, reject) => {
