@@ -168,7 +168,7 @@ export function scenarios({ quick, tailRate, coldEvents }: Pick<BenchOptions, "q
           tailsPerThread: 10,
           connections: quick ? 4 : 10,
           opening: 500,
-          idleSeconds: quick ? 1 : 5,
+          idleSeconds: quick ? 1 : 20,
           rssGoal: { op: "<=", value: 300 },
         }),
     },

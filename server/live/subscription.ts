@@ -8,7 +8,8 @@
 //   with no wake-up of the tail's generator. A client that is not keeping up
 //   (or a gap, or bytes that are not the client's) hands the tail back to its
 //   generator, which catches up from storage: no gap, no duplicate.
-// Idle wake-ups (heartbeats) come from one shared timer wheel, not a timer per tail.
+// Idle wake-ups (heartbeats) come from one shared timer wheel, not a timer per tail; a tail in
+// direct mode whose thread holds nothing new gets its heartbeat as bytes, without waking at all.
 import type { StoredEvent } from "../domain/records.js";
 import type { FanoutDropReason } from "../observability/metrics.js";
 import type { LiveSource } from "../tiers/hot/hot-log.js";
@@ -25,6 +26,11 @@ export interface LiveDelivery {
   writer: LiveWriter;
   /** The responses for `events` (contiguous, in seq order), framed; the same array gives the same Buffer. */
   frames(events: StoredEvent[]): { bytes: Buffer; responses: number };
+  /**
+   * A heartbeat framed, when the thread holds nothing after `cursor` (asked when the tail has been
+   * idle for its interval); undefined when the tail must catch up from storage (or end) instead.
+   */
+  idle?(threadId: string, cursor: number): Promise<Buffer | undefined>;
 }
 
 export type Wake =
@@ -49,13 +55,15 @@ export class LiveSubscription implements WheelEntry {
   /** What direct writes reached during the current wait (-1: none) and when they last wrote. */
   private writtenTo = -1;
   private writtenAt = 0;
+  /** Counts the waits, so an idle check that outlived its wait does nothing. */
+  private waits = 0;
   private readonly unsubscribe: () => void;
   private readonly wheel: TimerWheel;
   wheelSlot?: number;
 
   constructor(
     private readonly source: CountedLiveSource,
-    threadId: string,
+    private readonly threadId: string,
     private readonly bound: number,
     /** Silence after which the tail wakes (for a heartbeat and a storage poll). */
     private readonly idleMs: number,
@@ -117,6 +125,7 @@ export class LiveSubscription implements WheelEntry {
     if (!this.overflowed && this.buffered.length === 0 && !signal.aborted) {
       if (this.delivery && cursor !== undefined) this.directCursor = cursor;
       this.dueAt = lastSentAt + this.idleMs;
+      this.waits++;
       await new Promise<void>((resolve) => {
         this.resolveWait = resolve;
         this.signal = signal;
@@ -142,7 +151,30 @@ export class LiveSubscription implements WheelEntry {
   fire(): void {
     const due = this.writtenTo < 0 ? this.dueAt : Math.max(this.dueAt, this.writtenAt + this.idleMs);
     if (due > Date.now() && this.resolveWait) this.wheel.schedule(this, due);
+    else if (this.directCursor >= 0 && this.delivery?.idle) void this.heartbeatDirect(this.directCursor);
     else this.wakeUp();
+  }
+
+  /**
+   * Idle in direct mode: when the thread holds nothing after the cursor, the heartbeat goes out as
+   * bytes and the tail waits on, its handler never woken (an idle tail then costs a read of its
+   * thread, shared with the thread's other tails, and a write); otherwise it wakes and catches up
+   * from storage, which also covers a live notification that never came.
+   */
+  private async heartbeatDirect(cursor: number): Promise<void> {
+    const wait = this.waits;
+    const frame = await this.delivery!.idle!(this.threadId, cursor).catch(() => undefined);
+    if (!this.resolveWait || wait !== this.waits) return; // woken meanwhile: live events, an overflow, the call's end
+    if (this.directCursor !== cursor) {
+      // Live events went out meanwhile: the silence counts from them.
+      this.wheel.schedule(this, this.writtenAt + this.idleMs);
+      return;
+    }
+    if (frame === undefined || !this.delivery!.writer.write(frame)) return this.wakeUp();
+    this.delivery!.writer.written += 1;
+    this.writtenTo = cursor;
+    this.writtenAt = Date.now();
+    this.wheel.schedule(this, this.writtenAt + this.idleMs);
   }
 
   /** The signal's abort (an EventListener object: no closure per wait). */

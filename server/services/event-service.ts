@@ -1,5 +1,5 @@
 // EventService: append, tail, look up. Storage stays behind HotLog and EventReader.
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { WireType } from "@bufbuild/protobuf/wire";
 import { timestampMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
@@ -8,9 +8,10 @@ import type { EventInput } from "../../gen/eventide/v1/resources_pb.js";
 import { AppendEventsResponseSchema, type EventService, type TailEventsResponse, TailEventsResponseSchema } from "../../gen/eventide/v1/event_service_pb.js";
 import { anyTenant, callerOf } from "../auth.js";
 import { InvalidInput, NotFound, OutOfRange } from "../domain/errors.js";
-import type { NewEvent, StoredEvent } from "../domain/records.js";
+import type { NewEvent, StoredEvent, ThreadRecord } from "../domain/records.js";
 import type { EventLog } from "../log/event-log.js";
 import { liveWriterKey } from "../live/live-writer.js";
+import type { LiveDelivery } from "../live/subscription.js";
 import { tail, type TailItem } from "../reads/tail.js";
 import { liveFrames } from "./live-frames.js";
 import { encodedEventsDelimited, encodeEventBatchesDelimited, encodeEventDelimited, encodeEventsDelimited, toEvent } from "./convert.js";
@@ -28,6 +29,7 @@ export interface EventServiceDeps {
 
 export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof EventService>> {
   const { log } = deps;
+  const idle = idleHeartbeats(log);
   return {
     async appendEvents(req, ctx) {
       const threadId = v.requireUlid("thread_id", req.threadId);
@@ -67,7 +69,7 @@ export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof
       const json = jsonCall(ctx);
       // A transport that takes live events as bytes (the wire path) gets them framed once for the thread's tails.
       const writer = json ? undefined : ctx.values.get(liveWriterKey);
-      const delivery = writer && { writer, frames: liveFrames(perResponse, maxBatchBytes) };
+      const delivery = writer && { writer, frames: liveFrames(perResponse, maxBatchBytes), idle };
       const items = endingAtShutdown(
         (signal) =>
           tail(
@@ -208,6 +210,32 @@ function binaryTailResponse(item: OneTailItem): TailEventsResponse {
     binaryEventResponses.set(item.event, response);
   }
   return response;
+}
+
+/**
+ * For tails that take live events as bytes: when a tail has been idle for its interval and its
+ * thread holds nothing after its cursor, its heartbeat framed as the tail would have sent it
+ * (undefined: the tail catches up, or ends if the thread is gone). Tails of a thread that idle at
+ * the same moment share the thread's read.
+ */
+function idleHeartbeats(log: EventLog): NonNullable<LiveDelivery["idle"]> {
+  const reads = new Map<string, Promise<ThreadRecord | undefined>>();
+  return async (threadId, cursor) => {
+    let read = reads.get(threadId);
+    if (!read) {
+      reads.set(threadId, (read = log.getThread(threadId)));
+      const done = () => reads.delete(threadId);
+      read.then(done, done);
+    }
+    const thread = await read;
+    if (!thread || thread.status === "deleted" || thread.lastSeq > cursor) return undefined;
+    const message = toBinary(TailEventsResponseSchema, tailResponse({ kind: "heartbeat", scannedSeq: cursor }));
+    const frame = Buffer.allocUnsafe(5 + message.byteLength);
+    frame[0] = 0; // uncompressed
+    frame.writeUInt32BE(message.byteLength, 1);
+    frame.set(message, 5);
+    return frame;
+  };
 }
 
 /** A TailEventsResponse whose field 1 (`event`) is `data`: an Event's length and bytes. */

@@ -169,6 +169,30 @@ for (const tier of tierKinds) {
     t.is(hb.case === "heartbeat" && hb.value.scannedSeq, 3n);
   });
 
+  // An idle tail on the binary protocols is not woken for its heartbeats (they go out as bytes):
+  // the idle check of its thread must still see the thread go, on every protocol.
+  test(`${tier}: a following tail whose thread is deleted while it idles ends NOT_FOUND`, async (t) => {
+    const server = servers.get(tier)!;
+    for (const protocol of protocols) {
+      const threadId = await newThread(server);
+      let heartbeats = 0;
+      let deleting: Promise<unknown> | undefined;
+      const ended = collectTail(
+        (signal) => server.events(protocol).tailEvents({ threadId, follow: true }, { signal }),
+        (got) => {
+          if (got.at(-1)!.item.case === "heartbeat" && ++heartbeats === 2) deleting = server.turns().deleteThread({ threadId });
+          return false;
+        },
+        10_000,
+      ).then(
+        (items) => `ended without an error after ${items.length} items`,
+        (err) => codeOf(err),
+      );
+      t.is(await ended, Code.NotFound, protocol);
+      await deleting;
+    }
+  });
+
   test(`${tier}: type-prefix and turn filters; heartbeats carry the scanned seq`, async (t) => {
     const server = servers.get(tier)!;
     const { thread, turn } = await server.turns().submitTurn({ input: {} });
