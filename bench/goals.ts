@@ -2,7 +2,7 @@
 // eventide ran on, each goal's figure, met or not, and what the floors did
 // with the same load (the platform's bound: a goal below the node:http2
 // floor's figure is out of reach for any server on this machine).
-import { scenarioNames } from "./plan.js";
+import { scenarioNames, tailersPerThread } from "./plan.js";
 import { formatValue, render, type Row, rowOf } from "./report.js";
 import { serverCpuPer } from "./result.js";
 import { isFloor, type Tier } from "./tier-env.js";
@@ -41,6 +41,19 @@ function floorsOf(find: Finder, scenario: string, row: Row | undefined): string 
   const grpcjs = find.exact("floor-grpcjs", scenario, row.metric);
   if (!http2 && !grpcjs) return "no floors in this run (--floor)";
   return `node:http2 ${show(http2)}, grpc-js ${show(grpcjs)}`;
+}
+
+/**
+ * The fan-out's Redis floor (an append's XADD and its XREAD on raw sockets) per delivered event
+ * (each append reaches 10 tails), and eventide beside node:http2's floor plus that share.
+ */
+function redisShare(find: Finder, cpu: Row | undefined): string {
+  const redis = find.exact(find.tier, scenarioNames.tail, "floor, Redis: CPU per append (XADD of the entry, XREAD of it, raw sockets)");
+  const http2 = cpu && find.exact("floor-http2", scenarioNames.tail, cpu.metric);
+  if (!redis || !cpu) return "";
+  const perDelivery = redis.value / tailersPerThread;
+  const ratio = http2 ? `; eventide ${(cpu.value / (http2.value + perDelivery)).toFixed(1)}× node:http2 + Redis` : "";
+  return `; Redis round trips ${show(redis)} an append, ${perDelivery.toFixed(1)} µs a delivery${ratio}`;
 }
 
 const goals: GoalSpec[] = [
@@ -85,7 +98,7 @@ const goals: GoalSpec[] = [
       return {
         figure: `${show(cpu)} a delivery, ${show(rate)}${offered}, p99 ${show(p99)}`,
         met: all(ok(cpu, (v) => v <= 20), ok(rate, (v) => v >= (rate.goal?.value ?? 0)), ok(p99, (v) => v <= 50)),
-        floors: `${floorsOf(find, scenarioNames.tail, cpu)}; p99 ${floorsOf(find, scenarioNames.tail, p99)}`,
+        floors: `${floorsOf(find, scenarioNames.tail, cpu)}${redisShare(find, cpu)}; p99 ${floorsOf(find, scenarioNames.tail, p99)}`,
       };
     },
   },

@@ -9,6 +9,7 @@ import { appendThroughput } from "./scenarios/append-throughput.js";
 import { coldReplay } from "./scenarios/cold-replay.js";
 import { dispatchBench } from "./scenarios/dispatch.js";
 import { idleTails } from "./scenarios/idle-tails.js";
+import { redisRoundTripFloor } from "./redis-floor.js";
 import { persistLag } from "./scenarios/persist-lag.js";
 import { persistThroughput } from "./scenarios/persist-throughput.js";
 import { warmReplay } from "./scenarios/replay.js";
@@ -139,6 +140,9 @@ async function onServerChild(name: string, tier: Tier, parts: { lean: () => Prom
 /** 200 bytes of JSON, different for every event: the replay scenarios' events. */
 const replayPayload = randomPayloads(200);
 
+/** The tail scenario's tailers per thread: each append is delivered this many times. */
+export const tailersPerThread = 10;
+
 /** The scenarios' names, as the goals (bench/goals.ts) find their rows. */
 export const scenarioNames = {
   idle: "idle followed tails",
@@ -251,11 +255,11 @@ export function scenarios({ quick, tailRate, coldEvents }: Pick<BenchOptions, "q
       key: "tail",
       name: scenarioNames.tail,
       floor: true,
-      run: ({ server, tier }) => {
+      run: async ({ server, tier, services }) => {
         const params = {
           name: scenarioNames.tail,
           threads: quick ? 20 : 100,
-          tailersPerThread: 10,
+          tailersPerThread,
           tailConnections: 10,
           appendConnections: 4,
           ratePerSecond: tailRate ?? (quick ? 400 : 2_000),
@@ -264,10 +268,16 @@ export function scenarios({ quick, tailRate, coldEvents }: Pick<BenchOptions, "q
           p99Goal: { op: "<=", value: 50 },
           heartbeatMs: server.heartbeatMs,
         } as const;
-        return onServerChild(scenarioNames.tail, tier, {
+        const result = await onServerChild(scenarioNames.tail, tier, {
           lean: () => tailLatency(server, { ...params, client: "wire", cpuGoal: { op: "<=", value: 20 } }),
           connect: () => tailLatency(server, { ...params, client: "Connect" }),
         });
+        // The platform's share of each append on the Redis tier, same rate, same run.
+        if (tier === "redis") {
+          const floor = { scenario: params.name, redisUrl: services.redisUrl, ratePerSecond: params.ratePerSecond, seconds: Math.min(5, params.seconds), payloadBytes: 1024 };
+          result.measurements.push(...(await redisRoundTripFloor(floor)));
+        }
+        return result;
       },
     },
     {
