@@ -16,6 +16,8 @@ import type { ArchiveReader } from "./archive-reader.js";
 const pageSize = 1_000;
 /** Warm pages a tail's history reads ahead: Postgres answers them on as many connections while the tail streams. */
 const warmPagesAhead = 3;
+/** A scan's first hot read: enough for a tail near the end of its log, little to drop when hot does not follow on. */
+const hotProbe = 32;
 
 /** Threads whose owner a process remembers (a Map of ids: a few MB). */
 const ownersRemembered = 50_000;
@@ -188,6 +190,8 @@ export class EventLog {
 
   private async *stitch(threadId: string, afterSeq: number, signal: AbortSignal | undefined, readAhead: boolean): AsyncGenerator<StoredEvent[]> {
     let cursor = afterSeq;
+    /** Events a hot read asks for: few until the hot tier has shown it holds history after the cursor. */
+    let hotRead = hotProbe;
     /** Warm reads started ahead, in seq order: the pages right after the cursor. */
     let ahead: Promise<StoredEvent[]>[] = [];
     const readWarm = (after: number) => {
@@ -231,18 +235,17 @@ export class EventLog {
           // Warm ends here: what follows is in hot (or was moved meanwhile); the probes below decide.
           ahead = [];
         }
-        // A one-entry probe first, so old history does not drag a whole hot page along.
-        const [next] = await this.hot.read(threadId, cursor, 1);
+        // A short read first, so old history does not drag a whole hot page along: a tail near
+        // the end of its log gets the rest in this one read; a long hot history goes on a page at a time.
+        const hotPage = await this.hot.read(threadId, cursor, hotRead);
+        const [next] = hotPage;
         if (next?.seq === cursor + 1) {
-          const page = await this.hot.read(threadId, cursor, pageSize);
-          // The persister may have trimmed it between the two reads; then warm has it.
-          const hot = take(page);
-          if (hot.length > 0) {
-            yield hot;
-            // A whole short page is the end of the log as it stands.
-            if (hot.length === page.length && page.length < pageSize) return;
-            continue;
-          }
+          const hot = take(hotPage);
+          yield hot;
+          // A whole short read is the end of the log as it stands.
+          if (hot.length === hotPage.length && hotPage.length < hotRead) return;
+          hotRead = pageSize;
+          continue;
         }
         // Nothing in hot after the cursor: at the end of the log, unless the hot
         // stream holds nothing at all (a window of 0, or a thread re-seeded from warm).
