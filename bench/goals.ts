@@ -3,6 +3,7 @@
 // with the same load (the platform's bound: a goal below the node:http2
 // floor's figure is out of reach for any server on this machine).
 import { scenarioNames, tailersPerThread } from "./plan.js";
+import { redisFloorCpuMetric } from "./redis-floor.js";
 import { formatValue, render, type Row, rowOf } from "./report.js";
 import { serverCpuPer } from "./result.js";
 import { isFloor, type Tier } from "./tier-env.js";
@@ -48,7 +49,7 @@ function floorsOf(find: Finder, scenario: string, row: Row | undefined): string 
  * (each append reaches 10 tails), and eventide beside node:http2's floor plus that share.
  */
 function redisShare(find: Finder, cpu: Row | undefined): string {
-  const redis = find.exact(find.tier, scenarioNames.tail, "floor, Redis: CPU per append (XADD of the entry, XREAD of it, raw sockets)");
+  const redis = find.exact(find.tier, scenarioNames.tail, redisFloorCpuMetric);
   const http2 = cpu && find.exact("floor-http2", scenarioNames.tail, cpu.metric);
   if (!redis || !cpu) return "";
   const perDelivery = redis.value / tailersPerThread;

@@ -11,6 +11,9 @@ import net from "node:net";
 import { nowMs, sleep } from "./clock.js";
 import type { Measurement } from "./result.js";
 
+/** The floor's row: µs of CPU per append. */
+export const redisFloorCpuMetric = "floor, Redis: CPU per append (XADD of the entry, XREAD of it, raw sockets)";
+
 export interface RedisFloorParams {
   scenario: string;
   redisUrl: string;
@@ -51,10 +54,9 @@ export async function redisRoundTripFloor(p: RedisFloorParams): Promise<Measurem
     const spent = process.cpuUsage(cpu);
     stop = true;
     await following;
-    const row = (metric: string, value: number, unit: Measurement["unit"]): Measurement => ({ scenario: p.scenario, metric: `floor, Redis: ${metric}`, value, unit });
     return [
-      row("appends written and read back", read, "count"),
-      row("CPU per append (XADD of the entry, XREAD of it, raw sockets)", (spent.user + spent.system) / Math.max(1, read), "µs"),
+      { scenario: p.scenario, metric: "floor, Redis: appends written and read back", value: read, unit: "count" },
+      { scenario: p.scenario, metric: redisFloorCpuMetric, value: (spent.user + spent.system) / Math.max(1, read), unit: "µs" },
     ];
   } finally {
     await writer.call(command("DEL", key)).catch(() => {});

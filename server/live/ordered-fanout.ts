@@ -47,11 +47,8 @@ export class OrderedFanout extends ThreadFanout {
     let set = this.inFlight.get(threadId);
     if (!set) this.inFlight.set(threadId, (set = new Set()));
     set.add(done);
-    // Unnamed callbacks: the server's TypeScript loader (tsx, keepNames) names every named closure each time it is made.
-    done.then(
-      () => this.appended(threadId, set, done),
-      () => this.appended(threadId, set, done),
-    );
+    const settled = () => this.appended(threadId, set, done);
+    done.then(settled, settled);
   }
 
   private appended(threadId: string, set: Set<Promise<unknown>>, done: Promise<unknown>): void {

@@ -13,7 +13,7 @@ import type { EventLog } from "../log/event-log.js";
 import { liveWriterKey } from "../live/live-writer.js";
 import type { LiveDelivery } from "../live/subscription.js";
 import { tail, type TailItem } from "../reads/tail.js";
-import { liveFrames } from "./live-frames.js";
+import { envelope, liveFrames } from "./live-frames.js";
 import { encodedEventsDelimited, encodeEventBatchesDelimited, encodeEventDelimited, encodeEventsDelimited, toEvent } from "./convert.js";
 import { endingAtShutdown, type StreamShutdown } from "./shutdown.js";
 import { ownedThread, tenantOfLookup, tenantOfWrite } from "./ownership.js";
@@ -229,12 +229,7 @@ function idleHeartbeats(log: EventLog): NonNullable<LiveDelivery["idle"]> {
     }
     const thread = await read;
     if (!thread || thread.status === "deleted" || thread.lastSeq > cursor) return undefined;
-    const message = toBinary(TailEventsResponseSchema, tailResponse({ kind: "heartbeat", scannedSeq: cursor }));
-    const frame = Buffer.allocUnsafe(5 + message.byteLength);
-    frame[0] = 0; // uncompressed
-    frame.writeUInt32BE(message.byteLength, 1);
-    frame.set(message, 5);
-    return frame;
+    return envelope(toBinary(TailEventsResponseSchema, tailResponse({ kind: "heartbeat", scannedSeq: cursor })));
   };
 }
 

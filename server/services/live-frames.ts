@@ -41,11 +41,24 @@ function envelopes(tag: number, messages: Uint8Array[]): Buffer {
   const out = Buffer.allocUnsafe(size);
   let at = 0;
   for (const m of messages) {
-    out[at] = 0;
-    out.writeUInt32BE(m.byteLength + 1, at + 1);
+    envelopeHeader(out, at, m.byteLength + 1);
     out[at + 5] = tag;
     out.set(m, at + 6);
     at += 6 + m.byteLength;
   }
   return out;
+}
+
+/** A response already encoded, as its envelope (a heartbeat written to an idle tail). */
+export function envelope(response: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(5 + response.byteLength);
+  envelopeHeader(out, 0, response.byteLength);
+  out.set(response, 5);
+  return out;
+}
+
+/** Flags 0 (uncompressed), then the message's length, 4 bytes big-endian. */
+function envelopeHeader(out: Buffer, at: number, length: number): void {
+  out[at] = 0;
+  out.writeUInt32BE(length, at + 1);
 }
