@@ -47,7 +47,7 @@ export interface Delivered {
 export class LiveSubscription implements WheelEntry {
   private buffered: StoredEvent[] = [];
   private overflowed = false;
-  private resolveWait: (() => void) | undefined;
+  private resolveWait: ((wake: Wake & { delivered?: Delivered }) => void) | undefined;
   private signal: AbortSignal | undefined;
   private dueAt = 0;
   /** Set while the tail waits in direct mode. */
@@ -119,21 +119,26 @@ export class LiveSubscription implements WheelEntry {
    * Waits for live events, an overflow, `idleMs` of silence since `lastSentAt`, or the signal.
    * With a delivery and the tail's cursor, live events meanwhile go straight to the client
    * (what was written is in `delivered`), and the silence counts from the last of them.
+   * Not an async function: a tail idles here for hours, and this holds a promise while it does,
+   * not a suspended frame.
    */
-  async next(lastSentAt: number, signal: AbortSignal, cursor?: number): Promise<Wake & { delivered?: Delivered }> {
+  next(lastSentAt: number, signal: AbortSignal, cursor?: number): Promise<Wake & { delivered?: Delivered }> {
     this.writtenTo = -1;
-    if (!this.overflowed && this.buffered.length === 0 && !signal.aborted) {
-      if (this.delivery && cursor !== undefined) this.directCursor = cursor;
-      this.dueAt = lastSentAt + this.idleMs;
-      this.waits++;
-      await new Promise<void>((resolve) => {
-        this.resolveWait = resolve;
-        this.signal = signal;
-        signal.addEventListener("abort", this, { once: true });
-        this.wheel.schedule(this, this.dueAt);
-      });
-      this.directCursor = -1;
-    }
+    if (this.overflowed || this.buffered.length > 0 || signal.aborted) return Promise.resolve(this.take());
+    if (this.delivery && cursor !== undefined) this.directCursor = cursor;
+    this.dueAt = lastSentAt + this.idleMs;
+    this.waits++;
+    return new Promise((resolve) => {
+      this.resolveWait = resolve;
+      this.signal = signal;
+      signal.addEventListener("abort", this, { once: true });
+      this.wheel.schedule(this, this.dueAt);
+    });
+  }
+
+  /** What the wait ended with, and what direct writes delivered during it. */
+  private take(): Wake & { delivered?: Delivered } {
+    this.directCursor = -1;
     const delivered = this.writtenTo < 0 ? undefined : { cursor: this.writtenTo, at: this.writtenAt };
     this.writtenTo = -1;
     if (this.overflowed) {
@@ -182,15 +187,15 @@ export class LiveSubscription implements WheelEntry {
     this.wakeUp();
   }
 
+  /** Ends the wait with what it ended with: whatever comes after goes to the buffer, for the next wait. */
   private wakeUp(): void {
     const resolve = this.resolveWait;
     if (!resolve) return;
     this.resolveWait = undefined;
-    this.directCursor = -1;
     this.wheel.cancel(this);
     this.signal?.removeEventListener("abort", this);
     this.signal = undefined;
-    resolve();
+    resolve(this.take());
   }
 
   close(): void {

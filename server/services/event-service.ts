@@ -5,7 +5,7 @@ import { timestampMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { newId } from "../domain/ids.js";
 import type { EventInput } from "../../gen/eventide/v1/resources_pb.js";
-import { AppendEventsResponseSchema, type EventService, type TailEventsResponse, TailEventsResponseSchema } from "../../gen/eventide/v1/event_service_pb.js";
+import { AppendEventsResponseSchema, type EventService, type TailEventsRequest, type TailEventsResponse, TailEventsResponseSchema } from "../../gen/eventide/v1/event_service_pb.js";
 import { anyTenant, callerOf } from "../auth.js";
 import { InvalidInput, NotFound, OutOfRange } from "../domain/errors.js";
 import type { NewEvent, StoredEvent, ThreadRecord } from "../domain/records.js";
@@ -54,48 +54,8 @@ export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof
       return response;
     },
 
-    async *tailEvents(req, ctx) {
-      const threadId = v.requireUlid("thread_id", req.threadId);
-      const afterSeq = v.seq("after_seq", req.afterSeq);
-      const types = v.typePrefixes("types", req.types);
-      const turnId = v.optionalUlid("turn_id", req.turnId);
-      const perResponse = v.eventsPerResponse("max_events_per_response", req.maxEventsPerResponse);
-      const thread = await ownedThread(log, callerOf(ctx), threadId);
-      if (afterSeq > thread.lastSeq) {
-        throw new OutOfRange(`after_seq ${afterSeq} is beyond the thread's last seq ${thread.lastSeq}`);
-      }
-      // Binary clients (gRPC, gRPC-Web, Connect with protobuf) get each event pre-encoded;
-      // JSON clients get the Event message, which Connect writes as JSON.
-      const json = jsonCall(ctx);
-      // A transport that takes live events as bytes (the wire path) gets them framed once for the thread's tails.
-      const writer = json ? undefined : ctx.values.get(liveWriterKey);
-      const delivery = writer && { writer, frames: liveFrames(perResponse, maxBatchBytes), idle };
-      const items = endingAtShutdown(
-        (signal) =>
-          tail(
-            { threadId, afterSeq, follow: req.follow, types, turnId },
-            { reader: log, live: log.live, heartbeatMs: deps.heartbeatMs, bufferBound: deps.tailBuffer, delivery },
-            signal,
-          ),
-        ctx.signal,
-        deps.shutdown,
-        "server shutting down; resume from your last seq elsewhere",
-      );
-      const respond = json ? tailResponse : binaryTailResponse;
-      for await (const item of items) {
-        if (item.kind === "live") {
-          if (perResponse > 0) yield* liveBatches(item.events, perResponse, json);
-          else for (const event of item.events) yield respond({ kind: "event", event });
-        } else if (perResponse > 0 && item.kind === "events") yield* batchResponses(item.events, perResponse, json);
-        else if (item.kind !== "events") yield respond(item);
-        else if (json) for (const event of item.events) yield tailResponse({ kind: "event", event });
-        // History is encoded a slice of a page at a time (and not cached: nobody else holds these objects).
-        else {
-          for (let i = 0; i < item.events.length; i += encodeSlice) {
-            for (const data of encodeEventsDelimited(item.events.slice(i, i + encodeSlice))) yield eventFieldResponse(data);
-          }
-        }
-      }
+    tailEvents(req, ctx) {
+      return new TailResponses(() => openTail(req, ctx, deps, idle));
     },
 
     async getEvent(req, ctx) {
@@ -129,6 +89,135 @@ export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof
       return { events: page.items.map(toEvent), nextPageToken: page.nextPageToken };
     },
   };
+}
+
+/** A tail past its checks: its items, and how they become responses. */
+interface OpenedTail {
+  items: AsyncIterable<TailItem>;
+  perResponse: number;
+  json: boolean;
+}
+
+/** TailEvents' checks (request, ownership, after_seq), then the tail, ending at shutdown. */
+async function openTail(req: TailEventsRequest, ctx: HandlerContext, deps: EventServiceDeps, idle: LiveDelivery["idle"]): Promise<OpenedTail> {
+  const { log } = deps;
+  const threadId = v.requireUlid("thread_id", req.threadId);
+  const afterSeq = v.seq("after_seq", req.afterSeq);
+  const types = v.typePrefixes("types", req.types);
+  const turnId = v.optionalUlid("turn_id", req.turnId);
+  const perResponse = v.eventsPerResponse("max_events_per_response", req.maxEventsPerResponse);
+  const thread = await ownedThread(log, callerOf(ctx), threadId);
+  if (afterSeq > thread.lastSeq) {
+    throw new OutOfRange(`after_seq ${afterSeq} is beyond the thread's last seq ${thread.lastSeq}`);
+  }
+  // Binary clients (gRPC, gRPC-Web, Connect with protobuf) get each event pre-encoded;
+  // JSON clients get the Event message, which Connect writes as JSON.
+  const json = jsonCall(ctx);
+  // A transport that takes live events as bytes (the wire path) gets them framed once for the thread's tails.
+  const writer = json ? undefined : ctx.values.get(liveWriterKey);
+  const delivery = writer && { writer, frames: liveFrames(perResponse, maxBatchBytes), idle };
+  const items = endingAtShutdown(
+    (signal) =>
+      tail(
+        { threadId, afterSeq, follow: req.follow, types, turnId },
+        { reader: log, live: log.live, heartbeatMs: deps.heartbeatMs, bufferBound: deps.tailBuffer, delivery },
+        signal,
+      ),
+    ctx.signal,
+    deps.shutdown,
+    "server shutting down; resume from your last seq elsewhere",
+  );
+  return { items, perResponse, json };
+}
+
+const done = { done: true, value: undefined } as const;
+
+/**
+ * TailEvents' responses: the tail's items, each as the responses it makes. An iterator object
+ * rather than an async generator: a followed tail waits here for hours, and then holds these
+ * fields, not a suspended frame that keeps the request, its context and the thread's record.
+ */
+class TailResponses implements AsyncIterableIterator<TailEventsResponse> {
+  private items: AsyncIterator<TailItem> | undefined;
+  private perResponse = 0;
+  private json = false;
+  /** The responses of the item being sent. */
+  private current: Iterator<TailEventsResponse> | undefined;
+  private ended = false;
+
+  /** `opening` runs at the first pull, as a generator's body would: its errors are the stream's. */
+  constructor(private opening: (() => Promise<OpenedTail>) | undefined) {}
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<TailEventsResponse>> {
+    if (this.current) {
+      const r = this.current.next();
+      if (!r.done) return Promise.resolve(r);
+      this.current = undefined;
+    }
+    if (this.ended) return Promise.resolve(done);
+    if (this.items) return this.items.next().then(this.took, this.failed);
+    const opening = this.opening!;
+    this.opening = undefined;
+    return opening().then(this.opened, this.failed);
+  }
+
+  async return(value?: unknown): Promise<IteratorResult<TailEventsResponse>> {
+    this.ended = true;
+    this.current = undefined;
+    this.opening = undefined;
+    await this.items?.return?.(value);
+    return { done: true, value: value as TailEventsResponse };
+  }
+
+  async throw(err?: unknown): Promise<IteratorResult<TailEventsResponse>> {
+    await this.return();
+    throw err;
+  }
+
+  private readonly opened = (tail: OpenedTail): Promise<IteratorResult<TailEventsResponse>> => {
+    this.items = tail.items[Symbol.asyncIterator]();
+    this.perResponse = tail.perResponse;
+    this.json = tail.json;
+    // Returned while it opened: the tail never starts.
+    if (this.ended) return this.return();
+    return this.next();
+  };
+
+  private readonly took = (r: IteratorResult<TailItem>): IteratorResult<TailEventsResponse> | Promise<IteratorResult<TailEventsResponse>> => {
+    if (r.done) {
+      this.ended = true;
+      return done;
+    }
+    if (this.ended) return done;
+    this.current = responsesOf(r.value, this.perResponse, this.json);
+    return this.next();
+  };
+
+  private readonly failed = (err: unknown): never => {
+    this.ended = true;
+    throw err;
+  };
+}
+
+/** The responses one tail item makes. */
+function* responsesOf(item: TailItem, perResponse: number, json: boolean): Generator<TailEventsResponse> {
+  const respond = json ? tailResponse : binaryTailResponse;
+  if (item.kind === "live") {
+    if (perResponse > 0) yield* liveBatches(item.events, perResponse, json);
+    else for (const event of item.events) yield respond({ kind: "event", event });
+  } else if (perResponse > 0 && item.kind === "events") yield* batchResponses(item.events, perResponse, json);
+  else if (item.kind !== "events") yield respond(item);
+  else if (json) for (const event of item.events) yield tailResponse({ kind: "event", event });
+  // History is encoded a slice of a page at a time (and not cached: nobody else holds these objects).
+  else {
+    for (let i = 0; i < item.events.length; i += encodeSlice) {
+      for (const data of encodeEventsDelimited(item.events.slice(i, i + encodeSlice))) yield eventFieldResponse(data);
+    }
+  }
 }
 
 function newEvents(inputs: EventInput[], turnId: string): NewEvent[] {

@@ -50,36 +50,114 @@ export class StreamShutdown {
 /**
  * Runs `open` on a signal that aborts when the call ends or the server shuts
  * down. The stream finishes first (its `finally` blocks run), then a stream
- * that the shutdown stopped ends with UNAVAILABLE and `message`.
+ * that the shutdown stopped ends with UNAVAILABLE and `message`. An iterator
+ * object rather than an async generator: an idle tail waits in it for hours,
+ * and then holds its fields, not a suspended frame.
  */
-export async function* endingAtShutdown<T>(
+export function endingAtShutdown<T>(
   open: (signal: AbortSignal) => AsyncIterable<T>,
   call: AbortSignal,
   shutdown: StreamShutdown | undefined,
   message: string,
-): AsyncGenerator<T> {
-  if (!shutdown) {
-    yield* open(call);
-    return endedByDeadline(call);
+): AsyncIterableIterator<T> & Required<Pick<AsyncIterator<T>, "return">> {
+  return new EndingAtShutdown(open, call, shutdown, message);
+}
+
+const done = { done: true, value: undefined } as const;
+
+class EndingAtShutdown<T> implements AsyncIterableIterator<T> {
+  private inner: AsyncIterator<T> | undefined;
+  /** Aborts with whichever comes first, the call's end or the shutdown, as AbortSignal.any([call, shutdown.signal]) would. */
+  private stream: AbortController | undefined;
+  private leave: (() => void) | undefined;
+  private ended = false;
+
+  constructor(
+    private open: ((signal: AbortSignal) => AsyncIterable<T>) | undefined,
+    private readonly call: AbortSignal,
+    private readonly shutdown: StreamShutdown | undefined,
+    private readonly message: string,
+  ) {}
+
+  [Symbol.asyncIterator](): this {
+    return this;
   }
-  const stoppedByShutdown = () => shutdown.signal.aborted && !call.aborted;
-  // Aborts with whichever comes first, as AbortSignal.any([call, shutdown.signal]) would.
-  const stream = new AbortController();
-  const callEnded = () => stream.abort(call.reason);
-  if (call.aborted) callEnded();
-  else call.addEventListener("abort", callEnded, { once: true });
-  const leave = shutdown.enter(stream);
-  try {
-    yield* open(stream.signal);
-  } catch (err) {
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.ended) return Promise.resolve(done);
+    if (!this.inner) this.start();
+    return this.inner!.next().then(this.passed, this.failed);
+  }
+
+  async return(value?: unknown): Promise<IteratorResult<T>> {
+    if (!this.inner || this.ended) {
+      this.ended = true;
+      this.open = undefined;
+      return { done: true, value: value as T };
+    }
+    try {
+      await this.inner.return?.(value);
+    } finally {
+      this.finish();
+    }
+    return { done: true, value: value as T };
+  }
+
+  async throw(err?: unknown): Promise<IteratorResult<T>> {
+    await this.return();
+    throw err;
+  }
+
+  private start(): void {
+    const open = this.open!;
+    this.open = undefined;
+    const { call, shutdown } = this;
+    if (!shutdown) {
+      this.inner = open(call)[Symbol.asyncIterator]();
+      return;
+    }
+    const stream = (this.stream = new AbortController());
+    if (call.aborted) this.callEnded();
+    else call.addEventListener("abort", this, { once: true });
+    this.leave = shutdown.enter(stream);
+    this.inner = open(stream.signal)[Symbol.asyncIterator]();
+  }
+
+  /** The call's abort (an EventListener object: no closure per stream). */
+  handleEvent(): void {
+    this.callEnded();
+  }
+
+  private callEnded(): void {
+    this.stream?.abort(this.call.reason);
+  }
+
+  private stoppedByShutdown(): boolean {
+    return !!this.shutdown?.signal.aborted && !this.call.aborted;
+  }
+
+  private readonly passed = (r: IteratorResult<T>): IteratorResult<T> => {
+    if (!r.done) return r;
+    this.finish();
+    if (this.stoppedByShutdown()) throw new ConnectError(this.message, Code.Unavailable);
+    endedByDeadline(this.call);
+    return r;
+  };
+
+  private readonly failed = (err: unknown): never => {
+    this.finish();
     // Whatever the abort interrupted (a storage read) is not the caller's error.
-    if (!stoppedByShutdown()) throw err;
-  } finally {
-    call.removeEventListener("abort", callEnded);
-    leave();
+    if (this.stoppedByShutdown()) throw new ConnectError(this.message, Code.Unavailable);
+    throw err;
+  };
+
+  private finish(): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.shutdown) this.call.removeEventListener("abort", this);
+    this.leave?.();
+    this.leave = undefined;
   }
-  if (stoppedByShutdown()) throw new ConnectError(message, Code.Unavailable);
-  endedByDeadline(call);
 }
 
 /**
