@@ -215,12 +215,14 @@ class Connections {
     const idleFromNow = () => {
       idle = setTimeout(() => session.close(), this.limits.idleTimeoutMs).unref();
     };
+    // One listener for the session's streams ('close' comes once): an open stream holds no closure of its own.
+    const streamClosed = () => {
+      if (--open === 0 && !session.closed) idleFromNow();
+    };
     session.on("stream", (stream: http2.ServerHttp2Stream) => {
       open++;
       clearTimeout(idle);
-      stream.once("close", () => {
-        if (--open === 0 && !session.closed) idleFromNow();
-      });
+      stream.on("close", streamClosed);
     });
     session.once("close", () => {
       clearTimeout(idle);
@@ -233,8 +235,13 @@ class Connections {
   /** Counts a stream served outside the request handler as a request, until it closes. */
   servesStream(stream: http2.ServerHttp2Stream): void {
     this.requests++;
-    stream.once("close", () => this.requests--);
+    stream.on("close", this.streamServed);
   }
+
+  /** A served stream closed ('close' comes once: one listener for every stream). */
+  private readonly streamServed = () => {
+    this.requests--;
+  };
 
   /**
    * Counts requests per HTTP/1.1 connection, so a draining server closes each

@@ -120,7 +120,8 @@ class WireCall {
     }
     const expiresAt = ms === undefined ? undefined : Date.now() + ms;
     // The client went away (RST_STREAM): the handler's signal aborts, with Connect's reason for the reset code.
-    stream.once("close", () => {
+    // ('close' comes once: `on` spares the once-wrapper an idle tail would hold.)
+    stream.on("close", () => {
       clearTimeout(this.deadline);
       if (!this.done && !signal.aborted) this.controller.abort(resetReason(stream.rstCode));
     });

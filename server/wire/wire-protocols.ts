@@ -105,7 +105,6 @@ const compressedFlag = 0b00000001;
  */
 export class WireReply {
   private headSent = false;
-  private trailers: ResponseHeaders | undefined;
 
   constructor(
     private readonly stream: ServerHttp2Stream,
@@ -135,8 +134,8 @@ export class WireReply {
   head(header: ResponseHeaders): void {
     if (this.headSent || !this.open) return;
     this.headSent = true;
+    // gRPC's trailers go out when the stream ends (see end()).
     const waitForTrailers = this.protocol.kind === "grpc";
-    if (waitForTrailers) this.stream.once("wantTrailers", () => this.stream.sendTrailers(this.trailers?.toNode() ?? {}));
     this.stream.respond(header.toNode({ ":status": 200, date: httpDate() }), { waitForTrailers });
   }
 
@@ -156,7 +155,8 @@ export class WireReply {
     switch (this.protocol.kind) {
       case "grpc":
         if (error) setTrailerStatus(trailer.asHeaders(), error);
-        this.trailers = trailer;
+        // Listened for only now ('wantTrailers' comes after the last DATA frame): an open stream holds no listener for it.
+        this.stream.once("wantTrailers", () => this.stream.sendTrailers(trailer.toNode()));
         this.stream.end(last);
         return;
       case "grpc-web":
