@@ -40,6 +40,8 @@ export function environment(commandLine: string, services: Services): string {
     `command: ${commandLine}`,
     `node ${process.version}, os.cpus().length = ${os.cpus().length} (${os.cpus()[0]?.model ?? "unknown"}), ` +
       `load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`,
+    // Heap settings (--max-semi-space-size=…) reach the server children too: they inherit the environment.
+    ...(process.env.NODE_OPTIONS ? [`NODE_OPTIONS=${process.env.NODE_OPTIONS} (the server children inherit it)`] : []),
     `redis ${services.redisUrl}, postgres ${services.databaseUrl}`,
     `append load generator: ${h2loadVersion() ?? "h2load not installed (apt-get install nghttp2-client): the raw node:http2 generator instead"}`,
   ].join("\n");
