@@ -6,7 +6,6 @@ import {
   Code,
   ConnectError,
   type ContextValues,
-  createContextValues,
   type Interceptor,
   type StreamRequest,
   type StreamResponse,
@@ -17,6 +16,7 @@ import { anonymousCaller, type ApiKeys, authorizationHeaderCount, type Caller, c
 import type { CallerRole } from "../config.js";
 import type { CallerLimits } from "../limits/caller-limits.js";
 import { passThrough } from "./pass-through.js";
+import { CallValues } from "./call-values.js";
 
 export interface AuthDeps {
   keys: ApiKeys;
@@ -47,7 +47,7 @@ export function mayCall(role: CallerRole, method: string): boolean {
 
 /** The request's context values as the Node adapter builds them: what auth needs from the raw request. */
 export function authContextValues(req: { rawHeaders: string[] }): ContextValues {
-  const values = createContextValues();
+  const values = new CallValues();
   values.set(authorizationHeaderCount, countAuthorizationHeaders(req.rawHeaders));
   return values;
 }

@@ -88,7 +88,8 @@ class Tail implements AsyncIterableIterator<TailItem> {
     if (item) return Promise.resolve({ done: false, value: item });
     if (this.ended) return Promise.resolve(done);
     if (!this.started) this.start();
-    if (this.pages) return this.readPage().then(this.nextAfterStep, this.failed);
+    // Closures made per read (a tail idles between reads: it keeps only the one it waits with).
+    if (this.pages) return this.readPage().then(() => this.next(), (err: unknown) => this.failed(err));
     if (!this.subscription || this.signal.aborted) {
       this.end();
       return Promise.resolve(done);
@@ -96,17 +97,15 @@ class Tail implements AsyncIterableIterator<TailItem> {
     return this.subscription.next(this.lastSentAt, this.signal, this.cursor).then(this.wokeThenNext);
   }
 
-  private readonly nextAfterStep = () => this.next();
-
   private readonly wokeThenNext = (wake: Wake & { delivered?: Delivered }) => {
     this.woke(wake);
     return this.next();
   };
 
-  private readonly failed = (err: unknown): never => {
+  private failed(err: unknown): never {
     this.end();
     throw err;
-  };
+  }
 
   async return(): Promise<IteratorResult<TailItem>> {
     const pages = this.pages;

@@ -162,7 +162,7 @@ class TailResponses implements AsyncIterableIterator<TailEventsResponse> {
     if (this.items) return this.items.next().then(this.took, this.failed);
     const opening = this.opening!;
     this.opening = undefined;
-    return opening().then(this.opened, this.failed);
+    return opening().then((tail) => this.opened(tail), this.failed);
   }
 
   async return(value?: unknown): Promise<IteratorResult<TailEventsResponse>> {
@@ -178,14 +178,14 @@ class TailResponses implements AsyncIterableIterator<TailEventsResponse> {
     throw err;
   }
 
-  private readonly opened = (tail: OpenedTail): Promise<IteratorResult<TailEventsResponse>> => {
+  private opened(tail: OpenedTail): Promise<IteratorResult<TailEventsResponse>> {
     this.items = tail.items[Symbol.asyncIterator]();
     this.perResponse = tail.perResponse;
     this.json = tail.json;
     // Returned while it opened: the tail never starts.
     if (this.ended) return this.return();
     return this.next();
-  };
+  }
 
   private readonly took = (r: IteratorResult<TailItem>): IteratorResult<TailEventsResponse> | Promise<IteratorResult<TailEventsResponse>> => {
     if (r.done) {
