@@ -182,7 +182,7 @@ export class LiveSubscription implements WheelEntry {
     this.wheel.schedule(this, this.writtenAt + this.idleMs);
   }
 
-  /** The signal's abort (an EventListener object: no closure per wait). */
+  /** The signal's abort (the subscription itself listens: Node still wraps a listener object in a function of its own). */
   handleEvent(): void {
     this.wakeUp();
   }

@@ -123,7 +123,7 @@ class EndingAtShutdown<T> implements AsyncIterableIterator<T> {
     this.inner = open(stream.signal)[Symbol.asyncIterator]();
   }
 
-  /** The call's abort (an EventListener object: no closure per stream). */
+  /** The call's abort (the wrapper itself listens: Node still wraps a listener object in a function of its own). */
   handleEvent(): void {
     this.callEnded();
   }
