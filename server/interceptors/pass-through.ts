@@ -10,10 +10,18 @@ export interface StreamEndHooks {
   mapError?(err: unknown): unknown;
   /** Runs once when the stream ended: it finished, threw, or was returned (not if it was never pulled). */
   end?(): void;
+  /**
+   * Runs once when the inner stream finished by itself (after `end`; not when it threw or was
+   * returned), as code after the generator's `yield*` would: what it throws ends the stream.
+   */
+  completed?(): void;
 }
 
+/** A stream that passes through: iterable once, as the async generator it stands for. */
+export type PassingStream<T> = AsyncIterableIterator<T> & Required<Pick<AsyncIterator<T>, "return" | "throw">>;
+
 /** Iterable once, as the async generator it stands for. */
-export function passThrough<T>(messages: AsyncIterable<T>, hooks: StreamEndHooks): AsyncIterable<T> {
+export function passThrough<T>(messages: AsyncIterable<T>, hooks: StreamEndHooks): PassingStream<T> {
   return new PassThrough(messages, hooks);
 }
 
@@ -43,10 +51,11 @@ class PassThrough<T> implements AsyncIterableIterator<T> {
       return Promise.resolve({ done: true, value: value as T });
     }
     const result = this.inner.return ? this.inner.return(value) : Promise.resolve({ done: true as const, value: value as T });
-    return this.settle(result).then((r) => {
+    // Returned, not finished: `completed` does not run.
+    return result.then((r) => {
       this.finish();
       return r;
-    });
+    }, this.failed);
   }
 
   throw(err?: unknown): Promise<IteratorResult<T>> {
@@ -62,7 +71,9 @@ class PassThrough<T> implements AsyncIterableIterator<T> {
   }
 
   private readonly passed = (r: IteratorResult<T>): IteratorResult<T> => {
-    if (r.done) this.finish();
+    if (!r.done || this.ended) return r;
+    this.finish();
+    this.hooks.completed?.();
     return r;
   };
 

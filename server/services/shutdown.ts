@@ -2,6 +2,7 @@
 // rather than a silent end: the client resumes on another server (a tail from
 // its last seq, an agent with a new feed).
 import { Code, ConnectError } from "@connectrpc/connect";
+import { type PassingStream, passThrough, type StreamEndHooks } from "../interceptors/pass-through.js";
 
 /**
  * A server's shutdown as its long streams see it: the signal that ends them,
@@ -50,27 +51,29 @@ export class StreamShutdown {
 /**
  * Runs `open` on a signal that aborts when the call ends or the server shuts
  * down. The stream finishes first (its `finally` blocks run), then a stream
- * that the shutdown stopped ends with UNAVAILABLE and `message`. An iterator
- * object rather than an async generator: an idle tail waits in it for hours,
- * and then holds its fields, not a suspended frame.
+ * that the shutdown stopped ends with UNAVAILABLE and `message`. A passThrough
+ * (not an async generator): an idle tail waits in it for hours, and then holds
+ * one pending promise, not a suspended frame.
  */
 export function endingAtShutdown<T>(
   open: (signal: AbortSignal) => AsyncIterable<T>,
   call: AbortSignal,
   shutdown: StreamShutdown | undefined,
   message: string,
-): AsyncIterableIterator<T> & Required<Pick<AsyncIterator<T>, "return">> {
-  return new EndingAtShutdown(open, call, shutdown, message);
+): PassingStream<T> {
+  const bound = new ShutdownBound(open, call, shutdown, message);
+  return passThrough(bound, bound);
 }
 
-const done = { done: true, value: undefined } as const;
-
-class EndingAtShutdown<T> implements AsyncIterableIterator<T> {
-  private inner: AsyncIterator<T> | undefined;
+/**
+ * The stream passThrough opens at its first pull (as a generator's body runs: a stream never
+ * pulled never counts as running), and how it ends. One object with its fields for both, rather
+ * than closures over them: an idle tail holds it for hours.
+ */
+class ShutdownBound<T> implements AsyncIterable<T>, StreamEndHooks {
   /** Aborts with whichever comes first, the call's end or the shutdown, as AbortSignal.any([call, shutdown.signal]) would. */
   private stream: AbortController | undefined;
   private leave: (() => void) | undefined;
-  private ended = false;
 
   constructor(
     private open: ((signal: AbortSignal) => AsyncIterable<T>) | undefined,
@@ -79,84 +82,40 @@ class EndingAtShutdown<T> implements AsyncIterableIterator<T> {
     private readonly message: string,
   ) {}
 
-  [Symbol.asyncIterator](): this {
-    return this;
-  }
-
-  next(): Promise<IteratorResult<T>> {
-    if (this.ended) return Promise.resolve(done);
-    if (!this.inner) this.start();
-    return this.inner!.next().then(this.passed, this.failed);
-  }
-
-  async return(value?: unknown): Promise<IteratorResult<T>> {
-    if (!this.inner || this.ended) {
-      this.ended = true;
-      this.open = undefined;
-      return { done: true, value: value as T };
-    }
-    try {
-      await this.inner.return?.(value);
-    } finally {
-      this.finish();
-    }
-    return { done: true, value: value as T };
-  }
-
-  async throw(err?: unknown): Promise<IteratorResult<T>> {
-    await this.return();
-    throw err;
-  }
-
-  private start(): void {
+  [Symbol.asyncIterator](): AsyncIterator<T> {
     const open = this.open!;
+    // Not kept: `open` holds whatever its caller's scope held.
     this.open = undefined;
-    const { call, shutdown } = this;
-    if (!shutdown) {
-      this.inner = open(call)[Symbol.asyncIterator]();
-      return;
-    }
+    if (!this.shutdown) return open(this.call)[Symbol.asyncIterator]();
     const stream = (this.stream = new AbortController());
-    if (call.aborted) this.callEnded();
-    else call.addEventListener("abort", this, { once: true });
-    this.leave = shutdown.enter(stream);
-    this.inner = open(stream.signal)[Symbol.asyncIterator]();
+    if (this.call.aborted) this.handleEvent();
+    else this.call.addEventListener("abort", this, { once: true });
+    this.leave = this.shutdown.enter(stream);
+    return open(stream.signal)[Symbol.asyncIterator]();
   }
 
-  /** The call's abort (the wrapper itself listens: Node still wraps a listener object in a function of its own). */
+  /** The call's abort. */
   handleEvent(): void {
-    this.callEnded();
+    this.stream?.abort(this.call.reason);
   }
 
-  private callEnded(): void {
-    this.stream?.abort(this.call.reason);
+  end(): void {
+    if (this.stream) this.call.removeEventListener("abort", this);
+    this.leave?.();
+  }
+
+  /** Whatever the abort interrupted (a storage read) is not the caller's error. */
+  mapError(err: unknown): unknown {
+    return this.stoppedByShutdown() ? new ConnectError(this.message, Code.Unavailable) : err;
+  }
+
+  completed(): void {
+    if (this.stoppedByShutdown()) throw new ConnectError(this.message, Code.Unavailable);
+    endedByDeadline(this.call);
   }
 
   private stoppedByShutdown(): boolean {
     return !!this.shutdown?.signal.aborted && !this.call.aborted;
-  }
-
-  private readonly passed = (r: IteratorResult<T>): IteratorResult<T> => {
-    if (!r.done) return r;
-    this.finish();
-    if (this.stoppedByShutdown()) throw new ConnectError(this.message, Code.Unavailable);
-    endedByDeadline(this.call);
-    return r;
-  };
-
-  private readonly failed = (err: unknown): never => {
-    this.finish();
-    // Whatever the abort interrupted (a storage read) is not the caller's error.
-    if (this.stoppedByShutdown()) throw new ConnectError(this.message, Code.Unavailable);
-    throw err;
-  };
-
-  private finish(): void {
-    if (this.ended) return;
-    this.ended = true;
-    if (this.shutdown) this.call.removeEventListener("abort", this);
-    this.leave?.();
-    this.leave = undefined;
   }
 }
 

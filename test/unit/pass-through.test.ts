@@ -84,3 +84,27 @@ test("a stream returned before its first pull is never opened and does not end (
   t.false(opened);
   t.is(ends, 0);
 });
+
+test("completed runs once, after end, when the inner stream finishes by itself; what it throws ends the stream; not on a return", async (t) => {
+  const log: string[] = [];
+  const finishing = passThrough(numbers(2), { end: () => log.push("end"), completed: () => log.push("completed") });
+  const got: number[] = [];
+  for await (const n of finishing) got.push(n);
+  t.deepEqual(got, [1, 2]);
+  t.deepEqual(await finishing.next(), { done: true, value: undefined });
+  t.deepEqual(log, ["end", "completed"], "once, after end, and not again on a pull after the end");
+
+  const refusing = passThrough(numbers(1), {
+    completed: () => {
+      throw new Error("ended by the shutdown");
+    },
+  });
+  t.deepEqual(await refusing.next(), { done: false, value: 1 });
+  await t.throwsAsync(refusing.next(), { message: "ended by the shutdown" });
+
+  const returned: string[] = [];
+  const left = passThrough(numbers(3), { end: () => returned.push("end"), completed: () => returned.push("completed") });
+  await left.next();
+  await left.return(undefined);
+  t.deepEqual(returned, ["end"]);
+});
