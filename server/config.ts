@@ -120,6 +120,8 @@ export interface Config {
   tls: { certFile: string; keyFile: string } | undefined;
   /** How long a SIGTERM'd process may take to stop before it exits anyway (EVENTIDE_SHUTDOWN_TIMEOUT). */
   shutdownTimeoutMs: number;
+  /** How long the event loop must be nearly idle before V8 is asked to give back the heap a burst grew; 0 = never (EVENTIDE_IDLE_HEAP_TRIM). */
+  idleHeapTrimMs: number;
   /** Where the built web console is served from (EVENTIDE_CONSOLE_DIR). */
   consoleDir: string;
   /** Which roles this process runs (EVENTIDE_ROLES or the first CLI argument): server, persister, archiver, dispatcher, agent. */
@@ -218,6 +220,7 @@ export function loadConfig(env: Env = process.env, argv: string[] = []): Config 
     metricsPort: env.METRICS_PORT ? integer(env, "METRICS_PORT", 0, 0, 65535) : undefined,
     tls: tls(env),
     shutdownTimeoutMs: duration(env, "EVENTIDE_SHUTDOWN_TIMEOUT", "10s"),
+    idleHeapTrimMs: duration(env, "EVENTIDE_IDLE_HEAP_TRIM", "5s", 0, 3_600_000),
     consoleDir: consoleDir(env),
     roles: roles(argv[0] || env.EVENTIDE_ROLES || "all"),
   };

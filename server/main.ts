@@ -11,6 +11,7 @@ import { sleep } from "./domain/wait.js";
 import { isConnectionError } from "./interceptors/errors.js";
 import { createLogger } from "./observability/logger.js";
 import { serveMetrics } from "./observability/metrics-server.js";
+import { trimHeapWhenIdle } from "./runtime/idle-heap-trim.js";
 import { openTiers, type Tiers } from "./tiers/open-tiers.js";
 
 async function main(): Promise<void> {
@@ -45,6 +46,7 @@ async function main(): Promise<void> {
   const core = buildCore(config, tiers, log);
   const metricsServer = config.metricsPort === undefined ? undefined : await serveMetrics(core.metrics, config.metricsPort, config.host);
   const root = new AbortController();
+  trimHeapWhenIdle({ idleAfterMs: config.idleHeapTrimMs, sampleMs: 1_000 }, log, root.signal);
   // The reference agent stops before the server drains, so it does not chase its own closing server.
   const agentStop = new AbortController();
   /** Role name → its run, for the shutdown log. */

@@ -1,0 +1,95 @@
+// Gives back the heap a burst grew once the process has gone quiet.
+//
+// Why: V8 keeps what it grew for a burst (a young generation at its 2 × 64 MB maximum, the pages
+// a shrink put in its pool, old-space garbage) until a memory-reducing GC. Its memory reducer
+// runs one only when it sees the process idle, and in Node 24 it never does: with no GC its
+// allocation-rate estimate never decays, so it answers "high alloc" every 8 s for ever (seen with
+// --trace-memory-reducer on a server with 10,000 idle tails and nothing allocating for 90 s). It
+// also counts a process in memory saver mode as idle. So when the event loop has been nearly idle
+// for `idleAfterMs`, this turns V8's memory saver mode on: within one reducer tick (≤ 8 s), an
+// incremental, memory-reducing GC (pauses of tens of ms) returns that memory. The mode keeps the
+// young generation small, which costs CPU under load, so busy again, it goes off at once.
+import { performance } from "node:perf_hooks";
+import { setFlagsFromString } from "node:v8";
+import type { pino } from "pino";
+
+export interface IdleHeapTrimOptions {
+  /** Quiet this long before the heap is trimmed (EVENTIDE_IDLE_HEAP_TRIM); 0 = never. */
+  idleAfterMs: number;
+  /** How often the event loop's busy share is read. */
+  sampleMs: number;
+}
+
+/** Below this share of the loop busy, on average over `idleAfterMs`, the process is quiet. */
+const quietShare = 0.05;
+/** At or above this share, on average over the window or in one sample, it is busy again. */
+const busyWindowShare = 0.1;
+const busySampleShare = 0.5;
+
+/**
+ * The decision, apart from the clock and from V8: fed one busy share per sample, it says when
+ * memory saver mode goes on (a whole window of quiet) and off (busy again).
+ */
+export class IdleHeapTrimmer {
+  private readonly window: number[] = [];
+  private readonly windowSize: number;
+  saving = false;
+
+  constructor(
+    opts: IdleHeapTrimOptions,
+    private readonly setSaving: (on: boolean) => void,
+  ) {
+    this.windowSize = Math.max(1, Math.ceil(opts.idleAfterMs / opts.sampleMs));
+  }
+
+  /** One sample: the share of the last interval the event loop was busy (0..1). */
+  sample(busyShare: number): void {
+    this.window.push(busyShare);
+    if (this.window.length > this.windowSize) this.window.shift();
+    const mean = this.window.reduce((a, b) => a + b, 0) / this.window.length;
+    if (this.saving && (busyShare >= busySampleShare || mean >= busyWindowShare)) {
+      this.saving = false;
+      this.setSaving(false);
+      // The quiet counts again from here: a burst's heap is not trimmed the moment it ends.
+      this.window.length = 0;
+    } else if (!this.saving && this.window.length === this.windowSize && mean < quietShare) {
+      this.saving = true;
+      this.setSaving(true);
+    }
+  }
+
+  /** The mean busy share over the window (for the log). */
+  meanBusyShare(): number {
+    return this.window.length === 0 ? 0 : this.window.reduce((a, b) => a + b, 0) / this.window.length;
+  }
+}
+
+/** Samples this process's event loop until `signal` aborts, and leaves memory saver mode off. */
+export function trimHeapWhenIdle(opts: IdleHeapTrimOptions, log: pino.Logger, signal: AbortSignal): void {
+  if (opts.idleAfterMs <= 0 || signal.aborted) return;
+  const rssMb = () => Math.round(process.memoryUsage.rss() / 1e6);
+  const trimmer = new IdleHeapTrimmer(opts, (on) => {
+    setFlagsFromString(on ? "--memory-saver-mode" : "--no-memory-saver-mode");
+    if (on) log.info({ rssMb: rssMb(), busyShare: round(trimmer.meanBusyShare()) }, "heap: quiet, V8 memory saver mode on (the next GC gives memory back)");
+    else log.info({ rssMb: rssMb() }, "heap: busy again, V8 memory saver mode off");
+  });
+  let last = performance.eventLoopUtilization();
+  const timer = setInterval(() => {
+    const now = performance.eventLoopUtilization();
+    trimmer.sample(performance.eventLoopUtilization(now, last).utilization);
+    last = now;
+  }, opts.sampleMs);
+  timer.unref();
+  signal.addEventListener(
+    "abort",
+    () => {
+      clearInterval(timer);
+      if (trimmer.saving) setFlagsFromString("--no-memory-saver-mode");
+    },
+    { once: true },
+  );
+}
+
+function round(share: number): number {
+  return Math.round(share * 1000) / 1000;
+}

@@ -1,0 +1,85 @@
+// When the process goes quiet, V8's memory saver mode goes on (so a memory-reducing GC gives the
+// heap a burst grew back); busy again, it goes off at once.
+import test from "ava";
+import { pino } from "pino";
+import { Writable } from "node:stream";
+import { IdleHeapTrimmer, trimHeapWhenIdle } from "../../server/runtime/idle-heap-trim.js";
+
+function trimmer(idleAfterMs = 5_000, sampleMs = 1_000) {
+  const calls: boolean[] = [];
+  const t = new IdleHeapTrimmer({ idleAfterMs, sampleMs }, (on) => calls.push(on));
+  const feed = (...shares: number[]) => shares.forEach((s) => t.sample(s));
+  return { t, calls, feed };
+}
+
+test("a whole window of quiet turns memory saver mode on, once", (t) => {
+  const { calls, feed } = trimmer();
+  feed(0.01, 0, 0.02, 0.01);
+  t.deepEqual(calls, [], "four quiet seconds of five are not enough");
+  feed(0.01);
+  t.deepEqual(calls, [true]);
+  feed(0, 0, 0.03, 0.01, 0, 0);
+  t.deepEqual(calls, [true], "quiet on: nothing more to do");
+});
+
+test("one busy sample turns it off, and the quiet then counts again from zero", (t) => {
+  const { t: trim, calls, feed } = trimmer();
+  feed(0, 0, 0, 0, 0);
+  feed(0.6);
+  t.deepEqual(calls, [true, false]);
+  t.false(trim.saving);
+  feed(0, 0, 0, 0);
+  t.deepEqual(calls, [true, false], "not back on before a new whole window of quiet");
+  feed(0);
+  t.deepEqual(calls, [true, false, true]);
+});
+
+test("moderate load over the window turns it off; a short spike under that does not", (t) => {
+  const { calls, feed } = trimmer();
+  feed(0, 0, 0, 0, 0);
+  feed(0.3);
+  t.deepEqual(calls, [true], "mean 0.06 over the window: still quiet enough");
+  feed(0.3);
+  t.deepEqual(calls, [true, false], "mean 0.12: busy");
+});
+
+test("a process that is never quiet never turns it on", (t) => {
+  const { calls, feed } = trimmer();
+  for (let i = 0; i < 50; i++) feed(0.04, 0.04, 0.2, 0.04, 0.04);
+  t.deepEqual(calls, []);
+  feed(0.3, 0.9, 1, 0.5);
+  t.deepEqual(calls, []);
+});
+
+test("a window shorter than a sample is one sample", (t) => {
+  const { calls, feed } = trimmer(200, 1_000);
+  feed(0.2);
+  t.deepEqual(calls, []);
+  feed(0.01);
+  t.deepEqual(calls, [true]);
+});
+
+test("the process's own loop: quiet turns it on; the abort stops the sampling", async (t) => {
+  const lines: string[] = [];
+  const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
+  const log = pino({ level: "info" }, sink);
+  const stop = new AbortController();
+  trimHeapWhenIdle({ idleAfterMs: 300, sampleMs: 50 }, log, stop.signal);
+  const deadline = Date.now() + 10_000;
+  while (!lines.some((l) => l.includes("memory saver mode on")) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  t.true(lines.some((l) => l.includes("memory saver mode on")), lines.join(""));
+  stop.abort();
+  const seen = lines.length;
+  await new Promise((r) => setTimeout(r, 300));
+  t.is(lines.length, seen, "no sampling after the abort");
+});
+
+test("0 turns it off altogether", async (t) => {
+  const lines: string[] = [];
+  const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
+  const stop = new AbortController();
+  trimHeapWhenIdle({ idleAfterMs: 0, sampleMs: 20 }, pino({ level: "info" }, sink), stop.signal);
+  await new Promise((r) => setTimeout(r, 200));
+  stop.abort();
+  t.deepEqual(lines, []);
+});
