@@ -13,7 +13,7 @@ import type { EventLog } from "../log/event-log.js";
 import { liveWriterKey } from "../live/live-writer.js";
 import type { LiveDelivery } from "../live/subscription.js";
 import { tail, type TailItem } from "../reads/tail.js";
-import { envelope, liveFrames } from "./live-frames.js";
+import { heartbeatFrame, liveFrames } from "./live-frames.js";
 import { encodedEventsDelimited, encodeEventBatchesDelimited, encodeEventDelimited, encodeEventsDelimited, toEvent } from "./convert.js";
 import { endingAtShutdown, type StreamShutdown } from "./shutdown.js";
 import { ownedThread, tenantOfLookup, tenantOfWrite } from "./ownership.js";
@@ -318,7 +318,7 @@ function idleHeartbeats(log: EventLog): NonNullable<LiveDelivery["idle"]> {
     }
     const thread = await read;
     if (!thread || thread.status === "deleted" || thread.lastSeq > cursor) return undefined;
-    return envelope(toBinary(TailEventsResponseSchema, tailResponse({ kind: "heartbeat", scannedSeq: cursor })));
+    return heartbeatFrame(cursor, Date.now());
   };
 }
 
