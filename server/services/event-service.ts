@@ -29,7 +29,7 @@ export interface EventServiceDeps {
 
 export function eventService(deps: EventServiceDeps): Partial<ServiceImpl<typeof EventService>> {
   const { log } = deps;
-  const idle = idleHeartbeats(log);
+  const idle = idleHeartbeats(log, deps.heartbeatMs);
   return {
     async appendEvents(req, ctx) {
       const threadId = v.requireUlid("thread_id", req.threadId);
@@ -304,19 +304,32 @@ function binaryTailResponse(item: OneTailItem): TailEventsResponse {
 /**
  * For tails that take live events as bytes: when a tail has been idle for its interval and its
  * thread holds nothing after its cursor, its heartbeat framed as the tail would have sent it
- * (undefined: the tail catches up, or ends if the thread is gone). Tails of a thread that idle at
- * the same moment share the thread's read.
+ * (undefined: the tail catches up, or ends if the thread is gone).
+ *
+ * Tails of a thread share its read for a quarter of the interval. Tails of one thread fall idle at
+ * different moments, and with a read each, a heartbeat round of 10,000 tails was 10,000 Redis
+ * reads whose replies, in flight together, made V8 grow the young generation back. A shared read
+ * is at most that old, so events a live notification never announced wait at most that much longer;
+ * one tail's own heartbeats are an interval apart, so each reads afresh.
  */
-function idleHeartbeats(log: EventLog): NonNullable<LiveDelivery["idle"]> {
-  const reads = new Map<string, Promise<ThreadRecord | undefined>>();
+function idleHeartbeats(log: EventLog, heartbeatMs: number): NonNullable<LiveDelivery["idle"]> {
+  const shareMs = heartbeatMs / 4;
+  const reads = new Map<string, { thread: Promise<ThreadRecord | undefined>; at: number }>();
+  let sweptAt = 0;
   return async (threadId, cursor) => {
-    let read = reads.get(threadId);
-    if (!read) {
-      reads.set(threadId, (read = log.getThread(threadId)));
-      const done = () => reads.delete(threadId);
-      read.then(done, done);
+    const now = Date.now();
+    if (now - sweptAt >= shareMs) {
+      sweptAt = now;
+      for (const [id, read] of reads) if (now - read.at >= shareMs) reads.delete(id);
     }
-    const thread = await read;
+    let read = reads.get(threadId);
+    if (!read || now - read.at >= shareMs) {
+      const fresh = { thread: log.getThread(threadId), at: now };
+      reads.set(threadId, (read = fresh));
+      // A failed read is not shared on: the next tail tries again.
+      fresh.thread.catch(() => reads.get(threadId) === fresh && reads.delete(threadId));
+    }
+    const thread = await read.thread;
     if (!thread || thread.status === "deleted" || thread.lastSeq > cursor) return undefined;
     return heartbeatFrame(cursor, Date.now());
   };
