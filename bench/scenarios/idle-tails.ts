@@ -1,7 +1,8 @@
 // Idle followed tails: `threads × tailsPerThread` TailEvents calls with
 // follow=true, opened with the wire tail client on a few connections (at
 // most `opening` catching up at once), each caught up (thread.created, then
-// caught_up) and then left alone for `idleSeconds`. What a server holds for
+// caught_up) and then left alone for `idleSeconds` (as long a quiet comes before
+// the RSS before them is read). What a server holds for
 // tails that cost nothing but memory: its resident memory (VmRSS) before and
 // with them, its CPU per tail opened and while idle. On a child of its own
 // (eventide's server role, or the floor), started for this scenario: the
@@ -57,6 +58,10 @@ async function followIdle(server: ServerUnderTest, p: IdleTailsParams): Promise<
   const ended: Promise<void>[] = [];
   try {
     const threadIds = await setup.createThreads(p.threads);
+    // Measured after the same quiet as the tails are: eventide gives back the heap a burst grew
+    // once it is quiet (EVENTIDE_IDLE_HEAP_TRIM), so right after the threads' creation would
+    // count that burst's heap as "before" and make the tails look free.
+    await sleep(p.idleSeconds * 1000);
     const rssBefore = rssMb(server.pid);
     const tails = p.threads * p.tailsPerThread;
     const opening = startCpuMeter(server.pid);
