@@ -172,7 +172,7 @@ export function scenarios({ quick, tailRate, coldEvents }: Pick<BenchOptions, "q
           tailsPerThread: 10,
           connections: quick ? 4 : 10,
           opening: 500,
-          idleSeconds: quick ? 1 : 20,
+          idleSeconds: quick ? 1 : 45,
           rssGoal: { op: "<=", value: 300 },
         }),
     },

@@ -220,7 +220,7 @@ export function loadConfig(env: Env = process.env, argv: string[] = []): Config 
     metricsPort: env.METRICS_PORT ? integer(env, "METRICS_PORT", 0, 0, 65535) : undefined,
     tls: tls(env),
     shutdownTimeoutMs: duration(env, "EVENTIDE_SHUTDOWN_TIMEOUT", "10s"),
-    idleHeapTrimMs: duration(env, "EVENTIDE_IDLE_HEAP_TRIM", "5s", 0, 3_600_000),
+    idleHeapTrimMs: duration(env, "EVENTIDE_IDLE_HEAP_TRIM", "30s", 0, 3_600_000),
     consoleDir: consoleDir(env),
     roles: roles(argv[0] || env.EVENTIDE_ROLES || "all"),
   };

@@ -51,7 +51,8 @@ export async function idleTails(p: IdleTailsParams): Promise<ScenarioResult> {
 
 async function followIdle(server: ServerUnderTest, p: IdleTailsParams): Promise<ScenarioResult> {
   const setup = new Connections(server.baseUrl, 1);
-  const sessions = new WireSessions(server.baseUrl, p.connections);
+  // Connected after the quiet below: the server closes a connection idle for EVENTIDE_IDLE_TIMEOUT (30 s).
+  let sessions: WireSessions | undefined;
   const failures: string[] = [];
   const problems: string[] = [];
   const cancels: (() => void)[] = [];
@@ -63,6 +64,7 @@ async function followIdle(server: ServerUnderTest, p: IdleTailsParams): Promise<
     // count that burst's heap as "before" and make the tails look free.
     await sleep(p.idleSeconds * 1000);
     const rssBefore = rssMb(server.pid);
+    const wire = (sessions = new WireSessions(server.baseUrl, p.connections));
     const tails = p.threads * p.tailsPerThread;
     const opening = startCpuMeter(server.pid);
     const started = nowMs();
@@ -86,7 +88,7 @@ async function followIdle(server: ServerUnderTest, p: IdleTailsParams): Promise<
       ended.push(new Promise<void>((resolve) => (markEnded = resolve)));
       const threadId = threadIds[i % p.threads];
       let cancelled = false;
-      const cancel = wireTail(sessions.session(i), { threadId, follow: true }, {
+      const cancel = wireTail(wire.session(i), { threadId, follow: true }, {
         event(buf, from, end) {
           // Each thread holds thread.created (seq 1) only.
           if (eventSeq(buf, from, end) !== ++seen && problems.length < 3) problems.push(`tail ${i}: seq ${eventSeq(buf, from, end)} as event ${seen}`);
@@ -133,10 +135,10 @@ async function followIdle(server: ServerUnderTest, p: IdleTailsParams): Promise<
         row(`server CPU while idle, share of one core`, (idleSpent.server / 1e6 / idleSpent.wallSeconds) * 100, "%"),
       ],
       failures,
-      notes: sessions.errors.map((e) => `${p.name}: ${e}`),
+      notes: wire.errors.map((e) => `${p.name}: ${e}`),
     };
   } finally {
-    sessions.close();
+    sessions?.close();
     setup.close();
   }
 }
