@@ -46,7 +46,7 @@ async function main(): Promise<void> {
   const core = buildCore(config, tiers, log);
   const metricsServer = config.metricsPort === undefined ? undefined : await serveMetrics(core.metrics, config.metricsPort, config.host);
   const root = new AbortController();
-  trimHeapWhenIdle({ idleAfterMs: config.idleHeapTrimMs, sampleMs: 1_000 }, log, root.signal);
+  trimHeapWhenIdle({ idleAfterMs: config.idleHeapTrimMs, sampleMs: 1_000 }, log, root.signal, core.metrics);
   // The reference agent stops before the server drains, so it does not chase its own closing server.
   const agentStop = new AbortController();
   /** Role name → its run, for the shutdown log. */

@@ -63,6 +63,16 @@ export class Metrics {
     help: "ReceiveTurns streams (agent work feeds) open on this server",
     registers: this.registers,
   });
+  readonly heapMemorySaver = new Gauge({
+    name: "eventide_heap_memory_saver",
+    help: "1 while V8's memory saver mode is on because the process has been quiet for EVENTIDE_IDLE_HEAP_TRIM, else 0",
+    registers: this.registers,
+  });
+  readonly heapTrims = new Counter({
+    name: "eventide_heap_trims_total",
+    help: "Times the process went quiet for EVENTIDE_IDLE_HEAP_TRIM and turned V8's memory saver mode on",
+    registers: this.registers,
+  });
   readonly fanoutDrops = new Counter({
     name: "eventide_fanout_drops_total",
     help: "Times a following tail lost its live buffer and caught up from storage: buffer = it fell more than EVENTIDE_TAIL_BUFFER events behind, resync = the live feed missed entries",

@@ -13,6 +13,7 @@
 import { performance } from "node:perf_hooks";
 import { setFlagsFromString } from "node:v8";
 import type { pino } from "pino";
+import type { Metrics } from "../observability/metrics.js";
 
 export interface IdleHeapTrimOptions {
   /** Quiet this long before the heap is trimmed (EVENTIDE_IDLE_HEAP_TRIM); 0 = never. */
@@ -69,11 +70,13 @@ export class IdleHeapTrimmer {
 }
 
 /** Samples this process's event loop until `signal` aborts, and leaves memory saver mode off. */
-export function trimHeapWhenIdle(opts: IdleHeapTrimOptions, log: pino.Logger, signal: AbortSignal): void {
+export function trimHeapWhenIdle(opts: IdleHeapTrimOptions, log: pino.Logger, signal: AbortSignal, metrics?: Metrics): void {
   if (opts.idleAfterMs <= 0 || signal.aborted) return;
   const rssMb = () => Math.round(process.memoryUsage.rss() / 1e6);
   const trimmer = new IdleHeapTrimmer(opts, (on) => {
     setFlagsFromString(on ? "--memory-saver-mode" : "--no-memory-saver-mode");
+    metrics?.heapMemorySaver.set(on ? 1 : 0);
+    if (on) metrics?.heapTrims.inc();
     if (on) log.info({ rssMb: rssMb(), busyShare: round(trimmer.meanBusyShare()) }, "heap: quiet, V8 memory saver mode on (its next GC gives memory back)");
     else log.info({ rssMb: rssMb() }, "heap: busy again, V8 memory saver mode off");
   });
@@ -89,6 +92,7 @@ export function trimHeapWhenIdle(opts: IdleHeapTrimOptions, log: pino.Logger, si
     () => {
       clearInterval(timer);
       if (trimmer.saving) setFlagsFromString("--no-memory-saver-mode");
+      metrics?.heapMemorySaver.set(0);
     },
     { once: true },
   );

@@ -3,6 +3,7 @@
 import test from "ava";
 import { pino } from "pino";
 import { Writable } from "node:stream";
+import { Metrics } from "../../server/observability/metrics.js";
 import { IdleHeapTrimmer, trimHeapWhenIdle } from "../../server/runtime/idle-heap-trim.js";
 
 function trimmer(idleAfterMs = 5_000, sampleMs = 1_000) {
@@ -59,16 +60,21 @@ test("a window shorter than a sample is one sample", (t) => {
   t.deepEqual(calls, [true]);
 });
 
-test("the process's own loop: quiet turns it on; the abort stops the sampling", async (t) => {
+test("the process's own loop: quiet turns it on (logged and counted); the abort turns it off and stops the sampling", async (t) => {
   const lines: string[] = [];
   const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
   const log = pino({ level: "info" }, sink);
+  const metrics = new Metrics();
+  const gauge = async () => (await metrics.heapMemorySaver.get()).values[0]?.value;
   const stop = new AbortController();
-  trimHeapWhenIdle({ idleAfterMs: 300, sampleMs: 50 }, log, stop.signal);
+  trimHeapWhenIdle({ idleAfterMs: 300, sampleMs: 50 }, log, stop.signal, metrics);
   const deadline = Date.now() + 10_000;
   while (!lines.some((l) => l.includes("memory saver mode on")) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   t.true(lines.some((l) => l.includes("memory saver mode on")), lines.join(""));
+  t.is(await gauge(), 1);
+  t.is((await metrics.heapTrims.get()).values[0]?.value, 1);
   stop.abort();
+  t.is(await gauge(), 0);
   const seen = lines.length;
   await new Promise((r) => setTimeout(r, 300));
   t.is(lines.length, seen, "no sampling after the abort");
