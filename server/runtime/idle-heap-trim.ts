@@ -25,11 +25,13 @@ export interface IdleHeapTrimOptions {
 /** Below this share of the loop busy, on average over `idleAfterMs`, the process is quiet. */
 const quietShare = 0.05;
 /**
- * At or above this share, on average over the window or in one sample, it is busy again. A
- * heartbeat round of 10,000 idle tails peaks at ~0.35 in one second and ~0.12 over five.
+ * At or above this share, on average over the last `recentSamples` or in one sample, it is busy
+ * again (over the whole window, moderate load would take half of it to count). A heartbeat round
+ * of 10,000 idle tails peaks at ~0.35 in one second and ~0.12 over five.
  */
-const busyWindowShare = 0.15;
+const busyRecentShare = 0.15;
 const busySampleShare = 0.5;
+const recentSamples = 5;
 
 /**
  * The decision, apart from the clock and from V8: fed one busy share per sample, it says when
@@ -51,21 +53,21 @@ export class IdleHeapTrimmer {
   sample(busyShare: number): void {
     this.window.push(busyShare);
     if (this.window.length > this.windowSize) this.window.shift();
-    const mean = this.meanBusyShare();
-    if (this.saving && (busyShare >= busySampleShare || mean >= busyWindowShare)) {
+    if (this.saving && (busyShare >= busySampleShare || this.meanBusyShare(recentSamples) >= busyRecentShare)) {
       this.saving = false;
       this.setSaving(false);
       // The quiet counts again from here: a burst's heap is not trimmed the moment it ends.
       this.window.length = 0;
-    } else if (!this.saving && this.window.length === this.windowSize && mean < quietShare) {
+    } else if (!this.saving && this.window.length === this.windowSize && this.meanBusyShare() < quietShare) {
       this.saving = true;
       this.setSaving(true);
     }
   }
 
-  /** The mean busy share over the window. */
-  meanBusyShare(): number {
-    return this.window.length === 0 ? 0 : this.window.reduce((a, b) => a + b, 0) / this.window.length;
+  /** The mean busy share over the window, or over its last `samples`. */
+  meanBusyShare(samples = this.windowSize): number {
+    const recent = this.window.slice(-samples);
+    return recent.length === 0 ? 0 : recent.reduce((a, b) => a + b, 0) / recent.length;
   }
 }
 

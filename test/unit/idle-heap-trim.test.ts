@@ -35,6 +35,16 @@ test("one busy sample turns it off, and the quiet then counts again from zero", 
   t.deepEqual(calls, [true, false, true]);
 });
 
+test("moderate load over the last five samples turns it off, whatever the window", (t) => {
+  const { calls, feed } = trimmer(30_000);
+  feed(...Array<number>(30).fill(0.01));
+  t.deepEqual(calls, [true]);
+  feed(0.18, 0.18, 0.18, 0.18);
+  t.deepEqual(calls, [true], "the last five average 0.146");
+  feed(0.18);
+  t.deepEqual(calls, [true, false], "five samples at 0.18: busy, though the 30 s window's mean is 0.04");
+});
+
 test("moderate load over the window turns it off; a heartbeat round of idle tails does not", (t) => {
   const { calls, feed } = trimmer();
   feed(0, 0, 0, 0, 0);
