@@ -6,7 +6,7 @@
 // `events` (field 4) per batch of up to max_events_per_response.
 import type { StoredEvent } from "../domain/records.js";
 import type { LiveDelivery } from "../live/subscription.js";
-import { encodeEventBatchesDelimited, encodeEventsDelimitedKept } from "./convert.js";
+import { encodeEventBatchesDelimited, encodeEventsDelimitedKept, encodeHeartbeatResponse } from "./convert.js";
 
 export type LiveFrames = LiveDelivery["frames"];
 
@@ -49,60 +49,17 @@ function envelopes(tag: number, messages: Uint8Array[]): Buffer {
   return out;
 }
 
-/**
- * A TailEventsResponse with `heartbeat` (field 3) framed, as toBinary would encode it: 10,000 idle
- * tails send ~670 of these a second, and the generic encoder made them most of an idle server's
- * garbage. Heartbeat: scanned_seq (1, varint), sent_at (2, a Timestamp: seconds 1, nanos 2).
- */
+/** A heartbeat response framed, as toBinary and the tail's framing would write it. */
 export function heartbeatFrame(scannedSeq: number, atMs: number): Buffer {
-  const seconds = Math.floor(atMs / 1000);
-  const nanos = (atMs - seconds * 1000) * 1_000_000;
-  const timestampSize = fieldSize(seconds) + fieldSize(nanos);
-  const heartbeatSize = fieldSize(scannedSeq) + 1 + varintSize(timestampSize) + timestampSize;
-  const responseSize = 1 + varintSize(heartbeatSize) + heartbeatSize;
-  const out = Buffer.allocUnsafe(5 + responseSize);
-  envelopeHeader(out, 0, responseSize);
-  let at = 5;
-  out[at++] = heartbeatTag;
-  at = writeVarint(out, at, heartbeatSize);
-  at = writeField(out, at, 1, scannedSeq);
-  out[at++] = (2 << 3) | 2;
-  at = writeVarint(out, at, timestampSize);
-  at = writeField(out, at, 1, seconds);
-  writeField(out, at, 2, nanos);
+  return envelope(encodeHeartbeatResponse(scannedSeq, atMs));
+}
+
+/** A response already encoded, as its envelope. */
+function envelope(response: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(5 + response.byteLength);
+  envelopeHeader(out, 0, response.byteLength);
+  out.set(response, 5);
   return out;
-}
-
-const heartbeatTag = (3 << 3) | 2;
-
-/** A varint field's size with its tag; proto3 leaves a zero out. */
-function fieldSize(value: number): number {
-  return value === 0 ? 0 : 1 + varintSize(value);
-}
-
-function varintSize(value: number): number {
-  let size = 1;
-  while (value >= 128) {
-    value = Math.floor(value / 128);
-    size++;
-  }
-  return size;
-}
-
-function writeField(out: Buffer, at: number, no: number, value: number): number {
-  if (value === 0) return at;
-  out[at++] = no << 3;
-  return writeVarint(out, at, value);
-}
-
-/** A non-negative integer up to 2^53 (seqs, epoch seconds), as a varint; division, not bit operations, past 2^31. */
-function writeVarint(out: Buffer, at: number, value: number): number {
-  while (value >= 128) {
-    out[at++] = (value % 128) | 128;
-    value = Math.floor(value / 128);
-  }
-  out[at++] = value;
-  return at;
 }
 
 /** Flags 0 (uncompressed), then the message's length, 4 bytes big-endian. */
