@@ -78,9 +78,10 @@ export function trimHeapWhenIdle(opts: IdleHeapTrimOptions, log: pino.Logger, si
   const trimmer = new IdleHeapTrimmer(opts, (on) => {
     setFlagsFromString(on ? "--memory-saver-mode" : "--no-memory-saver-mode");
     metrics?.heapMemorySaver.set(on ? 1 : 0);
-    if (on) metrics?.heapTrims.inc();
-    if (on) log.info({ rssMb: rssMb(), busyShare: round(trimmer.meanBusyShare()) }, "heap: quiet, V8 memory saver mode on (its next GC gives memory back)");
-    else log.info({ rssMb: rssMb() }, "heap: busy again, V8 memory saver mode off");
+    if (on) {
+      metrics?.heapTrims.inc();
+      log.info({ rssMb: rssMb(), busyShare: round(trimmer.meanBusyShare()) }, "heap: quiet, V8 memory saver mode on (its next GC gives memory back)");
+    } else log.info({ rssMb: rssMb() }, "heap: busy again, V8 memory saver mode off");
   });
   let last = performance.eventLoopUtilization();
   const timer = setInterval(() => {
