@@ -18,6 +18,15 @@ import {
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { WireProtocol } from "./wire-protocols.js";
 import { protoKeyInBinary, protoKeyRefused } from "./proto-keys.js";
+import { decodeAppendEventsRequest } from "./append-request-decoder.js";
+
+/**
+ * Requests read by hand where protobuf-es's decoding costs the hot path most; each gives up
+ * (undefined) on anything but the plain form, and protobuf-es decodes that.
+ */
+const directDecoders: Record<string, ((message: Buffer) => unknown) | undefined> = {
+  "eventide.v1.AppendEventsRequest": decodeAppendEventsRequest,
+};
 
 /** What a body read yields: the bytes, or the error Connect would have answered (it read no further either). */
 export type Body = { bytes: Buffer; error?: undefined } | { error: ConnectError; bytes?: undefined };
@@ -112,6 +121,7 @@ async function connectSizeError(chunks: Buffer[], protocol: WireProtocol, readMa
 /** Decodes request messages of one method as Connect does (its patched binary serialization, with its readMaxBytes check). */
 export class RequestDecoder<I extends DescMessage> {
   private readonly serialization;
+  private readonly direct: ((message: Buffer) => unknown) | undefined;
 
   constructor(
     private readonly method: DescMethod & { input: I },
@@ -120,10 +130,19 @@ export class RequestDecoder<I extends DescMessage> {
     private readonly checkProtoKeys: boolean,
   ) {
     this.serialization = createMethodSerializationLookup(method, undefined, undefined, { readMaxBytes, writeMaxBytes: 0xffffffff });
+    this.direct = directDecoders[method.input.typeName];
   }
 
   private parse(bytes: Uint8Array): MessageShape<I> {
     return this.serialization.getI(true).parse(bytes) as MessageShape<I>;
+  }
+
+  /** One message: read directly when it can be (a direct read gives up on any "__proto__" key), else checked and parsed. */
+  private one(message: Buffer): Iterator<MessageShape<I>> {
+    const direct = this.direct?.(message) as MessageShape<I> | undefined;
+    if (direct) return [direct][Symbol.iterator]();
+    this.refuseProtoKeys([message]);
+    return [this.parse(message)][Symbol.iterator]();
   }
 
   /** The body's one uncompressed envelope, or undefined when it is anything else. */
@@ -138,15 +157,9 @@ export class RequestDecoder<I extends DescMessage> {
    * check comes first, as in refuseProtoKeys, which reads the whole body before Connect does.
    */
   messages(body: Buffer, protocol: WireProtocol): AsyncIterator<MessageShape<I>> | Iterator<MessageShape<I>> {
-    if (!protocol.enveloped) {
-      this.refuseProtoKeys([body]);
-      return [this.parse(body)][Symbol.iterator]();
-    }
+    if (!protocol.enveloped) return this.one(body);
     const one = RequestDecoder.single(body);
-    if (one && one.length <= this.readMaxBytes) {
-      this.refuseProtoKeys([one]);
-      return [this.parse(one)][Symbol.iterator]();
-    }
+    if (one && one.length <= this.readMaxBytes) return this.one(one);
     if (this.checkProtoKeys) this.refuseProtoKeys(completeEnvelopes(body));
     return pipe(
       createAsyncIterable([body]),
