@@ -9,18 +9,30 @@
 // 2. First delta: a server child that also runs the reference agent (token
 //    delay 0). One turn at a time, on a fresh thread already tailed (caught
 //    up): the time from the SubmitTurn call to the first `message.delta`
-//    event on the tail, and to `turn.completed`.
+//    event on the tail, and to `turn.completed`. First with raw node:http2
+//    calls (the goal's figure), then with Connect's client (the typical one).
+import { type ClientHttp2Session, connect as http2Connect } from "node:http2";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { AgentService } from "../../gen/eventide/v1/agent_service_pb.js";
 import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
-import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
+import {
+  CreateThreadRequestSchema,
+  CreateThreadResponseSchema,
+  SubmitTurnRequestSchema,
+  SubmitTurnResponseSchema,
+  TurnService,
+} from "../../gen/eventide/v1/turn_service_pb.js";
 import { nowMs, sleep } from "../clock.js";
+import { bytesField, grpcFrame } from "../grpc-wire.js";
 import { distribution } from "../percentiles.js";
 import { startCpuMeter } from "../process-stats.js";
 import { layoutRow, type Measurement, type ScenarioResult } from "../result.js";
 import { type ServerUnderTest, withOwnServer } from "../server-under-test.js";
 import { freshTierEnv, type Services, type Tier } from "../tier-env.js";
+import { wireTail } from "../wire-tail-client.js";
+import { grpcHeaders, wireUnary } from "../wire-sessions.js";
 
 export interface DispatchParams {
   name: string;
@@ -69,18 +81,20 @@ export async function dispatchBench(p: DispatchParams): Promise<ScenarioResult> 
   });
 
   await onOwnServer(p, "server,persister,dispatcher,agent", { EVENTIDE_AGENT_TOKEN_DELAY: "0" }, "first delta", failures, notes, async (server) => {
-    const f = await firstDelta(server.baseUrl, p);
-    failures.push(...f.failures.map((x) => `${p.name}: first delta: ${x}`));
-    notes.push(...f.notes.map((n) => `${p.name}: first delta: ${n}`));
-    const delta = distribution(f.firstDelta);
-    const completed = distribution(f.completed);
-    measurements.push(
-      { scenario: p.name, metric: "submit → first delta p50 (reference agent)", value: delta.p50, unit: "ms" },
-      { scenario: p.name, metric: "submit → first delta p99 (reference agent)", value: delta.p99, unit: "ms" },
-      { scenario: p.name, metric: "submit → first delta max", value: delta.max, unit: "ms" },
-      { scenario: p.name, metric: "submit → turn.completed p50", value: completed.p50, unit: "ms" },
-      { scenario: p.name, metric: "turns one at a time (measured)", value: delta.count, unit: "count" },
-    );
+    const runs = await firstDelta(server.baseUrl, p);
+    for (const [client, f] of [["raw client", runs.raw], ["Connect client", runs.connect]] as const) {
+      failures.push(...f.failures.map((x) => `${p.name}: first delta, ${client}: ${x}`));
+      notes.push(...f.notes.map((n) => `${p.name}: first delta, ${client}: ${n}`));
+      const delta = distribution(f.firstDelta);
+      const completed = distribution(f.completed);
+      measurements.push(
+        { scenario: p.name, metric: `${client}: submit → first delta p50 (reference agent)`, value: delta.p50, unit: "ms" },
+        { scenario: p.name, metric: `${client}: submit → first delta p99 (reference agent)`, value: delta.p99, unit: "ms" },
+        { scenario: p.name, metric: `${client}: submit → first delta max`, value: delta.max, unit: "ms" },
+        { scenario: p.name, metric: `${client}: submit → turn.completed p50`, value: completed.p50, unit: "ms" },
+        { scenario: p.name, metric: `${client}: turns one at a time (measured)`, value: delta.count, unit: "count" },
+      );
+    }
   });
 
   return { measurements, failures, notes };
@@ -284,31 +298,96 @@ interface FirstDelta {
   notes: string[];
 }
 
-async function firstDelta(baseUrl: string, p: DispatchParams): Promise<FirstDelta> {
+/** What one turn of the first-delta part gave: its times from the SubmitTurn call, or what went wrong. */
+interface TurnTimes {
+  firstDeltaMs?: number;
+  completedMs?: number;
+  problem?: string;
+}
+
+/**
+ * The turns one after another, first with raw node:http2 calls (the goal's figure: what the
+ * server and its reference agent take, not the bench's client), then with Connect's client
+ * (the typical client's figure), on the same server.
+ */
+async function firstDelta(baseUrl: string, p: DispatchParams): Promise<{ raw: FirstDelta; connect: FirstDelta }> {
+  const session = http2Connect(baseUrl);
+  session.on("error", () => {}); // a broken connection fails the calls on it, which say so
+  let raw: FirstDelta;
+  try {
+    raw = await turnsOneByOne(p, () => oneTurnRaw(session));
+  } finally {
+    session.destroy();
+  }
   const sessionManager = new Http2SessionManager(baseUrl);
   const transport = createGrpcTransport({ baseUrl, sessionManager });
   const turns = createClient(TurnService, transport);
   const events = createClient(EventService, transport);
-  const out: FirstDelta = { firstDelta: [], completed: [], failures: [], notes: [] };
   try {
-    for (let i = 0; i < p.firstDeltaWarmup + p.firstDeltaTurns; i++) {
-      const r = await oneTurn(turns, events);
-      if (r.problem) {
-        out.failures.push(r.problem);
-        if (out.failures.length >= 5) {
-          out.notes.push(`stopped after ${i + 1} turns: too many failed`);
-          break;
-        }
-        continue;
-      }
-      if (i < p.firstDeltaWarmup) continue;
-      out.firstDelta.push(r.firstDeltaMs!);
-      out.completed.push(r.completedMs!);
-    }
+    return { raw, connect: await turnsOneByOne(p, () => oneTurn(turns, events)) };
   } finally {
     sessionManager.abort();
   }
+}
+
+async function turnsOneByOne(p: DispatchParams, oneTurn: () => Promise<TurnTimes>): Promise<FirstDelta> {
+  const out: FirstDelta = { firstDelta: [], completed: [], failures: [], notes: [] };
+  for (let i = 0; i < p.firstDeltaWarmup + p.firstDeltaTurns; i++) {
+    const r = await oneTurn();
+    if (r.problem) {
+      out.failures.push(r.problem);
+      if (out.failures.length >= 5) {
+        out.notes.push(`stopped after ${i + 1} turns: too many failed`);
+        break;
+      }
+      continue;
+    }
+    if (i < p.firstDeltaWarmup) continue;
+    out.firstDelta.push(r.firstDeltaMs!);
+    out.completed.push(r.completedMs!);
+  }
   return out;
+}
+
+/** What a turn's tail saw, and when: shared by both clients' turns. */
+class TurnWatch {
+  firstDelta?: { at: number; turnId: string };
+  completed?: { at: number; turnId: string };
+  problem?: string;
+  readonly isCaughtUp: Promise<void>;
+  readonly isCompleted: Promise<void>;
+  caughtUp!: () => void;
+  private settle!: () => void;
+
+  constructor() {
+    this.isCaughtUp = new Promise<void>((resolve) => (this.caughtUp = resolve));
+    this.isCompleted = new Promise<void>((resolve) => (this.settle = resolve));
+  }
+
+  event(at: number, type: string, turnId: string, payload: () => string): void {
+    if (type === "message.delta") this.firstDelta ??= { at, turnId };
+    if (type === "turn.completed" || type === "turn.failed" || type === "turn.dead_lettered") {
+      if (type !== "turn.completed") this.problem = `${type}: ${payload()}`;
+      this.completed = { at, turnId };
+      this.settle();
+    }
+  }
+
+  /** The tail is over: nothing more will come. */
+  ended(): void {
+    this.caughtUp();
+    this.settle();
+  }
+
+  /** The turn's times from `startedAt`, or what was wrong with it. */
+  result(turnId: string, startedAt: number): TurnTimes {
+    if (this.problem) return { problem: `turn ${turnId}: ${this.problem}` };
+    if (!this.completed) return { problem: `turn ${turnId}: not completed within ${turnTimeoutMs} ms` };
+    if (!this.firstDelta) return { problem: `turn ${turnId}: completed without a message.delta` };
+    if (this.completed.turnId !== turnId) return { problem: `turn ${turnId}: turn.completed of turn ${this.completed.turnId}` };
+    if (this.firstDelta.turnId !== turnId) return { problem: `turn ${turnId}: a message.delta of turn ${this.firstDelta.turnId}` };
+    return { firstDeltaMs: this.firstDelta.at - startedAt, completedMs: this.completed.at - startedAt };
+  }
 }
 
 /**
@@ -316,45 +395,32 @@ async function firstDelta(baseUrl: string, p: DispatchParams): Promise<FirstDelt
  * first delta may arrive before SubmitTurn returns, so events are matched to
  * the turn afterwards. The tail ends (its signal aborted) at turn.completed.
  */
-async function oneTurn(
-  turns: Client<typeof TurnService>,
-  events: Client<typeof EventService>,
-): Promise<{ firstDeltaMs?: number; completedMs?: number; problem?: string }> {
+async function oneTurn(turns: Client<typeof TurnService>, events: Client<typeof EventService>): Promise<TurnTimes> {
   const { thread } = await turns.createThread({});
   const threadId = thread!.threadId;
   const cancel = new AbortController();
-  let caughtUp!: () => void;
-  const isCaughtUp = new Promise<void>((resolve) => (caughtUp = resolve));
-  let completed!: () => void;
-  const isCompleted = new Promise<void>((resolve) => (completed = resolve));
-  const seen: { firstDelta?: { at: number; turnId: string }; completed?: { at: number; turnId: string }; problem?: string } = {};
+  const watch = new TurnWatch();
   const tail = (async () => {
     try {
       const stream = events.tailEvents({ threadId, afterSeq: 0n, follow: true }, { signal: cancel.signal });
       for await (const res of stream) {
         const at = nowMs();
-        if (res.item.case === "caughtUp") caughtUp();
+        if (res.item.case === "caughtUp") watch.caughtUp();
         if (res.item.case !== "event") continue;
         const e = res.item.value;
-        if (e.type === "message.delta") seen.firstDelta ??= { at, turnId: e.turnId };
-        if (e.type === "turn.completed" || e.type === "turn.failed" || e.type === "turn.dead_lettered") {
-          if (e.type !== "turn.completed") seen.problem = `${e.type}: ${JSON.stringify(e.payload)}`;
-          seen.completed = { at, turnId: e.turnId };
-          completed();
-        }
+        watch.event(at, e.type, e.turnId, () => JSON.stringify(e.payload));
       }
     } catch (err) {
-      if (!cancel.signal.aborted) seen.problem = `tail failed: ${String(err)}`;
+      if (!cancel.signal.aborted) watch.problem = `tail failed: ${String(err)}`;
     } finally {
-      caughtUp();
-      completed();
+      watch.ended();
     }
   })();
   // Bounds the whole turn, the tail's catching up included.
   const timer = setTimeout(() => cancel.abort(), turnTimeoutMs);
   try {
-    await isCaughtUp;
-    if (cancel.signal.aborted || seen.problem) return { problem: `thread ${threadId}: ${seen.problem ?? `tail not caught up within ${turnTimeoutMs} ms`}` };
+    await watch.isCaughtUp;
+    if (cancel.signal.aborted || watch.problem) return { problem: `thread ${threadId}: ${watch.problem ?? `tail not caught up within ${turnTimeoutMs} ms`}` };
     const startedAt = nowMs();
     let turnId: string;
     try {
@@ -362,16 +428,65 @@ async function oneTurn(
     } catch (err) {
       return { problem: `thread ${threadId}: SubmitTurn failed: ${String(err)}` };
     }
-    await isCompleted;
-    if (seen.problem) return { problem: `turn ${turnId}: ${seen.problem}` };
-    if (!seen.completed) return { problem: `turn ${turnId}: not completed within ${turnTimeoutMs} ms` };
-    if (!seen.firstDelta) return { problem: `turn ${turnId}: completed without a message.delta` };
-    if (seen.completed.turnId !== turnId) return { problem: `turn ${turnId}: turn.completed of turn ${seen.completed.turnId}` };
-    if (seen.firstDelta.turnId !== turnId) return { problem: `turn ${turnId}: a message.delta of turn ${seen.firstDelta.turnId}` };
-    return { firstDeltaMs: seen.firstDelta.at - startedAt, completedMs: seen.completed.at - startedAt };
+    await watch.isCompleted;
+    return watch.result(turnId, startedAt);
   } finally {
     clearTimeout(timer);
     cancel.abort();
     await tail;
+  }
+}
+
+const createThreadHeaders = grpcHeaders("/eventide.v1.TurnService/CreateThread");
+const submitTurnHeaders = grpcHeaders("/eventide.v1.TurnService/SubmitTurn");
+const createThreadFrame = grpcFrame(toBinary(CreateThreadRequestSchema, create(CreateThreadRequestSchema)));
+// Event fields the raw tail reads in place.
+const eventTurnIdField = 3;
+const eventTypeField = 5;
+
+/** oneTurn with raw node:http2 calls: the request encoded before the clock starts, events read in place. */
+async function oneTurnRaw(session: ClientHttp2Session): Promise<TurnTimes> {
+  let threadId: string;
+  try {
+    threadId = fromBinary(CreateThreadResponseSchema, await wireUnary(session, createThreadHeaders, createThreadFrame)).thread!.threadId;
+  } catch (err) {
+    return { problem: `CreateThread failed: ${String(err)}` };
+  }
+  const submitFrame = grpcFrame(toBinary(SubmitTurnRequestSchema, create(SubmitTurnRequestSchema, { threadId, input: firstDeltaInput })));
+  const watch = new TurnWatch();
+  let cancelled = false;
+  const text = (buf: Buffer, from: number, end: number, field: number) => {
+    const bounds = bytesField(buf, from, end, field);
+    return bounds ? buf.toString("utf8", bounds[0], bounds[1]) : "";
+  };
+  const cancelTail = wireTail(session, { threadId, follow: true }, {
+    event: (buf, from, end) => watch.event(nowMs(), text(buf, from, end, eventTypeField), text(buf, from, end, eventTurnIdField), () => "(payload not read)"),
+    caughtUp: () => watch.caughtUp(),
+    ended: (problem) => {
+      if (problem && !cancelled) watch.problem = `tail failed: ${problem}`;
+      watch.ended();
+    },
+  });
+  const cancel = () => {
+    cancelled = true;
+    cancelTail();
+  };
+  const timer = setTimeout(cancel, turnTimeoutMs);
+  try {
+    await watch.isCaughtUp;
+    if (cancelled || watch.problem) return { problem: `thread ${threadId}: ${watch.problem ?? `tail not caught up within ${turnTimeoutMs} ms`}` };
+    const startedAt = nowMs();
+    let turnId: string;
+    try {
+      turnId = fromBinary(SubmitTurnResponseSchema, await wireUnary(session, submitTurnHeaders, submitFrame)).turn!.turnId;
+    } catch (err) {
+      return { problem: `thread ${threadId}: SubmitTurn failed: ${String(err)}` };
+    }
+    await watch.isCompleted;
+    return watch.result(turnId, startedAt);
+  } finally {
+    clearTimeout(timer);
+    cancel();
+    await watch.isCompleted;
   }
 }
