@@ -34,6 +34,12 @@ export async function* agentFeed(opts: AgentFeedOptions, signal: AbortSignal): A
    */
   const noticed: string[] = [];
   let sawEveryReady = false;
+  /**
+   * Whether the next round scans the ready sets. Not while the last scan saw every ready thread
+   * and every ready notice since is in `noticed`: a scan would find nothing more (a notice lost
+   * meanwhile is found when the wait times out, which scans).
+   */
+  let scanDue = true;
   let wait = waitFor(0, signal);
   let workMaybe = true;
 
@@ -41,10 +47,13 @@ export async function* agentFeed(opts: AgentFeedOptions, signal: AbortSignal): A
     if (notice.kind === "ready") {
       workMaybe = true;
       if (sawEveryReady && held.size + noticed.length < opts.maxInFlight) noticed.push(notice.threadId);
+      else scanDue = true;
     } else if (held.delete(notice.leaseId)) {
-      // The turn ended (or was cancelled, or its lease lapsed): capacity is free again.
+      // The turn ended (or was cancelled, or its lease lapsed): capacity is free again, for
+      // threads the last scan left for want of it.
       if (notice.cancelled) outbox.push({ kind: "cancellation", turnId: notice.turnId, leaseId: notice.leaseId });
       workMaybe = true;
+      if (!sawEveryReady) scanDue = true;
     } else {
       return;
     }
@@ -67,10 +76,15 @@ export async function* agentFeed(opts: AgentFeedOptions, signal: AbortSignal): A
           return { kind: "assignment", assignment };
         };
         for (const threadId of noticed.splice(0)) {
-          if (held.size >= opts.maxInFlight || signal.aborted) break;
+          if (held.size >= opts.maxInFlight || signal.aborted) {
+            scanDue = true; // the threads left out are in the ready sets
+            break;
+          }
           const item = await claim(threadId);
           if (item) yield item;
         }
+        if (!scanDue && sawEveryReady) continue;
+        scanDue = false;
         // Known foreign threads come first in the list too: ask for enough to see past them.
         const wanted = opts.maxInFlight - held.size + 16 + Math.min(foreign.size, maxForeignSkipped);
         const threads = await dispatch.readyThreads(wanted);
@@ -92,6 +106,7 @@ export async function* agentFeed(opts: AgentFeedOptions, signal: AbortSignal): A
       if (!workMaybe && outbox.length === 0 && !signal.aborted) {
         // Timed out: notices may have been lost, and retries come due without one.
         workMaybe = true;
+        scanDue = true;
         await forgetEnded(dispatch, held);
       }
     }
