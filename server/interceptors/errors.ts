@@ -52,7 +52,10 @@ export function isConnectionError(err: unknown): boolean {
     // CLUSTERDOWN / TRYAGAIN / MASTERDOWN: a Redis Cluster between losing a master and promoting its replica.
     // READONLY, LOADING and a WAIT refused by a replica: a node that was a master, back as a replica
     // (or still loading) while the client's slot map still names it; a retry finds the new master.
-    /ClientClosed|ClientOffline|SocketClosed|ConnectionTimeout|TimeoutError|ECONNREFUSED|ECONNRESET|EPIPE|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|\bREADONLY\b|\bLOADING\b|cannot be used with replica/.test(
+    // DisconnectsClient: the cluster client dropped a node's connection as it learnt the new slot map,
+    // failing the commands queued on it; RootNodesUnavailable / MaxCommandRedirections: no node, or
+    // no settled slot map, reachable yet.
+    /ClientClosed|ClientOffline|SocketClosed|SocketTimeout|ConnectionTimeout|TimeoutError|DisconnectsClient|RootNodesUnavailable|MaxCommandRedirections|ECONNREFUSED|ECONNRESET|EPIPE|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|\bREADONLY\b|\bLOADING\b|cannot be used with replica/.test(
       // node-redis's error classes leave `name` as "Error": their class names are matched too.
       `${err.name} ${err.constructor.name} ${err.message}`,
     )

@@ -2,6 +2,16 @@
 // retries with the same event ids) and which are bugs (INTERNAL). The Redis texts are the
 // replies of a real replica and cluster node.
 import test from "ava";
+import {
+  ClientClosedError,
+  ClientOfflineError,
+  ConnectionTimeoutError,
+  DisconnectsClientError,
+  MaxCommandRedirectionsError,
+  RootNodesUnavailableError,
+  SocketClosedUnexpectedlyError,
+  SocketTimeoutError,
+} from "redis";
 import { isConnectionError } from "../../server/interceptors/errors.js";
 
 const transient = [
@@ -19,6 +29,20 @@ const bugs = ["ERR wrong number of arguments for 'xadd' command", "NOSCRIPT No m
 
 test("a failover's and an outage's errors are transient", (t) => {
   for (const message of transient) t.true(isConnectionError(new Error(message)), message);
+});
+
+test("node-redis's own errors for a connection lost, dropped in a cluster's rediscovery, or not there yet are transient", (t) => {
+  const errors = [
+    new DisconnectsClientError(),
+    new ClientClosedError(),
+    new ClientOfflineError(),
+    new SocketClosedUnexpectedlyError(),
+    new SocketTimeoutError(1000),
+    new ConnectionTimeoutError(),
+    new RootNodesUnavailableError(),
+    new MaxCommandRedirectionsError(),
+  ];
+  for (const err of errors) t.true(isConnectionError(err), err.constructor.name);
 });
 
 test("other errors are not", (t) => {
