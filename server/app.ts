@@ -64,9 +64,10 @@ export async function startServer(config: Config, core: Core, log: Logger, tiers
   const streams = new StreamShutdown(health.shuttingDown);
   const { events } = core;
   // One implementation for Connect's router and the wire path.
+  const turnImpl = turnService({ log: events, eraser: core.eraser, dispatch: core.dispatch });
   const eventImpl = eventService({ log: events, heartbeatMs: config.heartbeatMs, tailBuffer: config.tailBuffer, shutdown: streams });
   const routes = (router: ConnectRouter) => {
-    router.service(TurnService, turnService({ log: events, eraser: core.eraser, dispatch: core.dispatch }));
+    router.service(TurnService, turnImpl);
     router.service(EventService, eventImpl);
     router.service(ArchiveService, archiveService({ log: events, archiver: core.archiver }));
     router.service(AgentService, agentService({ dispatch: core.dispatch, events, pollMs: config.dispatch.sweepIntervalMs, log, shutdown: streams }));
@@ -91,7 +92,7 @@ export async function startServer(config: Config, core: Core, log: Logger, tiers
   const rpcHandler = connectNodeAdapter({ routes, ...rpcOptions });
   // The hot RPCs over the binary protocols on HTTP/2, past Connect's per-call plumbing, through the same interceptors.
   const wire = config.wirePath
-    ? wirePath({ service: eventImpl, ...rpcOptions, corsOrigins: config.corsOrigins, scheme: config.tls ? "https" : "http" })
+    ? wirePath({ service: eventImpl, turns: turnImpl, ...rpcOptions, corsOrigins: config.corsOrigins, scheme: config.tls ? "https" : "http" })
     : undefined;
   // The original HTTP API calls the same services in-process, through the same interceptors.
   const inProcess = createRouterTransport(routes, { router: { interceptors, jsonOptions, readMaxBytes: config.limits.maxRequestBytes } });

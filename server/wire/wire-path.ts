@@ -1,5 +1,5 @@
-// The wire path: AppendEvents (unary) and TailEvents (server stream) over the
-// binary protocols (gRPC, gRPC-Web, Connect with protobuf), served straight on
+// The wire path: AppendEvents and SubmitTurn (unary) and TailEvents (server
+// stream) over the binary protocols (gRPC, gRPC-Web, Connect with protobuf), served straight on
 // HTTP/2 streams. It builds the request objects Connect's interceptors see and
 // runs the same interceptors around the same service implementation, so auth,
 // limits, validation, errors, logs and metrics are the same code; what it skips
@@ -8,7 +8,7 @@
 // else (JSON, compressed requests, GET, other RPCs, HTTP/1.1) stays with Connect.
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { constants as h2 } from "node:http2";
-import { create, type DescMessage, type DescMethod, isMessage, type JsonWriteOptions, type Message, type MessageShape, toBinary } from "@bufbuild/protobuf";
+import { create, type DescMessage, type DescMethod, type DescService, isMessage, type JsonWriteOptions, type Message, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -23,6 +23,7 @@ import {
 } from "@connectrpc/connect";
 import { type Compression, compressionNegotiate } from "@connectrpc/connect/protocol";
 import { EventService } from "../../gen/eventide/v1/event_service_pb.js";
+import { TurnService } from "../../gen/eventide/v1/turn_service_pb.js";
 import { liveWriterKey } from "../live/live-writer.js";
 import { RequestDecoder, readBody } from "./request-body.js";
 import { StreamLiveWriter } from "./stream-live-writer.js";
@@ -32,6 +33,8 @@ import { answerError, initialHeader, initialTrailer, type WireProtocol, WireRepl
 export interface WirePathDeps {
   /** The EventService implementation Connect's router serves too. */
   service: Partial<ServiceImpl<typeof EventService>>;
+  /** The TurnService implementation Connect's router serves too: SubmitTurn starts every turn, so it is on the path to its first event. */
+  turns: Partial<ServiceImpl<typeof TurnService>>;
   /** The router's interceptors, outermost first. */
   interceptors: Interceptor[];
   /** The context values the Node adapter would build for the request. */
@@ -59,10 +62,13 @@ const maxTimeoutMs = Number.MAX_SAFE_INTEGER;
 
 export function wirePath(deps: WirePathDeps): StreamHandler {
   const { appendEvents, tailEvents } = deps.service;
-  if (!appendEvents || !tailEvents) throw new Error("the wire path needs EventService's appendEvents and tailEvents");
+  const { submitTurn } = deps.turns;
+  if (!appendEvents || !tailEvents || !submitTurn) throw new Error("the wire path needs EventService's appendEvents and tailEvents and TurnService's submitTurn");
+  // Both unary requests hold maps (payloads, inputs, metadata): their "__proto__" keys are looked for.
   const routes = new Map<string, Route>([
     [`/${EventService.typeName}/AppendEvents`, unaryRoute(EventService.method.appendEvents, appendEvents as unknown as UnaryFn, true, deps)],
     [`/${EventService.typeName}/TailEvents`, streamRoute(EventService.method.tailEvents, tailEvents as unknown as StreamFn, deps)],
+    [`/${TurnService.typeName}/SubmitTurn`, unaryRoute(TurnService.method.submitTurn, submitTurn as unknown as UnaryFn, true, deps)],
   ]);
   return (stream, headers, rawHeaders) => {
     if (headers[":method"] !== "POST") return false;
@@ -98,7 +104,7 @@ class WireCall {
   readonly trailer: ResponseHeaders;
   readonly reply: WireReply;
   readonly context: HandlerContext;
-  readonly request: { service: typeof EventService; method: DescMethod; requestMethod: string; url: string; signal: AbortSignal; header: Headers; contextValues: ContextValues };
+  readonly request: { service: DescService; method: DescMethod; requestMethod: string; url: string; signal: AbortSignal; header: Headers; contextValues: ContextValues };
 
   constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[], protocol: WireProtocol, method: DescMethod, deps: WirePathDeps) {
     const requestHeader = RequestHeaders.view(headers);
@@ -129,9 +135,9 @@ class WireCall {
     // A tail's live events may skip its generator and go onto the stream as bytes framed once for the thread.
     if (method.methodKind === "server_streaming") values.set(liveWriterKey, new StreamLiveWriter(stream, this.reply, this.header));
     const url = `${deps.scheme}://${headers[":authority"] ?? headers.host ?? ""}${headers[":path"]}`;
-    this.request = { service: EventService, method, requestMethod: "POST", url, signal, header: requestHeader, contextValues: values };
+    this.request = { service: method.parent, method, requestMethod: "POST", url, signal, header: requestHeader, contextValues: values };
     this.context = {
-      service: EventService,
+      service: method.parent,
       method,
       requestMethod: "POST",
       protocolName: protocol.name,

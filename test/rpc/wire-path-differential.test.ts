@@ -13,6 +13,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import { ViolationsSchema } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import { AppendEventsRequestSchema, AppendEventsResponseSchema, TailEventsRequestSchema, TailEventsResponseSchema } from "../../gen/eventide/v1/event_service_pb.js";
+import { MultitaskStrategy, SubmitTurnRequestSchema, SubmitTurnResponseSchema } from "../../gen/eventide/v1/turn_service_pb.js";
 import { apiKeysEnv, clientsWithKey } from "../support/keys.js";
 import { envelope, exchange, type RawExchange } from "../support/raw-rpc.js";
 import { startTestServer, type TestServer, tierKinds } from "../support/server.js";
@@ -36,12 +37,12 @@ const missing = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
 type Wire = "grpc" | "grpc-web" | "connect";
 const wires: Wire[] = ["grpc", "grpc-web", "connect"];
 
-/** Every call to Connect's Node adapter answering these two RPCs, by server port: the wire path must leave none. */
+/** Every call to Connect's Node adapter answering these three RPCs, by server port: the wire path must leave none. */
 const connectAnswered = new Map<string, number>();
 const writeHead = http2.Http2ServerResponse.prototype.writeHead;
 http2.Http2ServerResponse.prototype.writeHead = function (this: http2.Http2ServerResponse, ...args: never[]) {
   const url = this.req.url ?? "";
-  if (/EventService\/(AppendEvents|TailEvents)$/.test(url)) {
+  if (/EventService\/(AppendEvents|TailEvents)$|TurnService\/SubmitTurn$/.test(url)) {
     const at = `${this.req.socket.localPort}`;
     connectAnswered.set(at, (connectAnswered.get(at) ?? 0) + 1);
   }
@@ -95,9 +96,19 @@ interface Request {
   keepHeartbeats?: boolean;
 }
 
-type Case = { name: string; rpc: "append" | "tail"; events?: number; request: (f: Fixture, wire: Wire) => Request; after?: (f: Fixture, wire: Wire) => Promise<unknown> };
+type Rpc = "append" | "tail" | "submit";
+type Case = {
+  name: string;
+  rpc: Rpc;
+  events?: number;
+  /** Done on each server before the request is sent. */
+  before?: (f: Fixture) => Promise<unknown>;
+  request: (f: Fixture, wire: Wire) => Request;
+  after?: (f: Fixture, wire: Wire) => Promise<unknown>;
+};
 
 const append = (init: MessageInitShape<typeof AppendEventsRequestSchema>) => toBinary(AppendEventsRequestSchema, create(AppendEventsRequestSchema, init));
+const submit = (init: MessageInitShape<typeof SubmitTurnRequestSchema>) => toBinary(SubmitTurnRequestSchema, create(SubmitTurnRequestSchema, init));
 const tail = (init: MessageInitShape<typeof TailEventsRequestSchema>) => toBinary(TailEventsRequestSchema, create(TailEventsRequestSchema, init));
 const delta = (i: number, eventId = "") => ({ eventId, type: "message.delta", payload: { text: `token ${i}`, i } });
 
@@ -158,6 +169,23 @@ const cases: Case[] = [
   // An empty body: the request stream has ended before the handler reads it (it reads after the interceptors).
   { name: "tail: no request message", rpc: "tail", request: () => ({ raw: true, body: new Uint8Array(0) }) },
   { name: "tail: two request messages", rpc: "tail", request: (f) => ({ raw: true, body: Buffer.concat([envelope(tail({ threadId: f.thread })), envelope(tail({ threadId: f.thread }))]) }) },
+  { name: "submit: a turn", rpc: "submit", request: (f) => ({ body: submit({ threadId: f.thread, input: { text: "hi" }, metadata: { k: "v" } }) }) },
+  { name: "submit: a turn on a new thread", rpc: "submit", request: () => ({ body: submit({ input: { text: "hi" } }) }) },
+  {
+    name: "submit: REJECT while a turn is queued",
+    rpc: "submit",
+    before: (f) => clientsWithKey(f.server.baseUrl, keys.writer.key).turns.submitTurn({ threadId: f.thread, input: { n: 1 } }),
+    request: (f) => ({ body: submit({ threadId: f.thread, input: { n: 2 }, multitaskStrategy: MultitaskStrategy.REJECT }) }),
+  },
+  { name: "submit: unknown thread", rpc: "submit", request: () => ({ body: submit({ threadId: missing, input: {} }) }) },
+  { name: "submit: another tenant's thread", rpc: "submit", request: (f) => ({ body: submit({ threadId: f.otherThread, input: {} }) }) },
+  { name: "submit: no key", rpc: "submit", request: (f) => ({ key: undefined, body: submit({ threadId: f.thread, input: {} }) }) },
+  { name: "submit: a role that may not submit", rpc: "submit", request: (f) => ({ key: "tailer", body: submit({ threadId: f.thread, input: {} }) }) },
+  { name: "submit: protovalidate violations", rpc: "submit", request: () => ({ body: submit({ threadId: "nope", metadata: { "": "v" }, multitaskStrategy: 9 as MultitaskStrategy }) }) },
+  { name: "submit: a service rule", rpc: "submit", request: (f) => ({ body: submit({ threadId: f.thread, input: { text: "a\u0000b" } }) }) },
+  { name: "submit: a __proto__ key in the input", rpc: "submit", request: (f) => ({ body: submit({ threadId: f.thread, input: { a: { ["__proto__"]: 1 } } }) }) },
+  { name: "submit: undecodable body", rpc: "submit", request: () => ({ body: new Uint8Array([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]) }) },
+  { name: "submit: over the size cap", rpc: "submit", request: (f) => ({ body: submit({ threadId: f.thread, input: { big: "x".repeat(maxRequestBytes) } }) }) },
 ];
 
 const appending = new WeakSet<Fixture>();
@@ -176,6 +204,7 @@ for (const tier of tierKinds) {
       test.serial(`${tier}/${wire}: ${c.name}`, async (t) => {
         const { on, off } = pairs.get(tier)!;
         const [a, b] = await Promise.all([fixture(on, c.events), fixture(off, c.events)]);
+        if (c.before) await Promise.all([c.before(a), c.before(b)]);
         const [ra, rb] = await Promise.all([send(a, c.rpc, wire, c.request(a, wire)), send(b, c.rpc, wire, c.request(b, wire))]);
         const [na, nb] = [normalise(ra, c.rpc, a, c.request(a, wire).keepHeartbeats), normalise(rb, c.rpc, b, c.request(b, wire).keepHeartbeats)];
         t.deepEqual(na, nb);
@@ -221,10 +250,12 @@ for (const tier of tierKinds) {
   });
 }
 
-function send(f: Fixture, rpc: "append" | "tail", wire: Wire, req: Request): Promise<RawExchange> {
-  const path = rpc === "append" ? "AppendEvents" : "TailEvents";
+const paths: Record<Rpc, string> = { append: "EventService/AppendEvents", tail: "EventService/TailEvents", submit: "TurnService/SubmitTurn" };
+const responseSchemas: Record<Rpc, DescMessage> = { append: AppendEventsResponseSchema, tail: TailEventsResponseSchema, submit: SubmitTurnResponseSchema };
+
+function send(f: Fixture, rpc: Rpc, wire: Wire, req: Request): Promise<RawExchange> {
   const headers: Record<string, string> = {};
-  const unary = rpc === "append" && wire === "connect";
+  const unary = rpc !== "tail" && wire === "connect";
   if (wire === "grpc") Object.assign(headers, { "content-type": "application/grpc", te: "trailers", "grpc-accept-encoding": "gzip, br" });
   if (wire === "grpc-web") Object.assign(headers, { "content-type": "application/grpc-web+proto", "x-grpc-web": "1", "grpc-accept-encoding": "gzip" });
   if (wire === "connect" && unary) Object.assign(headers, { "content-type": "application/proto", "connect-protocol-version": "1", "accept-encoding": "gzip" });
@@ -237,9 +268,9 @@ function send(f: Fixture, rpc: "append" | "tail", wire: Wire, req: Request): Pro
   const key = "key" in req ? req.key : "writer";
   if (key) headers.authorization = `Bearer ${keys[key].key}`;
   const body = req.raw || unary ? req.body : envelope(req.body);
-  const schema = rpc === "append" ? AppendEventsResponseSchema : TailEventsResponseSchema;
+  const schema = responseSchemas[rpc];
   const stop = req.stop;
-  return exchange(`${f.server.baseUrl}/eventide.v1.EventService/${path}`, headers, body, {
+  return exchange(`${f.server.baseUrl}/eventide.v1.${paths[rpc]}`, headers, body, {
     enveloped: !unary,
     timeoutMs: req.timeoutMs ?? 10_000,
     stop: stop && ((frames) => stop(frames.filter((x) => x.flags === 0).map((x) => decode(schema, x.data)), f)),
@@ -251,8 +282,8 @@ function decode(schema: DescMessage, data: Uint8Array): Record<string, unknown> 
 }
 
 /** The answer with what may differ between two runs replaced by placeholders. */
-function normalise(r: RawExchange, rpc: "append" | "tail", f: Fixture, keepHeartbeats = false): unknown {
-  const schema = rpc === "append" ? AppendEventsResponseSchema : TailEventsResponseSchema;
+function normalise(r: RawExchange, rpc: Rpc, f: Fixture, keepHeartbeats = false): unknown {
+  const schema = responseSchemas[rpc];
   const fields = (h: Record<string, string>) => {
     const out: Record<string, unknown> = { ...h };
     delete out.date;
@@ -275,8 +306,8 @@ function normalise(r: RawExchange, rpc: "append" | "tail", f: Fixture, keepHeart
   const unaryBody = r.frames.length === 0 && r.body.length > 0 ? (r.headers["content-type"] === "application/json" ? JSON.parse(r.body.toString()) : decode(schema, r.body)) : undefined;
   const answer = { status: r.status, headers: fields(r.headers), frames, unaryBody, trailers: fields(r.trailers), cut: r.cut };
   let text = JSON.stringify(answer).replaceAll(f.thread, "<thread>").replaceAll(f.otherThread, "<other thread>");
-  // Generated event ids and the times events were stored or heartbeats sent.
-  text = text.replace(/"eventId":"[0-9A-HJKMNP-TV-Z]{26}"/g, '"eventId":"<id>"').replace(/"(createdAt|sentAt)":"[^"]+"/g, '"$1":"<time>"');
+  // Generated event, turn and thread ids, and the times events, turns and threads were written or heartbeats sent.
+  text = text.replace(/"(eventId|turnId|threadId)":"[0-9A-HJKMNP-TV-Z]{26}"/g, '"$1":"<id>"').replace(/"(createdAt|updatedAt|sentAt)":"[^"]+"/g, '"$1":"<time>"');
   text = text.replace(/retry(%20| )in(%20| )\d+(%20| )ms/g, "retry in <n> ms");
   return JSON.parse(text);
 }
