@@ -379,8 +379,23 @@ class TurnWatch {
     this.settle();
   }
 
+  /** Once the tail caught up: the submit (the clock starts as it is sent), then turn.completed. */
+  async submitAndWait(threadId: string, cancelled: () => boolean, submit: () => Promise<string>): Promise<TurnTimes> {
+    await this.isCaughtUp;
+    if (cancelled() || this.problem) return { problem: `thread ${threadId}: ${this.problem ?? `tail not caught up within ${turnTimeoutMs} ms`}` };
+    const startedAt = nowMs();
+    let turnId: string;
+    try {
+      turnId = await submit();
+    } catch (err) {
+      return { problem: `thread ${threadId}: SubmitTurn failed: ${String(err)}` };
+    }
+    await this.isCompleted;
+    return this.result(turnId, startedAt);
+  }
+
   /** The turn's times from `startedAt`, or what was wrong with it. */
-  result(turnId: string, startedAt: number): TurnTimes {
+  private result(turnId: string, startedAt: number): TurnTimes {
     if (this.problem) return { problem: `turn ${turnId}: ${this.problem}` };
     if (!this.completed) return { problem: `turn ${turnId}: not completed within ${turnTimeoutMs} ms` };
     if (!this.firstDelta) return { problem: `turn ${turnId}: completed without a message.delta` };
@@ -419,17 +434,7 @@ async function oneTurn(turns: Client<typeof TurnService>, events: Client<typeof 
   // Bounds the whole turn, the tail's catching up included.
   const timer = setTimeout(() => cancel.abort(), turnTimeoutMs);
   try {
-    await watch.isCaughtUp;
-    if (cancel.signal.aborted || watch.problem) return { problem: `thread ${threadId}: ${watch.problem ?? `tail not caught up within ${turnTimeoutMs} ms`}` };
-    const startedAt = nowMs();
-    let turnId: string;
-    try {
-      turnId = (await turns.submitTurn({ threadId, input: firstDeltaInput })).turn!.turnId;
-    } catch (err) {
-      return { problem: `thread ${threadId}: SubmitTurn failed: ${String(err)}` };
-    }
-    await watch.isCompleted;
-    return watch.result(turnId, startedAt);
+    return await watch.submitAndWait(threadId, () => cancel.signal.aborted, async () => (await turns.submitTurn({ threadId, input: firstDeltaInput })).turn!.turnId);
   } finally {
     clearTimeout(timer);
     cancel.abort();
@@ -473,17 +478,11 @@ async function oneTurnRaw(session: ClientHttp2Session): Promise<TurnTimes> {
   };
   const timer = setTimeout(cancel, turnTimeoutMs);
   try {
-    await watch.isCaughtUp;
-    if (cancelled || watch.problem) return { problem: `thread ${threadId}: ${watch.problem ?? `tail not caught up within ${turnTimeoutMs} ms`}` };
-    const startedAt = nowMs();
-    let turnId: string;
-    try {
-      turnId = fromBinary(SubmitTurnResponseSchema, await wireUnary(session, submitTurnHeaders, submitFrame)).turn!.turnId;
-    } catch (err) {
-      return { problem: `thread ${threadId}: SubmitTurn failed: ${String(err)}` };
-    }
-    await watch.isCompleted;
-    return watch.result(turnId, startedAt);
+    return await watch.submitAndWait(
+      threadId,
+      () => cancelled,
+      async () => fromBinary(SubmitTurnResponseSchema, await wireUnary(session, submitTurnHeaders, submitFrame)).turn!.turnId,
+    );
   } finally {
     clearTimeout(timer);
     cancel();
