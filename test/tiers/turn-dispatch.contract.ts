@@ -57,6 +57,20 @@ export function turnDispatchContract(test: TestFn, name: string, open: (policy: 
 
   const types = async (threadId: string) => (await tier.hot.read(threadId, 0, 1000)).map((e) => e.type);
 
+  test(`${name}: a submit that makes its thread ready tells this process's listeners by the time it returns, once`, async (t) => {
+    const threadId = await newThread();
+    const readyNotices = () => notices.filter((n) => n.kind === "ready" && n.threadId === threadId).length;
+    await submit(threadId);
+    t.is(readyNotices(), 1, "told as the submit returned");
+    await sleep(300, new AbortController().signal); // the pub/sub echo has come by then
+    t.is(readyNotices(), 1, "and not told again by the echo");
+    // A second turn while none runs: told again, once again.
+    await submit(threadId);
+    t.is(readyNotices(), 2);
+    await sleep(300, new AbortController().signal);
+    t.is(readyNotices(), 2);
+  });
+
   test(`${name}: an agent of one tenant cannot claim another tenant's turn, and the try changes nothing`, async (t) => {
     const threadId = await newThread("globex");
     const turnId = await submit(threadId, { tenantId: "globex" });

@@ -38,6 +38,8 @@ const script = (name: string) => readFileSync(new URL(`./scripts/${name}`, impor
 export class RedisHotLog implements HotLog {
   readonly keys: HotKeys;
   readonly live = new OrderedFanout();
+  /** Told of each thread this process's submits made ready, as the append returns (before its notice comes back over pub/sub). */
+  readonly readyListeners = new Set<(threadId: string) => void>();
   private readonly client: RedisCommands;
   private readonly appendScript: ScriptRunner;
   private readonly restoreScript: ScriptRunner;
@@ -147,6 +149,7 @@ export class RedisHotLog implements HotLog {
         if (turn) result.turn = { ...turn, submittedSeq: last, createdAt, updatedAt: createdAt };
         // This process's tails get the events now, not after the partition log reader reads them back.
         this.live.publishAppended(cmd.threadId, events);
+        if (reply[7] === "1") for (const listener of this.readyListeners) listener(cmd.threadId);
         return result;
       }
       case "NOT_FOUND":

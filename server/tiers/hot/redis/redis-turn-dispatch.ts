@@ -30,6 +30,11 @@ export class RedisTurnDispatch implements TurnDispatch {
   private readonly unstickScript: ScriptRunner;
   private readonly listeners = new Set<(notice: DispatchNotice) => void>();
   private unsubscribe?: () => Promise<void>;
+  /**
+   * The last ready notice told per thread, and whence: a submit here tells its listeners as it
+   * returns, and its pub/sub echo (which may come first or second) is not told again.
+   */
+  private readonly toldReady = new Map<string, { at: number; here: boolean }>();
 
   private constructor(
     private readonly client: RedisCommands,
@@ -51,7 +56,14 @@ export class RedisTurnDispatch implements TurnDispatch {
     const dispatch = new RedisTurnDispatch(redis.commands, hot, policy);
     if (listen) {
       const channels = Array.from({ length: hot.keys.partitions }, (_, p) => hot.keys.dispatchChannel(p));
-      dispatch.unsubscribe = await redis.shardedSubscribe(channels, (message) => dispatch.onMessage(message));
+      const unsubscribe = await redis.shardedSubscribe(channels, (message) => dispatch.onMessage(message));
+      // A submit here tells this process's feeds as it returns: a pub/sub round trip sooner.
+      const onReady = (threadId: string) => dispatch.readyHere(threadId);
+      hot.readyListeners.add(onReady);
+      dispatch.unsubscribe = async () => {
+        hot.readyListeners.delete(onReady);
+        await unsubscribe();
+      };
     }
     return dispatch;
   }
@@ -205,14 +217,45 @@ export class RedisTurnDispatch implements TurnDispatch {
     return reply;
   }
 
+  private readyHere(threadId: string): void {
+    if (this.isEcho(threadId, true)) return;
+    const notice: DispatchNotice = { kind: "ready", threadId };
+    for (const listener of this.listeners) listener(notice);
+  }
+
+  /** Whether a ready notice (from here, or over pub/sub) is the other half of one told already; if not, it is remembered as told. */
+  private isEcho(threadId: string, here: boolean): boolean {
+    const now = Date.now();
+    const told = this.toldReady.get(threadId);
+    if (told && told.here !== here && now - told.at < echoWindowMs) {
+      this.toldReady.delete(threadId);
+      return true;
+    }
+    if (this.toldReady.size >= maxToldReady) {
+      // Halves that never came (pub/sub is at most once, and other processes' submits have none here).
+      for (const [id, { at }] of this.toldReady) if (now - at >= echoWindowMs) this.toldReady.delete(id);
+    }
+    this.toldReady.set(threadId, { at: now, here });
+    return false;
+  }
+
   private onMessage(message: string): void {
     const [kind, a, b, c] = message.split(" ");
     let notice: DispatchNotice | undefined;
-    if (kind === "ready") notice = { kind: "ready", threadId: a };
-    else if (kind === "ended") notice = { kind: "lease-ended", turnId: a, leaseId: b, cancelled: c === "1" };
+    if (kind === "ready") {
+      // Dropped just after this process told the thread's readiness itself: it is that submit's echo
+      // (or another process's notice, which says the same).
+      if (this.isEcho(a, false)) return;
+      notice = { kind: "ready", threadId: a };
+    } else if (kind === "ended") notice = { kind: "lease-ended", turnId: a, leaseId: b, cancelled: c === "1" };
     if (notice) for (const listener of this.listeners) listener(notice);
   }
 }
+
+/** How far apart a submit's two ready notices (its return, its pub/sub echo) can come: about a round trip. */
+const echoWindowMs = 2_000;
+/** Threads remembered at most; past it, those whose other half is overdue are forgotten. */
+const maxToldReady = 10_000;
 
 /** An HGETALL answer as a script returns it (field, value, field, value, …) as an object. */
 function hashOf(flat: string[]): Record<string, string> {

@@ -13,7 +13,8 @@
 --       10 the caller's lease on that turn ('' = none), 11 '1' = refuse a new
 --       turn while one is open, 12 dispatch notice channel (sharded, the partition's),
 --       then per event: event_id, '1' if the client chose it, body JSON
--- Returns {status, ...}: OK first last created_at thread_status thread_metadata thread_created_at | NOT_FOUND | NO_TURN | EXISTS |
+-- Returns {status, ...}: OK first last created_at thread_status thread_metadata thread_created_at
+--   ready ('1' when the thread became ready to start a turn, and its notice went out) | NOT_FOUND | NO_TURN | EXISTS |
 --   DUP_TURN "<thread> <turn>" | DUP_EVENTS seq... | CONFLICT event_id where | STALE last |
 --   BUSY | LEASE_LOST | CANCELLED | QUEUED
 
@@ -93,6 +94,7 @@ end
 redis.call('HSET', meta, 'last_seq', seq, 'updated_at', now)
 redis.call('XADD', plog, '*', 't', thread_id, 'f', last + 1, 'l', seq)
 
+local became_ready = '0'
 if ARGV[5] ~= '' then
   -- turn.submitted is the batch's last event; splice its seq and time into the turn JSON.
   local turn = '{"submittedSeq":' .. seq .. ',"createdAt":' .. now .. ',"updatedAt":' .. now .. ',' ..
@@ -104,6 +106,7 @@ if ARGV[5] ~= '' then
   redis.call('HSET', tstate, ARGV[5] .. ':status', 'queued', ARGV[5] .. ':attempt', 0)
   redis.call('RPUSH', queue, ARGV[5])
   if not redis.call('HGET', meta, 'running') then
+    became_ready = '1'
     -- NX: a head waiting out a retry backoff keeps its time.
     redis.call('ZADD', ready, 'NX', now, thread_id)
     redis.call('SPUBLISH', ARGV[12], 'ready ' .. thread_id)
@@ -115,4 +118,4 @@ end
 
 -- The thread as it now stands, so the caller needs no second round trip.
 local m = redis.call('HMGET', meta, 'status', 'metadata', 'created_at')
-return {'OK', tostring(last + 1), tostring(seq), now, m[1], m[2], m[3]}
+return {'OK', tostring(last + 1), tostring(seq), now, m[1], m[2], m[3], became_ready}
