@@ -14,21 +14,42 @@ export function grpcFrame(message: Uint8Array): Buffer {
   return frame;
 }
 
-/** Cuts whole messages out of a stream's chunks (a frame may span chunks, a chunk hold many frames). */
+/**
+ * Cuts whole messages out of a stream's chunks (a frame may span chunks, a chunk hold many frames).
+ * The chunks of an unfinished frame are kept apart and joined once it is whole: joining at every
+ * chunk would copy a large frame (a batch of 500 events, 150 kB in 16 kB chunks) ten times over.
+ */
 export class FrameReader {
-  private pending: Buffer = Buffer.alloc(0);
+  private readonly parts: Buffer[] = [];
+  private partsLength = 0;
+  /** The length of the frame the parts begin, once its 5-byte head is in (else -1). */
+  private frameLength = -1;
 
   /** Calls `onMessage` with each whole message's bounds; one returning true stops the reading (the rest is dropped). */
   push(chunk: Buffer, onMessage: (buf: Buffer, from: number, end: number) => boolean | void): boolean {
-    const buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    if (this.parts.length > 0) {
+      this.parts.push(chunk);
+      this.partsLength += chunk.length;
+      if (this.frameLength < 0 && this.partsLength >= 5) this.frameLength = Buffer.concat(this.parts, 5).readUInt32BE(1);
+      if (this.frameLength < 0 || this.partsLength < 5 + this.frameLength) return false;
+      chunk = Buffer.concat(this.parts, this.partsLength);
+      this.parts.length = 0;
+      this.partsLength = 0;
+      this.frameLength = -1;
+    }
     let offset = 0;
-    while (buf.length - offset >= 5) {
-      const length = buf.readUInt32BE(offset + 1);
-      if (buf.length - offset < 5 + length) break;
-      if (onMessage(buf, offset + 5, offset + 5 + length)) return true;
+    while (chunk.length - offset >= 5) {
+      const length = chunk.readUInt32BE(offset + 1);
+      if (chunk.length - offset < 5 + length) break;
+      if (onMessage(chunk, offset + 5, offset + 5 + length)) return true;
       offset += 5 + length;
     }
-    this.pending = buf.subarray(offset);
+    if (offset < chunk.length) {
+      const rest = chunk.subarray(offset);
+      this.parts.push(rest);
+      this.partsLength = rest.length;
+      if (rest.length >= 5) this.frameLength = rest.readUInt32BE(1);
+    }
     return false;
   }
 }
