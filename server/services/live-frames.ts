@@ -6,6 +6,7 @@
 // `events` (field 4) per batch of up to max_events_per_response.
 import type { StoredEvent } from "../domain/records.js";
 import type { LiveDelivery } from "../live/subscription.js";
+import { envelope } from "../wire/wire-protocols.js";
 import { encodeEventBatchesDelimited, encodeEventsDelimitedKept, encodeHeartbeatResponse } from "./convert.js";
 
 export type LiveFrames = LiveDelivery["frames"];
@@ -51,15 +52,7 @@ function envelopes(tag: number, messages: Uint8Array[]): Buffer {
 
 /** A heartbeat response framed, as toBinary and the tail's framing would write it. */
 export function heartbeatFrame(scannedSeq: number, atMs: number): Buffer {
-  return envelope(encodeHeartbeatResponse(scannedSeq, atMs));
-}
-
-/** A response already encoded, as its envelope. */
-function envelope(response: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(5 + response.byteLength);
-  envelopeHeader(out, 0, response.byteLength);
-  out.set(response, 5);
-  return out;
+  return envelope(0, encodeHeartbeatResponse(scannedSeq, atMs));
 }
 
 /** Flags 0 (uncompressed), then the message's length, 4 bytes big-endian. */
