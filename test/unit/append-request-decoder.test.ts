@@ -7,11 +7,7 @@ import { create, fromBinary, type JsonObject, type JsonValue, toBinary } from "@
 import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import { AppendEventsRequestSchema } from "../../gen/eventide/v1/event_service_pb.js";
 import { decodeAppendEventsRequest } from "../../server/wire/append-request-decoder.js";
-
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => ((state = (Math.imul(state ^ (state >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32);
-}
+import { Random } from "../support/fuzz-inputs.js";
 
 /** What protobuf-es makes of the bytes, or the error it throws. */
 function reference(bytes: Uint8Array): { message?: unknown; error?: unknown } {
@@ -71,7 +67,8 @@ function randomRequest(next: () => number): Uint8Array {
 }
 
 test("requests as protobuf-es writes them are read, equal to its own decoding", (t) => {
-  const next = seeded(0x51ed);
+  const random = new Random(0x51ed);
+  const next = () => random.next();
   for (let i = 0; i < 2_000; i++) {
     const bytes = randomRequest(next);
     const direct = decodeAppendEventsRequest(Buffer.from(bytes));
@@ -99,7 +96,8 @@ test("the bench's batch of 1 KiB events is read directly", (t) => {
 });
 
 test("corrupted requests are read as protobuf-es reads them, or given up; never accepted where it throws", (t) => {
-  const next = seeded(0xc0ffee);
+  const random = new Random(0xc0ffee);
+  const next = () => random.next();
   let accepted = 0;
   let givenUp = 0;
   for (let i = 0; i < 20_000; i++) {

@@ -2,14 +2,11 @@
 // message must come out whole and in order however the stream is cut, large frames included.
 import test from "ava";
 import { FrameReader, grpcFrame } from "../../bench/grpc-wire.js";
-
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => ((state = (Math.imul(state ^ (state >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32);
-}
+import { Random } from "../support/fuzz-inputs.js";
 
 test("messages come out whole and in order, however the stream is cut", (t) => {
-  const next = seeded(0xf4a3e);
+  const random = new Random(0xf4a3e);
+  const next = () => random.next();
   for (let round = 0; round < 200; round++) {
     const messages = Array.from({ length: 1 + Math.floor(next() * 20) }, (_, i) => {
       const size = Math.floor(next() * (next() < 0.2 ? 200_000 : 300));

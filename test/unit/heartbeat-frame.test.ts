@@ -5,6 +5,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { TailEventsResponseSchema } from "../../gen/eventide/v1/event_service_pb.js";
 import { heartbeatFrame } from "../../server/services/live-frames.js";
+import { Random } from "../support/fuzz-inputs.js";
 
 function expected(scannedSeq: number, atMs: number): Buffer {
   const response = toBinary(
@@ -36,8 +37,8 @@ test("a heartbeat frame is the envelope of what toBinary writes", (t) => {
 });
 
 test("seeded random seqs and times encode alike", (t) => {
-  let state = 0x9e3779b9;
-  const next = () => ((state = (Math.imul(state ^ (state >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32);
+  const random = new Random(0x9e3779b9);
+  const next = () => random.next();
   for (let i = 0; i < 2_000; i++) {
     const seq = Math.floor(next() ** 3 * Number.MAX_SAFE_INTEGER);
     const at = Math.floor(next() * 4_102_444_800_000);
