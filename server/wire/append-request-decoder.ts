@@ -25,8 +25,10 @@ const giveUp = { giveUp: true };
  */
 const maxDepth = 40;
 
-// The bytes being read: decoding is synchronous, so one reader at a time.
-let bytes: Buffer = Buffer.alloc(0);
+// The bytes being read: decoding is synchronous, so one reader at a time. Between reads it holds
+// an empty buffer, so a request's body is not kept alive by this module.
+const none = Buffer.alloc(0);
+let bytes: Buffer = none;
 let pos = 0;
 
 /** The request, or undefined when protobuf-es should decode it. */
@@ -39,7 +41,7 @@ export function decodeAppendEventsRequest(message: Buffer): AppendEventsRequest 
     if (err === giveUp) return undefined;
     throw err;
   } finally {
-    bytes = Buffer.alloc(0);
+    bytes = none;
   }
 }
 
